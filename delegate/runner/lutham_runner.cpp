@@ -1,0 +1,223 @@
+// lutham_runner: runs a .pte (lutham.pte or dense.pte) with ExecuTorch and LuthamBackend.
+//
+//   lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]
+//                 [--repeat N] [--seed S] [--json]
+//
+// The program is mmap-loaded. Inputs are raw little-endian float32 files holding exactly
+// the input's element count (one --input per program input, in order); without --input,
+// every input is filled with seeded uniform values in [-1.1, 1.1). Prints each output's
+// shape, a checksum (sum, sum of |v|, FNV-1a 64 of the float32 bytes) and the median
+// time of --repeat runs (default 10). --output writes all outputs, concatenated, as raw
+// float32.
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <executorch/extension/module/module.h>
+#include <executorch/extension/tensor/tensor_ptr.h>
+#include <executorch/runtime/core/evalue.h>
+#include <executorch/runtime/platform/runtime.h>
+
+extern "C" int lutham_backend_registered(void);
+
+namespace {
+
+using executorch::aten::ScalarType;
+using executorch::aten::SizesType;
+using executorch::extension::Module;
+using executorch::extension::TensorPtr;
+using executorch::runtime::Error;
+using executorch::runtime::EValue;
+
+struct Args {
+  std::string model;
+  std::string data;
+  std::vector<std::string> inputs;
+  std::string output;
+  int repeat = 10;
+  uint64_t seed = 0;
+  bool json = false;
+};
+
+[[noreturn]] void usage(const char* msg) {
+  if (msg) std::fprintf(stderr, "lutham_runner: %s\n", msg);
+  std::fprintf(stderr,
+               "usage: lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]\n"
+               "                     [--repeat N] [--seed S] [--json]\n");
+  std::exit(2);
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + k).c_str());
+      return argv[++i];
+    };
+    if (k == "--model") a.model = value();
+    else if (k == "--data") a.data = value();
+    else if (k == "--input") a.inputs.push_back(value());
+    else if (k == "--output") a.output = value();
+    else if (k == "--repeat") a.repeat = std::atoi(value().c_str());
+    else if (k == "--seed") a.seed = std::strtoull(value().c_str(), nullptr, 10);
+    else if (k == "--json") a.json = true;
+    else if (k == "-h" || k == "--help") usage(nullptr);
+    else usage(("unknown argument " + k).c_str());
+  }
+  if (a.model.empty()) usage("--model is required");
+  if (a.repeat < 1) usage("--repeat must be at least 1");
+  return a;
+}
+
+// splitmix64: the same stream on every platform.
+uint64_t next(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+std::string shape_string(const std::vector<SizesType>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+int fail(const char* what, Error e) {
+  std::fprintf(stderr, "lutham_runner: %s failed (error %d)\n", what, static_cast<int>(e));
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = parse(argc, argv);
+  executorch::runtime::runtime_init();
+  if (!lutham_backend_registered()) {
+    std::fprintf(stderr, "lutham_runner: LuthamBackend did not register\n");
+    return 1;
+  }
+  const auto t_load0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Module> module =
+      args.data.empty() ? std::make_unique<Module>(args.model, Module::LoadMode::Mmap)
+                        : std::make_unique<Module>(args.model, args.data, Module::LoadMode::Mmap);
+  if (Error e = module->load_method("forward"); e != Error::Ok) return fail("loading method 'forward'", e);
+  const double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load0).count();
+  auto meta = module->method_meta("forward");
+  if (!meta.ok()) return fail("reading method meta", meta.error());
+
+  const size_t n_inputs = meta->num_inputs();
+  if (!args.inputs.empty() && args.inputs.size() != n_inputs) {
+    std::fprintf(stderr, "lutham_runner: the program has %zu inputs, %zu --input given\n", n_inputs,
+                 args.inputs.size());
+    return 2;
+  }
+  std::vector<TensorPtr> tensors;
+  std::vector<EValue> inputs;
+  uint64_t rng = args.seed;
+  for (size_t i = 0; i < n_inputs; ++i) {
+    auto info = meta->input_tensor_meta(i);
+    if (!info.ok()) return fail("reading input meta (only tensor inputs are supported)", info.error());
+    if (info->scalar_type() != ScalarType::Float) {
+      std::fprintf(stderr, "lutham_runner: input %zu is not float32\n", i);
+      return 2;
+    }
+    std::vector<SizesType> sizes(info->sizes().begin(), info->sizes().end());
+    size_t numel = 1;
+    for (auto s : sizes) numel *= static_cast<size_t>(s);
+    std::vector<float> values(numel);
+    if (!args.inputs.empty()) {
+      std::ifstream f(args.inputs[i], std::ios::binary | std::ios::ate);
+      if (!f) {
+        std::fprintf(stderr, "lutham_runner: cannot open %s\n", args.inputs[i].c_str());
+        return 2;
+      }
+      const auto bytes = static_cast<size_t>(f.tellg());
+      if (bytes != numel * sizeof(float)) {
+        std::fprintf(stderr, "lutham_runner: %s has %zu bytes, input %zu %s needs %zu float32 (%zu bytes)\n",
+                     args.inputs[i].c_str(), bytes, i, shape_string(sizes).c_str(), numel, numel * sizeof(float));
+        return 2;
+      }
+      f.seekg(0);
+      f.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(bytes));
+    } else {
+      for (auto& v : values) v = static_cast<float>((next(rng) >> 40) * (1.0 / 16777216.0) * 2.2 - 1.1);
+    }
+    tensors.push_back(executorch::extension::make_tensor_ptr(sizes, std::move(values)));
+    inputs.emplace_back(*tensors.back());
+  }
+
+  std::vector<double> times;
+  std::vector<EValue> outputs;
+  for (int r = 0; r < args.repeat; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto result = module->execute("forward", inputs);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (!result.ok()) return fail("execute", result.error());
+    times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    if (r + 1 == args.repeat) outputs = std::move(*result);
+  }
+  std::vector<double> sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
+                                          : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+
+  std::FILE* out = nullptr;
+  if (!args.output.empty() && (out = std::fopen(args.output.c_str(), "wb")) == nullptr) {
+    std::fprintf(stderr, "lutham_runner: cannot write %s\n", args.output.c_str());
+    return 2;
+  }
+  double sum = 0, abs_sum = 0;
+  uint64_t hash = 0xcbf29ce484222325ull;
+  std::vector<std::string> shapes;
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    if (!outputs[o].isTensor()) {
+      std::fprintf(stderr, "lutham_runner: output %zu is not a tensor\n", o);
+      return 1;
+    }
+    const auto& t = outputs[o].toTensor();
+    std::vector<SizesType> sizes(t.sizes().begin(), t.sizes().end());
+    shapes.push_back(shape_string(sizes));
+    if (t.scalar_type() != ScalarType::Float) {
+      std::fprintf(stderr, "lutham_runner: output %zu is not float32\n", o);
+      return 1;
+    }
+    const float* v = t.const_data_ptr<float>();
+    for (ssize_t i = 0; i < t.numel(); ++i) {
+      sum += v[i];
+      abs_sum += std::fabs(v[i]);
+    }
+    hash = fnv1a(v, t.nbytes(), hash);
+    if (out) std::fwrite(v, 1, t.nbytes(), out);
+  }
+  if (out) std::fclose(out);
+
+  if (args.json) {
+    std::printf("{\"model\": \"%s\", \"outputs\": [", args.model.c_str());
+    for (size_t o = 0; o < shapes.size(); ++o) std::printf("%s%s", o ? ", " : "", shapes[o].c_str());
+    std::printf("], \"sum\": %.9g, \"abs_sum\": %.9g, \"fnv1a64\": \"%016" PRIx64
+                "\", \"load_ms\": %.3f, \"median_ms\": %.6f, \"repeat\": %d}\n",
+                sum, abs_sum, hash, load_ms, median, args.repeat);
+  } else {
+    std::printf("model: %s (mmap, loaded in %.2f ms)\n", args.model.c_str(), load_ms);
+    for (size_t o = 0; o < shapes.size(); ++o) std::printf("output %zu: float32 %s\n", o, shapes[o].c_str());
+    std::printf("checksum: sum=%.9g abs_sum=%.9g fnv1a64=%016" PRIx64 "\n", sum, abs_sum, hash);
+    std::printf("median: %.4f ms over %d runs\n", median, args.repeat);
+  }
+  return 0;
+}

@@ -1,0 +1,188 @@
+// LuthamBackend: the ExecuTorch delegate that runs one SHARe-KAN layer per delegate.
+//
+// init:    validates the payload completely (payload.cpp), takes the layer's codebook from
+//          the program's named data through the process-wide cache (codebook_cache.cpp),
+//          and carves the handle and the kernel's scratch from the runtime allocator.
+// execute: args = [x (..., in) float32, y (..., out) float32]; leading dims are flattened
+//          into the batch. No allocation.
+#include <cstring>
+#include <new>
+#include <string>
+
+#include <executorch/runtime/backend/interface.h>
+#include <executorch/runtime/core/error.h>
+#include <executorch/runtime/core/evalue.h>
+#include <executorch/runtime/core/exec_aten/util/tensor_util.h>
+#include <executorch/runtime/platform/log.h>
+
+#include "codebook_cache.h"
+#include "kan_kernel.h"
+#include "payload.h"
+
+namespace lutham {
+namespace {
+
+using executorch::aten::ScalarType;
+using executorch::aten::SizesType;
+using executorch::aten::Tensor;
+using executorch::runtime::ArrayRef;
+using executorch::runtime::Backend;
+using executorch::runtime::BackendExecutionContext;
+using executorch::runtime::BackendInitContext;
+using executorch::runtime::BackendInterface;
+using executorch::runtime::CompileSpec;
+using executorch::runtime::DelegateHandle;
+using executorch::runtime::Error;
+using executorch::runtime::EValue;
+using executorch::runtime::FreeableBuffer;
+using executorch::runtime::MemoryAllocator;
+using executorch::runtime::Result;
+using executorch::runtime::Span;
+
+struct LuthamHandle {
+  LuthamHandle() = default;
+  explicit LuthamHandle(FreeableBuffer&& processed) : payload(std::move(processed)) {}
+  KanLayerView layer;
+  FreeableBuffer payload;  // kept alive: `layer` points into it (unless copied)
+  const CodebookEntry* codebook = nullptr;
+  void* scratch = nullptr;
+};
+
+constexpr size_t kMaxRank = 16;
+
+class LuthamBackend final : public BackendInterface {
+ public:
+  bool is_available() const override { return true; }
+
+  Result<DelegateHandle*> init(BackendInitContext& context, FreeableBuffer* processed,
+                               ArrayRef<CompileSpec> /*compile_specs*/) const override {
+    MemoryAllocator* allocator = context.get_runtime_allocator();
+    if (allocator == nullptr || processed == nullptr) {
+      ET_LOG(Error, "LuthamBackend: init without a runtime allocator or payload");
+      return Error::InvalidArgument;
+    }
+    // The payload is read in place; a misaligned one (possible for inline delegate data)
+    // is copied into the runtime allocator first.
+    const void* bytes = processed->data();
+    const size_t size = processed->size();
+    bool copied = false;
+    if (bytes != nullptr && reinterpret_cast<uintptr_t>(bytes) % 16 != 0) {
+      void* copy = allocator->allocate(size, 16);
+      if (copy == nullptr) {
+        ET_LOG(Error, "LuthamBackend: out of runtime memory copying a %zu-byte payload", size);
+        return Error::MemoryAllocationFailed;
+      }
+      std::memcpy(copy, bytes, size);
+      bytes = copy;
+      copied = true;
+    }
+    ParsedPayload parsed;
+    std::string why;
+    if (!parse_payload(bytes, size, &parsed, &why)) {
+      ET_LOG(Error, "LuthamBackend: invalid payload: %s", why.c_str());
+      return Error::InvalidProgram;
+    }
+    const CodebookEntry* codebook = acquire_codebook(parsed.codebook_key, context.get_named_data_map(), &why);
+    if (codebook == nullptr) {
+      ET_LOG(Error, "LuthamBackend: invalid codebook: %s", why.c_str());
+      return Error::InvalidProgram;
+    }
+    const QuantView& words = codebook_view(codebook);
+    if (words.rows != parsed.layer.codebook_size || words.cols != parsed.layer.codebook_dim) {
+      ET_LOG(Error, "LuthamBackend: invalid payload: layer expects a %u x %u codebook, named data holds %u x %u",
+             parsed.layer.codebook_size, parsed.layer.codebook_dim, words.rows, words.cols);
+      release_codebook(codebook);
+      return Error::InvalidProgram;
+    }
+    parsed.layer.codebook = words;
+    LuthamHandle* handle = allocator->allocateInstance<LuthamHandle>();
+    void* scratch = allocator->allocate(kan_scratch_bytes(parsed.layer), 16);
+    if (handle == nullptr || scratch == nullptr) {
+      ET_LOG(Error, "LuthamBackend: out of runtime memory for the handle and %zu bytes of scratch",
+             kan_scratch_bytes(parsed.layer));
+      release_codebook(codebook);
+      return Error::MemoryAllocationFailed;
+    }
+    if (copied) {
+      processed->Free();
+      new (handle) LuthamHandle();
+    } else {
+      new (handle) LuthamHandle(std::move(*processed));
+    }
+    handle->layer = parsed.layer;
+    handle->codebook = codebook;
+    handle->scratch = scratch;
+    return handle;
+  }
+
+  Error execute(BackendExecutionContext& /*context*/, DelegateHandle* raw, Span<EValue*> args) const override {
+    auto* handle = static_cast<LuthamHandle*>(raw);
+    if (handle == nullptr || args.size() != 2 || !args[0]->isTensor() || !args[1]->isTensor()) {
+      ET_LOG(Error, "LuthamBackend: execute expects one input and one output tensor, got %zu values", args.size());
+      return Error::InvalidArgument;
+    }
+    const KanLayerView& layer = handle->layer;
+    const Tensor& x = args[0]->toTensor();
+    Tensor& y = args[1]->toTensor();
+    if (x.scalar_type() != ScalarType::Float || y.scalar_type() != ScalarType::Float) {
+      ET_LOG(Error, "LuthamBackend: input and output must be float32");
+      return Error::InvalidArgument;
+    }
+    if (x.dim() < 1 || x.dim() > static_cast<ssize_t>(kMaxRank) ||
+        x.size(x.dim() - 1) != static_cast<ssize_t>(layer.in_features)) {
+      ET_LOG(Error, "LuthamBackend: input's last dimension must be %u", layer.in_features);
+      return Error::InvalidArgument;
+    }
+    const size_t batch = static_cast<size_t>(x.numel()) / layer.in_features;
+    if (static_cast<size_t>(y.numel()) != batch * layer.out_features) {
+      // Dynamic shapes: the output takes the input's leading dims and out_features.
+      SizesType sizes[kMaxRank];
+      for (ssize_t d = 0; d + 1 < x.dim(); ++d) sizes[d] = x.size(d);
+      sizes[x.dim() - 1] = static_cast<SizesType>(layer.out_features);
+      const Error err = executorch::runtime::resize_tensor(y, ArrayRef<SizesType>(sizes, x.dim()));
+      if (err != Error::Ok) {
+        ET_LOG(Error, "LuthamBackend: output holds %zu values, %zu needed, and cannot be resized",
+               static_cast<size_t>(y.numel()), batch * layer.out_features);
+        return Error::InvalidArgument;
+      }
+    }
+    kan_forward(layer, x.const_data_ptr<float>(), batch, y.mutable_data_ptr<float>(), handle->scratch);
+    return Error::Ok;
+  }
+
+  void destroy(DelegateHandle* raw) const override {
+    auto* handle = static_cast<LuthamHandle*>(raw);
+    if (handle == nullptr) return;
+    release_codebook(handle->codebook);
+    // The memory itself belongs to the runtime allocator.
+    handle->~LuthamHandle();
+  }
+};
+
+LuthamBackend& backend_instance() {
+  static LuthamBackend instance;
+  return instance;
+}
+
+const bool registered = [] {
+  const Error err = executorch::runtime::register_backend(Backend{"LuthamBackend", &backend_instance()});
+  if (err != Error::Ok) ET_LOG(Error, "LuthamBackend: registration failed (error %d)", static_cast<int>(err));
+  return err == Error::Ok;
+}();
+
+}  // namespace
+}  // namespace lutham
+
+// C entry points (the only exported symbols): lets a program force the library to be
+// linked and loaded, and lets tests read the codebook cache counters.
+extern "C" __attribute__((visibility("default"))) int lutham_backend_registered(void) {
+  return lutham::registered ? 1 : 0;
+}
+
+extern "C" __attribute__((visibility("default"))) void lutham_codebook_cache_stats(uint64_t out[4]) {
+  const lutham::CodebookCacheStats s = lutham::codebook_cache_stats();
+  out[0] = s.loads;
+  out[1] = s.hits;
+  out[2] = s.live;
+  out[3] = s.copies;
+}

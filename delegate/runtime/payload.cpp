@@ -1,0 +1,165 @@
+#include "payload.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "generated/lutham_generated.h"
+
+namespace lutham {
+namespace {
+
+namespace fb = lutham::payload;
+
+bool fail(std::string* why, const char* fmt, unsigned long long a = 0, unsigned long long b = 0) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, fmt, a, b);
+  if (why) *why = buf;
+  return false;
+}
+
+uint64_t packed_bytes(uint64_t count, uint64_t bits) { return (count * bits + 7) / 8; }
+
+template <typename V>
+uint64_t length(const V* v) {
+  return v ? v->size() : 0;
+}
+
+bool all_finite(const float* v, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i])) return false;
+  }
+  return true;
+}
+
+// A QuantTensor of rows x cols; `what` names it in messages.
+bool check_quant(const fb::QuantTensor* t, uint64_t rows, uint64_t cols, const char* what, QuantView* out,
+                 std::string* why) {
+  char msg[160];
+  auto bad = [&](const char* reason, unsigned long long a = 0, unsigned long long b = 0) {
+    std::snprintf(msg, sizeof msg, "%s: %s", what, reason);
+    return fail(why, msg, a, b);
+  };
+  if (t == nullptr) return bad("missing");
+  if (t->rows() != rows || t->cols() != cols)
+    return bad("shape does not match the layer (rows %llu, cols %llu)", t->rows(), t->cols());
+  const uint64_t count = rows * cols;
+  const uint32_t bits = t->bits();
+  out->rows = static_cast<uint32_t>(rows);
+  out->cols = static_cast<uint32_t>(cols);
+  out->bits = bits;
+  if (bits == 32) {
+    if (length(t->f32()) != count) return bad("f32 has %llu values, expected %llu", length(t->f32()), count);
+    if (length(t->packed()) != 0 || length(t->scales()) != 0) return bad("float tensor carries packed data or scales");
+    out->f32 = count ? t->f32()->data() : nullptr;
+    if (!all_finite(out->f32, count)) return bad("non-finite value");
+    return true;
+  }
+  if (bits < 2 || bits > 8) return bad("bit width %llu is not 2..8 or 32", bits);
+  if (length(t->f32()) != 0) return bad("quantized tensor carries f32 values");
+  if (length(t->packed()) != packed_bytes(count, bits))
+    return bad("packed has %llu bytes, expected %llu", length(t->packed()), packed_bytes(count, bits));
+  if (length(t->scales()) != rows) return bad("scales has %llu values, expected %llu", length(t->scales()), rows);
+  out->packed = count ? t->packed()->data() : nullptr;
+  out->scales = rows ? t->scales()->data() : nullptr;
+  if (!all_finite(out->scales, rows)) return bad("non-finite scale");
+  return true;
+}
+
+uint32_t ceil_log2(uint64_t k) {
+  uint32_t b = 0;
+  while ((1ull << b) < k) ++b;
+  return b;
+}
+
+// Bounds that keep every product below 2^63 and every row/scratch size reasonable.
+constexpr uint64_t kMaxFeatures = 1u << 24;
+constexpr uint64_t kMaxEdges = 1ull << 34;
+constexpr uint64_t kMaxGridSize = 1u << 16;
+
+}  // namespace
+
+bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::string* why) {
+  if (data == nullptr || size < 8) return fail(why, "payload too small (%llu bytes)", size);
+  if (!fb::PayloadBufferHasIdentifier(data)) return fail(why, "payload identifier is not LTHM");
+  flatbuffers::Verifier verifier(static_cast<const uint8_t*>(data), size);
+  if (!fb::VerifyPayloadBuffer(verifier)) return fail(why, "payload failed flatbuffers verification (truncated or corrupt)");
+  const fb::Payload* p = fb::GetPayload(data);
+  if (p->schema_version() != kSchemaVersion)
+    return fail(why, "payload schema_version %llu, this runtime knows %llu", p->schema_version(), kSchemaVersion);
+  const fb::KanLayer* k = p->layer();
+  if (k == nullptr) return fail(why, "payload has no layer");
+  const uint64_t in = k->in_features(), out_f = k->out_features();
+  if (in == 0 || out_f == 0 || in > kMaxFeatures || out_f > kMaxFeatures)
+    return fail(why, "bad layer size in_features=%llu out_features=%llu", in, out_f);
+  if (in * out_f > kMaxEdges) return fail(why, "layer has too many edges (%llu)", in * out_f);
+  const fb::Grid* g = k->grid();
+  if (g == nullptr) return fail(why, "layer has no grid");
+  if (g->kind() != fb::BasisKind::BSpline) return fail(why, "unknown basis kind %llu", static_cast<unsigned>(g->kind()));
+  const uint64_t G = g->grid_size(), order = g->spline_order();
+  if (G < 1 || G > kMaxGridSize) return fail(why, "grid_size %llu out of range 1..65536", G);
+  if (order > kMaxSplineOrder) return fail(why, "spline_order %llu above %llu", order, kMaxSplineOrder);
+  const uint64_t n_knots = G + 2 * order + 1;
+  if (length(g->knots()) != in * n_knots)
+    return fail(why, "knots has %llu values, expected in_features*(G+2k+1) = %llu", length(g->knots()), in * n_knots);
+  const float* knots = g->knots()->data();
+  if (!all_finite(knots, in * n_knots)) return fail(why, "non-finite knot");
+  for (uint64_t i = 0; i < in; ++i) {
+    for (uint64_t j = 0; j + 1 < n_knots; ++j) {
+      if (!(knots[i * n_knots + j] < knots[i * n_knots + j + 1]))
+        return fail(why, "knots of input %llu are not strictly increasing at %llu", i, j);
+    }
+  }
+  if (k->codebook_key() == nullptr || k->codebook_key()->size() == 0) return fail(why, "layer has no codebook_key");
+  const uint64_t K = k->codebook_size(), dim = k->codebook_dim();
+  if (K == 0) return fail(why, "codebook_size is 0");
+  if (dim != G + order) return fail(why, "codebook_dim %llu, expected grid_size+spline_order = %llu", dim, G + order);
+  const uint64_t ib = k->index_bits();
+  const uint64_t need = std::max<uint32_t>(1, ceil_log2(K));
+  if (ib < need || ib > 32) return fail(why, "index_bits %llu, codebook_size needs %llu..32", ib, need);
+  const uint64_t edges = in * out_f;
+  if (length(k->indices()) != packed_bytes(edges, ib))
+    return fail(why, "indices has %llu bytes, expected ceil(out*in*index_bits/8) = %llu", length(k->indices()),
+                packed_bytes(edges, ib));
+  KanLayerView& L = out->layer;
+  L = KanLayerView{};
+  L.in_features = static_cast<uint32_t>(in);
+  L.out_features = static_cast<uint32_t>(out_f);
+  L.grid_size = static_cast<uint32_t>(G);
+  L.spline_order = static_cast<uint32_t>(order);
+  L.knots = knots;
+  L.codebook_size = static_cast<uint32_t>(K);
+  L.codebook_dim = static_cast<uint32_t>(dim);
+  L.index_bits = static_cast<uint32_t>(ib);
+  L.indices = k->indices()->data();
+  if (!check_quant(k->gains(), out_f, in, "gains", &L.gains, why)) return false;
+  if (!check_quant(k->biases(), out_f, in, "biases", &L.biases, why)) return false;
+  if (!check_quant(k->base_weight(), out_f, in, "base_weight", &L.base_weight, why)) return false;
+  if (!check_indices(L, why)) return false;
+  out->codebook_key = std::string_view(k->codebook_key()->c_str(), k->codebook_key()->size());
+  return true;
+}
+
+bool check_indices(const KanLayerView& layer, std::string* why) {
+  const uint64_t edges = static_cast<uint64_t>(layer.in_features) * layer.out_features;
+  for (uint64_t n = 0; n < edges; ++n) {
+    const uint32_t idx = read_unsigned_bits(layer.indices, n, layer.index_bits);
+    if (idx >= layer.codebook_size)
+      return fail(why, "index %llu at edge %llu is >= codebook_size", idx, n);
+  }
+  return true;
+}
+
+bool parse_codebook(const void* data, size_t size, QuantView* out, std::string* why) {
+  if (data == nullptr || size < 8) return fail(why, "codebook too small (%llu bytes)", size);
+  if (!flatbuffers::BufferHasIdentifier(data, "LTCB")) return fail(why, "codebook identifier is not LTCB");
+  flatbuffers::Verifier verifier(static_cast<const uint8_t*>(data), size);
+  if (!verifier.VerifyBuffer<fb::Codebook>("LTCB"))
+    return fail(why, "codebook failed flatbuffers verification (truncated or corrupt)");
+  const fb::Codebook* cb = flatbuffers::GetRoot<fb::Codebook>(data);
+  const uint64_t K = cb->size(), dim = cb->dim();
+  if (K == 0 || dim == 0 || dim > kMaxGridSize + kMaxSplineOrder || K > (1ull << 32) - 1)
+    return fail(why, "bad codebook shape %llu x %llu", K, dim);
+  return check_quant(cb->values(), K, dim, "codebook values", out, why);
+}
+
+}  // namespace lutham

@@ -1,0 +1,143 @@
+"""Entry points the TypeScript CLI calls through the bridge (and tests call directly).
+
+Everything crossing the bridge is plain JSON-able data; large data moves as file paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .compress import CompressionConfig, compress_model, relative_output_error
+from .export import to_executorch_bytes, write_atomic
+from .kan import KANLinear
+from .models import ModelConfig, build_model
+
+ProgressFn = Callable[[str, float], None]
+
+# Share of the progress bar each stage takes.
+_STAGES = {"build": (0.0, 0.05), "compress": (0.05, 0.45), "error": (0.45, 0.5), "dense": (0.5, 0.8), "lutham": (0.8, 1.0)}
+
+# Inputs used to measure the output error of the compressed model against the dense one.
+ERROR_BATCH = 8
+
+
+def _stage_progress(progress: ProgressFn | None, stage: str) -> Callable[[str, float], None]:
+    lo, hi = _STAGES[stage]
+
+    def report(label: str, fraction: float) -> None:
+        if progress is not None:
+            progress(label, lo + (hi - lo) * max(0.0, min(1.0, fraction)))
+
+    return report
+
+
+def kan_parameter_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the dense KAN layers' tensors (grid, base_weight, spline_weight, spline_scaler)."""
+    total = 0
+    for m in model.modules():
+        if isinstance(m, KANLinear):
+            total += sum(t.numel() * t.element_size() for t in (m.grid, m.base_weight, m.spline_weight, m.spline_scaler))
+    return total
+
+
+def lutham_part_bytes(pte: bytes) -> dict:
+    """Bytes of the LuthamBackend payloads and of the (deduplicated) codebooks in a .pte."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    pte_file = deserialize_pte_binary(pte)
+    program = pte_file.program
+    payload = 0
+    delegates = 0
+    for plan in program.execution_plan:
+        for d in plan.delegates:
+            if d.id == "LuthamBackend":
+                delegates += 1
+                ref = d.processed
+                if int(ref.location) == 0:
+                    payload += len(program.backend_delegate_data[ref.index].data)
+                else:
+                    payload += program.segments[ref.index].size
+    named = pte_file.named_data
+    codebooks = sum(len(named.buffers[e.buffer_index]) for k, e in named.pte_data.items() if k.startswith("lutham/codebook/")) if named else 0
+    codebook_segments = len({e.buffer_index for k, e in named.pte_data.items() if k.startswith("lutham/codebook/")}) if named else 0
+    return {"payload_bytes": payload, "codebook_bytes": codebooks, "codebook_segments": codebook_segments, "delegates": delegates}
+
+
+def export(options: dict, progress: ProgressFn | None = None) -> dict:
+    """Build the model, compress it, write dense.pte, lutham.pte and report.json into options['out'].
+
+    options: backbone, heads, widths (list or None), grid, order, weights, seed, out,
+             codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch.
+    Returns the report (also written as report.json).
+    """
+    started = time.time()
+    out = Path(options.get("out") or "out")
+    model_config = ModelConfig(
+        backbone=options.get("backbone", "resnet50"),
+        heads=int(options.get("heads", 1)),
+        widths=[int(w) for w in options["widths"]] if options.get("widths") else None,
+        grid=int(options.get("grid", ModelConfig.grid)),
+        order=int(options.get("order", ModelConfig.order)),
+        seed=int(options.get("seed", 0)),
+        weights=options.get("weights"),
+        batch=int(options.get("batch", 1)),
+    )
+    int8 = bool(options.get("int8", True))
+    bits = {
+        k: int(options[k]) for k in ("gain_bits", "bias_bits", "base_bits") if options.get(k) is not None
+    }
+    common = dict(codebook_size=int(options.get("codebook_size", CompressionConfig.codebook_size)),
+                  scope=options.get("codebook_scope", "heads"), seed=model_config.seed)
+    compression = CompressionConfig(**common, **bits) if int8 else CompressionConfig.fp32(**common)
+    model_config.validate()
+    compression.validate()
+    if model_config.weights and not os.path.isfile(model_config.weights):
+        raise ValueError(f"--weights: no such file {model_config.weights}")
+
+    _stage_progress(progress, "build")("build model", 0.0)
+    dense = build_model(model_config)
+    _stage_progress(progress, "build")("build model", 1.0)
+
+    compress_progress = _stage_progress(progress, "compress")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # clamping warnings are returned in the report instead
+        compressed, compression_report = compress_model(dense, compression, compress_progress)
+
+    _stage_progress(progress, "error")("output error", 0.0)
+    error_config = ModelConfig(**{**vars(model_config), "batch": ERROR_BATCH, "seed": model_config.seed + 1000})
+    output_error = relative_output_error(dense, compressed, error_config.example_input())
+
+    example = model_config.example_input()
+    _stage_progress(progress, "dense")("export dense.pte", 0.0)
+    dense_pte = to_executorch_bytes(dense, example, delegate=False)
+    write_atomic(out / "dense.pte", dense_pte)
+    _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
+    lutham_pte = to_executorch_bytes(compressed, example, delegate=True)
+    write_atomic(out / "lutham.pte", lutham_pte)
+    _stage_progress(progress, "lutham")("done", 1.0)
+
+    dense_kan = kan_parameter_bytes(dense)
+    lutham_part = lutham_part_bytes(lutham_pte)
+    lutham_kan = lutham_part["payload_bytes"] + lutham_part["codebook_bytes"]
+    dense_file = os.path.getsize(out / "dense.pte")
+    lutham_file = os.path.getsize(out / "lutham.pte")
+    report = {
+        "model": {**vars(model_config), "head_widths": model_config.head_widths()},
+        "compression": vars(compression),
+        "dense": {"path": str(out / "dense.pte"), "file_bytes": dense_file, "kan_bytes": dense_kan},
+        "lutham": {"path": str(out / "lutham.pte"), "file_bytes": lutham_file, "kan_bytes": lutham_kan, **lutham_part},
+        "ratio": {"file": dense_file / lutham_file, "kan": dense_kan / lutham_kan},
+        "layers": compression_report.to_dict()["layers"],
+        "warnings": compression_report.warnings,
+        "output_relative_l2_error": output_error,
+        "seconds": round(time.time() - started, 2),
+    }
+    write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    return report

@@ -1,0 +1,75 @@
+"""LuthamBackend: turns one lutham::kan_linear partition into a payload + a named codebook."""
+
+from __future__ import annotations
+
+from typing import final
+
+import numpy as np
+import torch
+from executorch.exir._serialize._named_data_store import NamedDataStore
+from executorch.exir.backend.backend_details import BackendDetails, PreprocessResult
+from torch._export.utils import get_buffer, get_lifted_tensor_constant, get_param
+from torch.export import ExportedProgram
+
+from .compress.quant import Quantized
+from .partition.partitioner import is_kan_linear
+from .serialization.payload import CODEBOOK_ALIGNMENT, LayerData, codebook_key, write_codebook, write_payload
+
+# Positions of lutham::kan_linear's arguments (see ops.kan_linear).
+_TENSOR_ARGS = ("x", "knots", "codebook", "codebook_scales", "indices", "gains", "gain_scales",
+                "biases", "bias_scales", "base_weight", "base_scales")
+_INT_ARGS = ("spline_order", "codebook_bits", "index_bits", "gain_bits", "bias_bits", "base_bits")
+_FLOAT_ARGS = ("r2",)
+
+
+def _constant(program: ExportedProgram, node: torch.fx.Node) -> np.ndarray:
+    for getter in (get_param, get_buffer, get_lifted_tensor_constant):
+        t = getter(program, node)
+        if t is not None:
+            return t.detach().cpu().contiguous().numpy()
+    raise ValueError(f"LuthamBackend: argument {node.name} of kan_linear is not a constant of the program")
+
+
+def layer_from_node(program: ExportedProgram, node: torch.fx.Node) -> tuple[LayerData, Quantized]:
+    args = dict(zip(_TENSOR_ARGS + _INT_ARGS + _FLOAT_ARGS, node.args))
+    t = {name: _constant(program, args[name]) for name in _TENSOR_ARGS[1:]}
+    ints = {name: int(args[name]) for name in _INT_ARGS}
+    codebook = Quantized(t["codebook"], t["codebook_scales"].astype(np.float32), ints["codebook_bits"])
+    blob = write_codebook(codebook)
+    out_features, in_features = t["indices"].shape
+    order = ints["spline_order"]
+    layer = LayerData(
+        in_features=in_features,
+        out_features=out_features,
+        grid_size=t["knots"].shape[1] - 2 * order - 1,
+        spline_order=order,
+        knots=t["knots"].astype(np.float32),
+        codebook_key=codebook_key(blob),
+        codebook_size=codebook.values.shape[0],
+        codebook_dim=codebook.values.shape[1],
+        index_bits=ints["index_bits"],
+        indices=t["indices"],
+        gains=Quantized(t["gains"], t["gain_scales"], ints["gain_bits"]),
+        biases=Quantized(t["biases"], t["bias_scales"], ints["bias_bits"]),
+        base_weight=Quantized(t["base_weight"], t["base_scales"], ints["base_bits"]),
+        r2=float(args["r2"]),
+    )
+    return layer, codebook
+
+
+@final
+class LuthamBackend(BackendDetails):
+    @staticmethod
+    def preprocess(edge_program: ExportedProgram, compile_specs) -> PreprocessResult:
+        nodes = [n for n in edge_program.graph_module.graph.nodes if n.op == "call_function"]
+        kan = [n for n in nodes if is_kan_linear(n)]
+        if len(kan) != 1 or len(nodes) != 1:
+            raise ValueError(f"LuthamBackend takes exactly one lutham::kan_linear per partition, got {[str(n.target) for n in nodes]}")
+        layer, codebook = layer_from_node(edge_program, kan[0])
+        store = NamedDataStore()
+        store.add_named_data(layer.codebook_key, write_codebook(codebook), alignment=CODEBOOK_ALIGNMENT)
+        return PreprocessResult(
+            processed_bytes=write_payload(layer),
+            debug_handle_map={},
+            data_store_output=store.get_named_data_store_output(),
+        )

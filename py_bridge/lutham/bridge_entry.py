@@ -1,0 +1,44 @@
+"""What the Node side imports through pythonia: JSON in, JSON out, progress via a JS callback.
+
+Importing this module points file descriptor 1 at stderr, so nothing Python or a C library
+prints can reach the CLI's stdout (pythonia talks over its own IPC channel, not stdout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+
+import logging  # noqa: E402
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore")
+# torchao (imported by executorch) warns through torch's pytree logger at import time.
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+
+from . import api  # noqa: E402
+
+
+def _progress(callback):
+    if callback is None:
+        return None
+
+    def report(stage: str, fraction: float) -> None:
+        callback(stage, float(fraction))
+
+    return report
+
+
+def export(args_json: str, callback=None) -> str:
+    return json.dumps(api.export(json.loads(args_json), _progress(callback)))
+
+
+def ping(args_json: str, callback=None) -> str:
+    if callback is not None:
+        callback("ping", 1.0)
+    return json.dumps({"python": sys.version.split()[0], "pid": os.getpid()})

@@ -1,0 +1,156 @@
+"""SHARe-KAN applied to a model: every KANLinear becomes a SharedKANLinear.
+
+Scope "heads": layer l of every head shares one codebook (many heads, one copy).
+Scope "layer": each layer of each head has its own codebook.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..kan import KANLinear
+from ..ops import SharedKANLinear
+from .gsb import Progress, gsb_encode, r_squared
+from .quant import FLOAT_BITS, quantize_rows
+
+MAX_CODEBOOK_SIZE = 65536  # 16-bit indices
+
+
+@dataclass
+class CompressionConfig:
+    codebook_size: int = 256
+    scope: str = "heads"  # "heads" | "layer"
+    codebook_bits: int = 8
+    gain_bits: int = 8
+    bias_bits: int = 8
+    base_bits: int = 8
+    seed: int = 0
+
+    @staticmethod
+    def fp32(**kw) -> "CompressionConfig":
+        return CompressionConfig(codebook_bits=32, gain_bits=32, bias_bits=32, base_bits=32, **kw)
+
+    def validate(self) -> None:
+        if not 1 <= self.codebook_size <= MAX_CODEBOOK_SIZE:
+            raise ValueError(f"--codebook-size must be 1..{MAX_CODEBOOK_SIZE}, got {self.codebook_size}")
+        if self.scope not in ("heads", "layer"):
+            raise ValueError(f"--codebook-scope must be 'heads' or 'layer', got '{self.scope}'")
+        for name in ("codebook_bits", "gain_bits", "bias_bits", "base_bits"):
+            bits = getattr(self, name)
+            if bits != FLOAT_BITS and not 2 <= bits <= 8:
+                raise ValueError(f"{name.replace('_', '-')} must be 2..8 or 32, got {bits}")
+
+
+@dataclass
+class LayerReport:
+    name: str  # e.g. "layers.0" with scope heads, "heads.3.layers.0" with scope layer
+    edges: int
+    coefficients_per_edge: int
+    codebook_size: int
+    index_bits: int
+    exact: bool
+    r2: float
+
+
+@dataclass
+class CompressionReport:
+    layers: list[LayerReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"layers": [vars(l) for l in self.layers], "warnings": list(self.warnings)}
+
+
+def _kan_groups(model: nn.Module, scope: str) -> list[tuple[str, list[tuple[str, KANLinear]]]]:
+    """Groups of (module name, KANLinear) that share a codebook, in a fixed order."""
+    named = [(n, m) for n, m in model.named_modules() if isinstance(m, KANLinear)]
+    if not named:
+        raise ValueError("the model has no KANLinear layers to compress")
+    if scope == "layer":
+        return [(n, [(n, m)]) for n, m in named]
+    groups: dict[str, list] = {}
+    for n, m in named:
+        # heads.<h>.layers.<l> -> layers.<l>; anything else keeps its own name.
+        parts = n.split(".")
+        key = ".".join(parts[2:]) if len(parts) > 2 and parts[0] == "heads" and parts[1].isdigit() else n
+        groups.setdefault(key, []).append((n, m))
+    return list(groups.items())
+
+
+def compress_model(model: nn.Module, config: CompressionConfig, progress: Progress | None = None):
+    """Returns (compressed copy of the model, CompressionReport). The input model is untouched."""
+    config.validate()
+    report = CompressionReport()
+    compressed = copy.deepcopy(model)
+    groups = _kan_groups(compressed, config.scope)
+    for gi, (group_name, members) in enumerate(groups):
+        first = members[0][1]
+        for _, m in members:
+            if (m.grid_size, m.spline_order) != (first.grid_size, first.spline_order):
+                raise ValueError(f"layers sharing a codebook ({group_name}) must have the same grid and order")
+        with torch.no_grad():
+            coeffs = [m.scaled_spline_weight().reshape(-1, m.coefficients_per_edge).numpy() for _, m in members]
+        all_coeffs = np.concatenate(coeffs)
+        size = config.codebook_size
+        if size > len(all_coeffs):
+            msg = f"{group_name}: codebook size {size} > {len(all_coeffs)} edges, clamped to {len(all_coeffs)}"
+            warnings.warn(msg)
+            report.warnings.append(msg)
+            size = len(all_coeffs)
+
+        def stage(what, frac, gi=gi):
+            if progress:
+                progress(f"compress {group_name}: {what}", (gi + frac) / len(groups))
+
+        code = gsb_encode(all_coeffs, size, config.seed, config.codebook_bits, stage)
+        k = len(code.codebook.values)
+        index_bits = max(1, math.ceil(math.log2(k)))
+        approx_parts, start = [], 0
+        for name, m in members:
+            n = m.out_features * m.in_features
+            sl = slice(start, start + n)
+            start += n
+            gains = quantize_rows(code.gains[sl].reshape(m.out_features, m.in_features), config.gain_bits)
+            biases = quantize_rows(code.biases[sl].reshape(m.out_features, m.in_features), config.bias_bits)
+            base = quantize_rows(m.base_weight.detach().numpy(), config.base_bits)
+            words = code.codebook.dequantize()[code.indices[sl]]
+            approx = biases.dequantize().reshape(-1, 1) + gains.dequantize().reshape(-1, 1) * words
+            approx_parts.append(approx)
+            layer = SharedKANLinear(
+                knots=m.grid.detach().clone(),
+                codebook=torch.from_numpy(code.codebook.values.copy()),
+                codebook_scales=torch.from_numpy(code.codebook.scales.copy()),
+                indices=torch.from_numpy(code.indices[sl].reshape(m.out_features, m.in_features).astype(np.int32)),
+                gains=torch.from_numpy(gains.values), gain_scales=torch.from_numpy(gains.scales),
+                biases=torch.from_numpy(biases.values), bias_scales=torch.from_numpy(biases.scales),
+                base_weight=torch.from_numpy(base.values), base_scales=torch.from_numpy(base.scales),
+                spline_order=m.spline_order, codebook_bits=config.codebook_bits, index_bits=index_bits,
+                gain_bits=config.gain_bits, bias_bits=config.bias_bits, base_bits=config.base_bits,
+                r2=r_squared(coeffs[len(approx_parts) - 1], approx),
+            )
+            _replace_module(compressed, name, layer)
+        r2 = r_squared(all_coeffs, np.concatenate(approx_parts))
+        report.layers.append(LayerReport(group_name, len(all_coeffs), all_coeffs.shape[1], k, index_bits, code.exact, r2))
+        stage("done", 1.0)
+    return compressed.eval(), report
+
+
+def _replace_module(root: nn.Module, dotted: str, new: nn.Module) -> None:
+    parent_name, _, child = dotted.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+def relative_output_error(dense: nn.Module, compressed: nn.Module, inputs: torch.Tensor) -> float:
+    """||y_compressed - y_dense|| / ||y_dense|| on the given inputs (PyTorch eager)."""
+    with torch.no_grad():
+        ref = dense(inputs)
+        got = compressed(inputs)
+    return float(torch.linalg.vector_norm(got - ref) / torch.linalg.vector_norm(ref).clamp_min(1e-30))

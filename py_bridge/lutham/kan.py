@@ -1,0 +1,125 @@
+"""A KAN layer in efficient-kan's layout, state-dict compatible with its `KANLinear`.
+
+Buffers/parameters: grid (in, G+2k+1), base_weight (out, in), spline_weight (out, in, G+k),
+spline_scaler (out, in). Edge (o, i) computes
+    base_weight[o,i] * silu(x_i) + spline_scaler[o,i] * sum_m spline_weight[o,i,m] * B_m(x_i).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def uniform_knots(in_features: int, grid_size: int, spline_order: int, grid_range=(-1.0, 1.0)) -> torch.Tensor:
+    """efficient-kan's extended uniform grid: G intervals on the range plus k knots each side."""
+    lo, hi = grid_range
+    step = (hi - lo) / grid_size
+    knots = torch.arange(-spline_order, grid_size + spline_order + 1, dtype=torch.float32) * step + lo
+    return knots.expand(in_features, -1).contiguous()
+
+
+def b_splines(x: torch.Tensor, knots: torch.Tensor, spline_order: int) -> torch.Tensor:
+    """B-spline bases by Cox-de Boor: x (N, in), knots (in, G+2k+1) -> (N, in, G+k).
+
+    Intervals are half-open, so outside the extended grid every basis is 0.
+    """
+    x = x.unsqueeze(-1)
+    bases = ((x >= knots[:, :-1]) & (x < knots[:, 1:])).to(x.dtype)
+    for p in range(1, spline_order + 1):
+        left = (x - knots[:, : -(p + 1)]) / (knots[:, p:-1] - knots[:, : -(p + 1)])
+        right = (knots[:, p + 1 :] - x) / (knots[:, p + 1 :] - knots[:, 1:-p])
+        bases = left * bases[..., :-1] + right * bases[..., 1:]
+    return bases
+
+
+class KANLinear(nn.Module):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        grid_size: int = 5,
+        spline_order: int = 3,
+        scale_noise: float = 0.1,
+        scale_base: float = 1.0,
+        scale_spline: float = 1.0,
+        grid_range=(-1.0, 1.0),
+    ):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.grid_size = grid_size
+        self.spline_order = spline_order
+        self.scale_noise = scale_noise
+        self.scale_base = scale_base
+        self.scale_spline = scale_spline
+        self.register_buffer("grid", uniform_knots(in_features, grid_size, spline_order, grid_range))
+        self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.spline_weight = nn.Parameter(torch.empty(out_features, in_features, grid_size + spline_order))
+        self.spline_scaler = nn.Parameter(torch.empty(out_features, in_features))
+        self.reset_parameters()
+
+    @property
+    def coefficients_per_edge(self) -> int:
+        return self.grid_size + self.spline_order
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """efficient-kan's initialisation: Kaiming base weights and splines fitted to small noise.
+
+        Draws come from torch's global generator: seed it for reproducible models.
+        """
+        nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5) * self.scale_base)
+        # Fit each edge's spline to noise sampled at the G+1 grid points inside the range.
+        k = self.spline_order
+        points = self.grid[:, k:-k].T.contiguous()  # (G+1, in)
+        noise = (torch.rand(self.grid_size + 1, self.in_features, self.out_features) - 0.5) * self.scale_noise / self.grid_size
+        self.spline_weight.copy_(self.scale_spline * self._fit_coefficients(points, noise))
+        nn.init.kaiming_uniform_(self.spline_scaler, a=math.sqrt(5) * self.scale_spline)
+
+    def _fit_coefficients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Least-squares spline coefficients through (x, y): x (N, in), y (N, in, out) -> (out, in, G+k).
+
+        The systems are underdetermined (G+1 points, G+k unknowns): the minimum-norm solution.
+        When every input has the same knots and points (the usual uniform grid) one
+        pseudo-inverse serves all inputs and outputs, instead of `in` separate solves.
+        """
+        design = b_splines(x, self.grid, self.spline_order).transpose(0, 1)  # (in, N, G+k)
+        if bool((design == design[:1]).all()):
+            coeffs = torch.linalg.pinv(design[0]) @ y.reshape(y.shape[0], -1)  # (G+k, in*out)
+            return coeffs.reshape(-1, self.in_features, self.out_features).permute(2, 1, 0).contiguous()
+        solution = torch.linalg.lstsq(design, y.transpose(0, 1)).solution  # (in, G+k, out)
+        return solution.permute(2, 0, 1).contiguous()
+
+    def scaled_spline_weight(self) -> torch.Tensor:
+        """Each edge's effective coefficient vector c = spline_weight * spline_scaler, (out, in, G+k)."""
+        return self.spline_weight * self.spline_scaler.unsqueeze(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.in_features)
+        base = F.linear(F.silu(x), self.base_weight)
+        spline = F.linear(
+            b_splines(x, self.grid, self.spline_order).reshape(x.shape[0], -1),
+            self.scaled_spline_weight().reshape(self.out_features, -1),
+        )
+        return (base + spline).reshape(*lead, self.out_features)
+
+
+class KAN(nn.Module):
+    """A stack of KANLinear layers; state-dict keys `layers.{l}.*` as in efficient-kan's KAN."""
+
+    def __init__(self, widths, grid_size: int = 5, spline_order: int = 3, grid_range=(-1.0, 1.0)):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            KANLinear(a, b, grid_size=grid_size, spline_order=spline_order, grid_range=grid_range)
+            for a, b in zip(widths[:-1], widths[1:])
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// `npm test`: every suite (TypeScript/mocha, Python/pytest, C++/ctest when built), with their
+// own output, then ONE closing line `N passed, N failed[, N skipped]` that counts them all.
+//   node scripts/test.mjs --only ts|py|cpp
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
+const python = process.env.LUTHAM_PYTHON || join(root, '.venv', 'bin', 'python');
+const results = join(root, 'test-results');
+mkdirSync(results, { recursive: true });
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28, ...opts });
+  process.stdout.write(r.stdout ?? '');
+  if (r.error) process.stderr.write(`test: ${cmd}: ${r.error.message}\n`);
+  return r;
+}
+
+function count(re, text) {
+  const m = text.match(re);
+  return m ? Number(m[1]) : 0;
+}
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+const add = (name, p, f, s, ok) => {
+  // A suite that crashed before reporting counts as one failure, never as silence.
+  if (!ok && f === 0) f = 1;
+  totals.passed += p; totals.failed += f; totals.skipped += s;
+  process.stdout.write(`[${name}] ${p} passed, ${f} failed, ${s} skipped\n`);
+};
+
+if (!only || only === 'py') {
+  const xml = join(results, 'pytest.xml');
+  const r = run(python, ['-m', 'pytest', 'test/python', '-q', '-p', 'no:cacheprovider', `--junitxml=${xml}`], {
+    env: { ...process.env, PYTHONPATH: [join(root, 'py_bridge'), process.env.PYTHONPATH].filter(Boolean).join(':') },
+  });
+  let p = 0, f = 0, s = 0;
+  if (existsSync(xml)) {
+    const head = readFileSync(xml, 'utf8').match(/<testsuite [^>]*>/)?.[0] ?? '';
+    const tests = count(/ tests="(\d+)"/, head);
+    f = count(/ failures="(\d+)"/, head) + count(/ errors="(\d+)"/, head);
+    s = count(/ skipped="(\d+)"/, head);
+    p = tests - f - s;
+  }
+  add('python', p, f, s, r.status === 0 || r.status === 1);
+}
+
+if (!only || only === 'ts') {
+  const r = run('npx', ['mocha', '--reporter', 'spec', '--color', 'false']);
+  const out = r.stdout ?? '';
+  add('typescript', count(/(\d+) passing/, out), count(/(\d+) failing/, out), count(/(\d+) pending/, out), r.status !== null);
+}
+
+if (!only || only === 'cpp') {
+  const build = join(root, 'build', 'delegate');
+  if (existsSync(join(build, 'CTestTestfile.cmake'))) {
+    const ctest = existsSync(join(root, '.venv', 'bin', 'ctest')) ? join(root, '.venv', 'bin', 'ctest') : 'ctest';
+    const r = run(ctest, ['--test-dir', build, '--output-on-failure']);
+    const out = r.stdout ?? '';
+    const total = count(/tests passed, \d+ tests failed out of (\d+)/, out);
+    const failed = count(/tests passed, (\d+) tests failed/, out);
+    add('c++', total - failed, failed, 0, r.status === 0 || total > 0);
+  }
+}
+
+process.stdout.write(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}\n`);
+process.exit(totals.failed > 0 ? 1 : 0);

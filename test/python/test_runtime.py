@@ -1,0 +1,403 @@
+"""LuthamBackend in the ExecuTorch runtime: registration, parity, corrupted payloads, runner.
+
+Needs build/delegate (scripts/build-delegate.sh). Run from the repo root:
+    PYTHONPATH=py_bridge .venv/bin/python -m pytest test/python/test_runtime.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lutham import runtime
+from lutham.compress import CompressionConfig, compress_model
+from lutham.export import to_executorch_bytes, write_atomic
+from lutham.models import ModelConfig, build_model
+from lutham.serialization import payload as payload_mod
+from lutham.serialization.payload import read_payload, write_payload
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build" / "delegate"
+RUNNER = BUILD / "lutham_runner"
+
+pytestmark = pytest.mark.skipif(
+    not runtime.library_path().is_file(),
+    reason=f"{runtime.library_path()} not built: run scripts/build-delegate.sh",
+)
+
+
+def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double().reshape(-1), b.double().reshape(-1)
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+@dataclasses.dataclass
+class Built:
+    cfg: ModelConfig
+    dense: torch.nn.Module
+    compressed: torch.nn.Module
+    lutham_pte: Path
+    dense_pte: Path | None
+
+
+def build(tmp: Path, name: str, cfg: ModelConfig, comp: CompressionConfig, dense: bool = False) -> Built:
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    compressed, _ = compress_model(model, comp)
+    compressed.eval()
+    x = cfg.example_input()
+    lp = tmp / f"{name}.lutham.pte"
+    write_atomic(lp, to_executorch_bytes(compressed, x, True))
+    dp = None
+    if dense:
+        dp = tmp / f"{name}.dense.pte"
+        write_atomic(dp, to_executorch_bytes(model, x, False))
+    return Built(cfg, model, compressed, lp, dp)
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runtime")
+
+
+@pytest.fixture(scope="module")
+def int8_model(tmp) -> Built:
+    # 3 heads sharing a codebook per depth: 6 delegates, 2 codebooks.
+    cfg = ModelConfig(backbone="none", heads=3, widths=[32, 12, 5], grid=5)
+    return build(tmp, "int8", cfg, CompressionConfig(codebook_size=64), dense=True)
+
+
+@pytest.fixture(scope="module")
+def fp32_model(tmp) -> Built:
+    cfg = ModelConfig(backbone="none", heads=2, widths=[24, 8, 4], grid=6)
+    return build(tmp, "fp32", cfg, CompressionConfig.fp32(codebook_size=48))
+
+
+def inputs_for(cfg: ModelConfig, seed: int, wide: bool = True) -> torch.Tensor:
+    """Inputs of the program's shape, spread past the grid range [-1, 1] so that the
+    outside-the-grid (all bases zero) and edge-interval cases are exercised too."""
+    gen = torch.Generator().manual_seed(seed)
+    x = cfg.example_input()
+    return torch.rand(x.shape, generator=gen) * (3.0 if wide else 2.0) - (1.5 if wide else 1.0)
+
+
+def test_backend_registered():
+    from executorch.runtime import Runtime
+
+    runtime.load_backend()
+    assert "LuthamBackend" in Runtime.get().backend_registry.registered_backend_names
+    assert Runtime.get().backend_registry.is_available("LuthamBackend")
+
+
+def test_fp32_parity_with_eager(fp32_model):
+    for seed in range(3):
+        x = inputs_for(fp32_model.cfg, seed)
+        got = runtime.run_program(fp32_model.lutham_pte, [x])[0]
+        with torch.no_grad():
+            ref = fp32_model.compressed(x)
+        assert got.shape == ref.shape
+        assert rel_l2(got, ref) < 1e-5, rel_l2(got, ref)
+
+
+def test_int8_parity_with_eager(int8_model):
+    # int8 changes only the stored values: eager (ops.dequantize) and the C++ kernel use
+    # the same dequantized numbers q*scale, so the only difference left is float32
+    # summation order, as for fp32: the bound is the same 1e-5.
+    for seed in range(3):
+        x = inputs_for(int8_model.cfg, seed)
+        got = runtime.run_program(int8_model.lutham_pte, [x])[0]
+        with torch.no_grad():
+            ref = int8_model.compressed(x)
+        assert rel_l2(got, ref) < 1e-5, rel_l2(got, ref)
+
+
+def test_lutham_equals_dense_when_lossless(tmp):
+    # K >= edges of every codebook group and fp32 storage: every edge keeps its own
+    # shape, so lutham.pte must reproduce dense.pte.
+    cfg = ModelConfig(backbone="none", heads=2, widths=[6, 4, 3], grid=5)
+    b = build(tmp, "lossless", cfg, CompressionConfig.fp32(codebook_size=2 * 6 * 4), dense=True)
+    for seed in range(3):
+        x = inputs_for(cfg, seed, wide=False)
+        lut = runtime.run_program(b.lutham_pte, [x])[0]
+        dense = runtime.run_program(b.dense_pte, [x])[0]
+        assert rel_l2(lut, dense) < 1e-4, rel_l2(lut, dense)
+
+
+def test_batch_greater_than_one(tmp):
+    # 11 samples: more than one kernel sample block (8) plus a partial block.
+    cfg = ModelConfig(backbone="none", heads=2, widths=[16, 6, 3], grid=5, batch=11)
+    b = build(tmp, "batch", cfg, CompressionConfig(codebook_size=32))
+    x = inputs_for(cfg, 7)
+    got = runtime.run_program(b.lutham_pte, [x])[0]
+    with torch.no_grad():
+        ref = b.compressed(x)
+    assert got.shape == ref.shape and got.shape[0] == 11
+    assert rel_l2(got, ref) < 1e-5
+    # Each sample equals the same sample run alone through eager.
+    with torch.no_grad():
+        for n in (0, 8, 10):
+            one = b.compressed(x[n : n + 1])
+            assert rel_l2(got[n : n + 1], one) < 1e-5
+
+
+def test_codebook_loaded_once_per_key(int8_model):
+    before = runtime.codebook_cache_stats()
+    program, method = runtime.load_method(int8_model.lutham_pte)
+    during = runtime.codebook_cache_stats()
+    # 6 delegates, 2 distinct codebook keys: 2 loads, 4 cache hits.
+    assert during["loads"] - before["loads"] == 2
+    assert during["hits"] - before["hits"] == 4
+    assert during["live"] == before["live"] + 2
+    # A second program with the same codebooks shares the live entries.
+    program2, method2 = runtime.load_method(int8_model.lutham_pte)
+    again = runtime.codebook_cache_stats()
+    assert again["loads"] == during["loads"] and again["hits"] - during["hits"] == 6
+    x = inputs_for(int8_model.cfg, 1)
+    assert torch.equal(method.execute([x])[0], method2.execute([x])[0])
+    del method, program, method2, program2
+    import gc
+
+    gc.collect()
+    assert runtime.codebook_cache_stats()["live"] == before["live"]
+
+
+# ---------------------------------------------------------------- corrupted payloads
+
+
+def _pte_with(src: Path, dst: Path, edit_payload=None, edit_codebook=None, delegate: int = 0) -> Path:
+    from executorch.exir._serialize._program import deserialize_pte_binary, serialize_pte_binary
+
+    pte = deserialize_pte_binary(src.read_bytes())
+    if edit_payload is not None:
+        blob = pte.program.backend_delegate_data[delegate]
+        blob.data = edit_payload(bytes(blob.data))
+    if edit_codebook is not None:
+        nd = pte.named_data
+        nd.buffers = [edit_codebook(bytes(b)) for b in nd.buffers]
+    dst.write_bytes(bytes(serialize_pte_binary(pte, extract_delegate_segments=True)))
+    return dst
+
+
+def _relayer(**changes):
+    def edit(data: bytes) -> bytes:
+        _, layer = read_payload(data)
+        return write_payload(dataclasses.replace(layer, **changes) if changes else layer)
+
+    return edit
+
+
+def _with_layer(fn):
+    def edit(data: bytes) -> bytes:
+        _, layer = read_payload(data)
+        return write_payload(fn(layer))
+
+    return edit
+
+
+def _index_ge_k(layer):
+    idx = layer.indices.copy()
+    idx[0, 0] = layer.codebook_size + 36  # fits in index_bits + 1 bits, >= K
+    return dataclasses.replace(layer, indices=idx, index_bits=layer.index_bits + 1)
+
+
+def _gains_wrong_rows(layer):
+    g = layer.gains
+    return dataclasses.replace(layer, gains=dataclasses.replace(g, values=g.values[:-1], scales=g.scales[:-1]))
+
+
+def _nan_scale(layer):
+    b = layer.biases
+    scales = b.scales.copy()
+    scales[1] = np.nan
+    return dataclasses.replace(layer, biases=dataclasses.replace(b, scales=scales))
+
+
+def _too_few_index_bits(layer):
+    return dataclasses.replace(layer, index_bits=2, indices=layer.indices & 3)
+
+
+def _unsorted_knots(layer):
+    knots = layer.knots.copy()
+    knots[0, [2, 3]] = knots[0, [3, 2]]
+    return dataclasses.replace(layer, knots=knots)
+
+
+CORRUPTIONS = {
+    "bad_identifier": (lambda d: d[:4] + b"XXXX" + d[8:], "identifier is not LTHM"),
+    "truncated": (lambda d: d[: len(d) // 2], "verification"),
+    "empty": (lambda d: b"", "too small"),
+    "index_ge_k": (_with_layer(_index_ge_k), ">= codebook_size"),
+    "wrong_in_features": (_relayer(in_features=33), "knots has"),
+    "wrong_grid_size": (_relayer(grid_size=4), "knots has"),
+    "wrong_codebook_dim": (_relayer(codebook_dim=9), "codebook_dim"),
+    "gains_wrong_rows": (_with_layer(_gains_wrong_rows), "gains: shape"),
+    "nan_scale": (_with_layer(_nan_scale), "non-finite scale"),
+    "index_bits_too_small": (_with_layer(_too_few_index_bits), "index_bits"),
+    "unsorted_knots": (_with_layer(_unsorted_knots), "strictly increasing"),
+    "missing_codebook": (_relayer(codebook_key="lutham/codebook/none"), "not found"),
+    "codebook_size_too_small": (_relayer(codebook_size=63), "is >= codebook_size"),
+    "codebook_size_mismatch": (_relayer(codebook_size=65, index_bits=7), "named data holds"),
+}
+
+
+def _expect_load_failure(path: Path, capfd, message: str):
+    with pytest.raises(Exception) as err:
+        program, method = runtime.load_method(path)
+    log = capfd.readouterr().err
+    assert "LuthamBackend: invalid" in log, log[-2000:]
+    assert message in log, log[-2000:]
+    return err
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_corrupted_payload_fails_cleanly(int8_model, tmp, capfd, name):
+    edit, message = CORRUPTIONS[name]
+    bad = _pte_with(int8_model.lutham_pte, tmp / f"bad_{name}.pte", edit_payload=edit)
+    _expect_load_failure(bad, capfd, message)
+
+
+def test_schema_version_rejected(int8_model, tmp, capfd, monkeypatch):
+    monkeypatch.setattr(payload_mod, "SCHEMA_VERSION", 2)
+    bad = _pte_with(int8_model.lutham_pte, tmp / "bad_version.pte", edit_payload=_relayer())
+    _expect_load_failure(bad, capfd, "schema_version 2")
+
+
+@pytest.mark.parametrize(
+    "name,edit,message",
+    [
+        ("cb_identifier", lambda d: d[:4] + b"ZZZZ" + d[8:], "codebook identifier"),
+        ("cb_truncated", lambda d: d[: len(d) - 40], "verification"),
+    ],
+)
+def test_corrupted_codebook_fails_cleanly(int8_model, tmp, capfd, name, edit, message):
+    bad = _pte_with(int8_model.lutham_pte, tmp / f"bad_{name}.pte", edit_codebook=edit)
+    _expect_load_failure(bad, capfd, message)
+
+
+def test_random_byte_flips_never_crash(int8_model, tmp):
+    """Single-byte corruptions anywhere in a payload: load fails cleanly or runs; no crash.
+    Runs in a subprocess so that a crash is reported as a failure, not as a dead pytest."""
+    script = f"""
+import random, sys
+sys.path.insert(0, {str(ROOT / 'py_bridge')!r})
+import torch
+from lutham import runtime
+from test_runtime_helpers import flip_pte
+ok = fail = 0
+rng = random.Random(0)
+x = torch.zeros({list(int8_model.cfg.example_input().shape)!r})
+for trial in range(60):
+    path = flip_pte({str(int8_model.lutham_pte)!r}, {str(tmp)!r} + '/flip.pte', rng)
+    try:
+        prog, m = runtime.load_method(path)
+        m.execute([x]); ok += 1
+    except Exception:
+        fail += 1
+print('ok', ok, 'fail', fail)
+"""
+    helpers = tmp / "test_runtime_helpers.py"
+    helpers.write_text(
+        "import random\n"
+        "from pathlib import Path\n"
+        "from executorch.exir._serialize._program import deserialize_pte_binary, serialize_pte_binary\n"
+        "def flip_pte(src, dst, rng):\n"
+        "    pte = deserialize_pte_binary(Path(src).read_bytes())\n"
+        "    blob = pte.program.backend_delegate_data[rng.randrange(len(pte.program.backend_delegate_data))]\n"
+        "    d = bytearray(blob.data)\n"
+        "    for _ in range(rng.choice([1, 1, 2, 4])):\n"
+        "        d[rng.randrange(len(d))] ^= 1 << rng.randrange(8)\n"
+        "    blob.data = bytes(d)\n"
+        "    Path(dst).write_bytes(bytes(serialize_pte_binary(pte, extract_delegate_segments=True)))\n"
+        "    return dst\n"
+    )
+    r = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", script],
+        cwd=tmp, capture_output=True, text=True, timeout=600,
+        env={"PYTHONPATH": f"{tmp}:{ROOT / 'py_bridge'}", "PATH": "/usr/bin:/bin"},
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ok" in r.stdout
+
+
+# ---------------------------------------------------------------- lutham_runner
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+@pytest.mark.parametrize("which", ["lutham", "dense"])
+def test_runner_matches_python_runtime(int8_model, tmp, which):
+    pte = int8_model.lutham_pte if which == "lutham" else int8_model.dense_pte
+    x = inputs_for(int8_model.cfg, 3)
+    xin, yout = tmp / f"x_{which}.bin", tmp / f"y_{which}.bin"
+    x.numpy().astype("<f4").tofile(xin)
+    r = subprocess.run(
+        [str(RUNNER), "--model", str(pte), "--input", str(xin), "--output", str(yout), "--repeat", "3", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    ref = runtime.run_program(pte, [x])[0]
+    assert info["outputs"] == [list(ref.shape)]
+    got = torch.from_numpy(np.fromfile(yout, dtype="<f4")).reshape(ref.shape)
+    assert torch.equal(got, ref)  # same runtime, same kernels: bit-identical
+    assert info["repeat"] == 3 and info["median_ms"] > 0
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+def test_runner_rejects_corrupted_payload(int8_model, tmp):
+    bad = _pte_with(int8_model.lutham_pte, tmp / "runner_bad.pte", edit_payload=CORRUPTIONS["index_ge_k"][0])
+    r = subprocess.run([str(RUNNER), "--model", str(bad)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "LuthamBackend: invalid payload" in r.stderr
+    assert "loading method 'forward' failed" in r.stderr
+
+
+# ---------------------------------------------------------------- aarch64 under qemu
+
+ARM_RUNNER = ROOT / "build" / "delegate-aarch64" / "lutham_runner"
+QEMU = shutil.which("qemu-aarch64")
+ARM_SYSROOT = Path("/usr/aarch64-linux-gnu")
+
+
+@pytest.mark.skipif(
+    not (ARM_RUNNER.is_file() and QEMU and ARM_SYSROOT.is_dir()),
+    reason="aarch64 check needs `scripts/build-delegate.sh aarch64` (g++-aarch64-linux-gnu, the aarch64 "
+    "executorch wheel) and qemu-user (qemu-aarch64)",
+)
+@pytest.mark.parametrize("which", ["lutham", "dense"])
+def test_aarch64_runner_matches_x86(int8_model, tmp, which):
+    pte = int8_model.lutham_pte if which == "lutham" else int8_model.dense_pte
+    x = inputs_for(int8_model.cfg, 4)
+    xin = tmp / f"x_arm_{which}.bin"
+    x.numpy().astype("<f4").tofile(xin)
+    outs = {}
+    for arch, cmd in [("x86", [str(RUNNER)]), ("arm", [QEMU, "-L", str(ARM_SYSROOT), str(ARM_RUNNER)])]:
+        y = tmp / f"y_{arch}_{which}.bin"
+        r = subprocess.run(cmd + ["--model", str(pte), "--input", str(xin), "--output", str(y), "--repeat", "1"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, (arch, r.stderr[-2000:])
+        outs[arch] = torch.from_numpy(np.fromfile(y, dtype="<f4"))
+    if which == "lutham":
+        # Built with -ffp-contract=off: the LUTHAM kernel gives the same bits on both.
+        assert torch.equal(outs["x86"], outs["arm"])
+    else:
+        # ExecuTorch's own optimized kernels differ per architecture (vectorization, FMA).
+        assert rel_l2(outs["arm"], outs["x86"]) < 1e-5
+
+
+def test_run_cli(int8_model, tmp, capsys):
+    x = inputs_for(int8_model.cfg, 9)
+    np.save(tmp / "cli_x.npy", x.numpy())
+    assert runtime.run_cli([str(int8_model.lutham_pte), "--input", str(tmp / "cli_x.npy"),
+                            "--output", str(tmp / "cli_y.npy"), "--repeat", "2", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    with torch.no_grad():
+        ref = int8_model.compressed(x)
+    assert info["outputs"] == [list(ref.shape)]
+    assert rel_l2(torch.from_numpy(np.load(tmp / "cli_y.npy")), ref) < 1e-5

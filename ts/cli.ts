@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/**
+ * `lutham`: each command is a yargs command module in ts/commands/ that calls a library API
+ * (ts/lib/, ts/pte/) which the tests call directly. Python starts only when a command needs it.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { shutdownPython } from './bridge/python.js';
+import { LuthamError } from './errors.js';
+import exportCommand from './commands/export.js';
+
+function fail(err: unknown): never {
+  shutdownPython(true);
+  if (err instanceof LuthamError) {
+    process.stderr.write(`lutham: ${err.message}\n`);
+  } else {
+    const e = err as Error;
+    process.stderr.write(`lutham: internal error: ${e?.message ?? String(err)}\n`);
+    if (process.env.LUTHAM_DEBUG) process.stderr.write(`${e?.stack}\n`);
+  }
+  process.exit(1);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('lutham')
+    .usage('$0 <command> [options]\n\nShip Kolmogorov-Arnold Networks to edge hardware: SHARe-KAN compression + an ExecuTorch delegate.')
+    .command(exportCommand)
+    .demandCommand(1, 'name a command (see lutham --help)')
+    .strict()
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new LuthamError(msg);
+    })
+    .help()
+    .version()
+    .parseAsync();
+}
+
+main(hideBin(process.argv))
+  .then(() => shutdownPython())
+  .catch(fail);

@@ -1,0 +1,112 @@
+import type { Argv, CommandModule } from 'yargs';
+import { BACKBONES, exportModels, type Backbone, type ExportReport } from '../lib/export.js';
+import { formatBytes, table } from '../lib/format.js';
+import { progressBar } from '../lib/progress.js';
+import { LuthamError } from '../errors.js';
+
+interface Args {
+  backbone: Backbone;
+  heads: number;
+  out: string;
+  widths?: string;
+  grid?: number;
+  order?: number;
+  weights?: string;
+  seed: number;
+  'codebook-size'?: number;
+  'codebook-scope': 'heads' | 'layer';
+  int8: boolean;
+  fp32: boolean;
+  'gain-bits'?: number;
+  'bias-bits'?: number;
+  'base-bits'?: number;
+  json: boolean;
+  progress: boolean;
+}
+
+function parseWidths(s: string | undefined): number[] | undefined {
+  if (s === undefined) return undefined;
+  const parts = s.split(',').map((p) => p.trim());
+  const nums = parts.map(Number);
+  if (parts.some((p) => p === '') || nums.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new LuthamError(`--widths must be comma-separated positive integers like 2048,512,25, got '${s}'`);
+  }
+  return nums;
+}
+
+export function summarize(r: ExportReport): string {
+  const kanRatio = r.ratio.kan.toFixed(2) + 'x';
+  const fileRatio = r.ratio.file.toFixed(2) + 'x';
+  const r2 = r.layers.map((l) => `${l.name} ${l.r2.toFixed(4)}`).join(', ');
+  const lines = [
+    table(
+      ['', 'file', 'KAN part', 'ratio (file)', 'ratio (KAN)', 'R^2', 'output error'],
+      [
+        ['Dense', formatBytes(r.dense.file_bytes), formatBytes(r.dense.kan_bytes), '1.00x', '1.00x', '1', '0'],
+        ['SHARe-KAN', formatBytes(r.lutham.file_bytes), formatBytes(r.lutham.kan_bytes), fileRatio, kanRatio,
+          Math.min(...r.layers.map((l) => l.r2)).toFixed(4), r.output_relative_l2_error.toExponential(2)],
+      ],
+    ),
+    '',
+    `dense.pte  ${r.dense.path}`,
+    `lutham.pte ${r.lutham.path} (${r.lutham.delegates} LuthamBackend delegates, ${r.lutham.codebook_segments} codebook segment(s), ${formatBytes(r.lutham.codebook_bytes)})`,
+    `R^2 per codebook: ${r2}`,
+    `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
+  ];
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n');
+}
+
+const exportCommand: CommandModule<{}, Args> = {
+  command: 'export',
+  describe: 'Build a model with KAN heads, compress it with SHARe-KAN, write dense.pte and lutham.pte',
+  builder: (y: Argv) =>
+    y
+      .option('backbone', { choices: BACKBONES, default: 'resnet50' as Backbone, describe: 'feature extractor in front of the heads (none: heads on a flat input)' })
+      .option('heads', { type: 'number', default: 1, describe: 'number of KAN heads' })
+      .option('out', { type: 'string', default: 'out', describe: 'output directory' })
+      .option('widths', { type: 'string', describe: 'head widths including the input, e.g. 2048,512,25 (default: features,512,25)' })
+      .option('grid', { type: 'number', describe: 'B-spline grid intervals G (default 9)' })
+      .option('order', { type: 'number', describe: 'B-spline order k (default 3)' })
+      .option('weights', { type: 'string', describe: 'checkpoint (state dict) of the whole model' })
+      .option('seed', { type: 'number', default: 0, describe: 'seed for the model init and k-means' })
+      .option('codebook-size', { type: 'number', describe: 'codewords K per codebook, up to 65536 (default 256)' })
+      .option('codebook-scope', { choices: ['heads', 'layer'] as const, default: 'heads' as const, describe: 'heads: layer l of all heads shares one codebook; layer: one per layer' })
+      .option('int8', { type: 'boolean', default: true, describe: 'int8 codebook, gains, biases and base weights' })
+      .option('fp32', { type: 'boolean', default: false, describe: 'keep everything float32 (same as --no-int8)' })
+      .option('gain-bits', { type: 'number', describe: 'bits per gain, 2..8 (int8 mode)' })
+      .option('bias-bits', { type: 'number', describe: 'bits per bias, 2..8 (int8 mode)' })
+      .option('base-bits', { type: 'number', describe: 'bits per base weight, 2..8 (int8 mode)' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout' })
+      .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as Argv<Args>,
+  handler: async (argv) => {
+    const bar = progressBar(argv.progress);
+    let report: ExportReport;
+    try {
+      report = await exportModels(
+        {
+          backbone: argv.backbone,
+          heads: argv.heads,
+          out: argv.out,
+          widths: parseWidths(argv.widths),
+          grid: argv.grid,
+          order: argv.order,
+          weights: argv.weights,
+          seed: argv.seed,
+          codebookSize: argv['codebook-size'],
+          codebookScope: argv['codebook-scope'],
+          int8: argv.int8 && !argv.fp32,
+          gainBits: argv['gain-bits'],
+          biasBits: argv['bias-bits'],
+          baseBits: argv['base-bits'],
+        },
+        bar.update,
+      );
+    } finally {
+      bar.stop();
+    }
+    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : summarize(report) + '\n');
+  },
+};
+
+export default exportCommand;
