@@ -8,6 +8,9 @@ import { hideBin } from 'yargs/helpers';
 import { shutdownPython } from './bridge/python.js';
 import { LuthamError } from './errors.js';
 import exportCommand from './commands/export.js';
+import runCommand from './commands/run.js';
+import inspectCommand from './commands/inspect.js';
+import compareCommand from './commands/compare.js';
 
 function fail(err: unknown): never {
   shutdownPython(true);
@@ -26,6 +29,9 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('lutham')
     .usage('$0 <command> [options]\n\nShip Kolmogorov-Arnold Networks to edge hardware: SHARe-KAN compression + an ExecuTorch delegate.')
     .command(exportCommand)
+    .command(runCommand)
+    .command(inspectCommand)
+    .command(compareCommand)
     .demandCommand(1, 'name a command (see lutham --help)')
     .strict()
     .fail((msg, err) => {

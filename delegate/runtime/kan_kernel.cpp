@@ -237,7 +237,7 @@ void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float*
       for (uint32_t i = 0; i < in; ++i) {
         const size_t slot = n * in + i;
         s.silu[slot] = silu(xn[i]);
-        s.bsum[slot] = bspline_window(layer.knots + static_cast<size_t>(i) * n_knots, n_knots, layer.spline_order,
+        s.bsum[slot] = bspline_window(layer.knots + static_cast<size_t>(i) * layer.knot_stride, n_knots, layer.spline_order,
                                       xn[i], s.basis + slot * kp1, s.start + slot);
       }
     }

@@ -40,7 +40,8 @@ struct KanLayerView {
   uint32_t out_features = 0;
   uint32_t grid_size = 0;
   uint32_t spline_order = 0;
-  const float* knots = nullptr;  // in x (G + 2k + 1)
+  const float* knots = nullptr;  // in x (G + 2k + 1), or one row shared by all inputs
+  uint32_t knot_stride = 0;      // floats from one input's knots to the next's: G+2k+1, or 0 if shared
   uint32_t codebook_size = 0;    // K
   uint32_t codebook_dim = 0;     // G + k
   uint32_t index_bits = 0;

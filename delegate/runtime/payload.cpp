@@ -99,11 +99,16 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
   if (G < 1 || G > kMaxGridSize) return fail(why, "grid_size %llu out of range 1..65536", G);
   if (order > kMaxSplineOrder) return fail(why, "spline_order %llu above %llu", order, kMaxSplineOrder);
   const uint64_t n_knots = G + 2 * order + 1;
-  if (length(g->knots()) != in * n_knots)
-    return fail(why, "knots has %llu values, expected in_features*(G+2k+1) = %llu", length(g->knots()), in * n_knots);
+  // Either one row of knots per input, or one row shared by every input (uniform grids).
+  const uint64_t n_values = length(g->knots());
+  if (n_values != in * n_knots && n_values != n_knots)
+    return fail(why, "knots has %llu values, expected in_features*(G+2k+1) = %llu or one shared row", n_values,
+                in * n_knots);
+  const bool knots_shared = n_values == n_knots;
+  const uint64_t knot_rows = knots_shared ? 1 : in;
   const float* knots = g->knots()->data();
-  if (!all_finite(knots, in * n_knots)) return fail(why, "non-finite knot");
-  for (uint64_t i = 0; i < in; ++i) {
+  if (!all_finite(knots, knot_rows * n_knots)) return fail(why, "non-finite knot");
+  for (uint64_t i = 0; i < knot_rows; ++i) {
     for (uint64_t j = 0; j + 1 < n_knots; ++j) {
       if (!(knots[i * n_knots + j] < knots[i * n_knots + j + 1]))
         return fail(why, "knots of input %llu are not strictly increasing at %llu", i, j);
@@ -127,6 +132,7 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
   L.grid_size = static_cast<uint32_t>(G);
   L.spline_order = static_cast<uint32_t>(order);
   L.knots = knots;
+  L.knot_stride = knots_shared ? 0 : static_cast<uint32_t>(n_knots);
   L.codebook_size = static_cast<uint32_t>(K);
   L.codebook_dim = static_cast<uint32_t>(dim);
   L.index_bits = static_cast<uint32_t>(ib);

@@ -56,6 +56,8 @@ def accuracy(model, x, y) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--configs", default="256/8/8/8,256/6/6/6,256/6/4/6,256/6/4/4,256/5/4/4,256/4/4/4,256/6/3/4,256/4/3/3,256/8/8/4,256/8/4/8",
+                    help="comma-separated K/gain_bits/bias_bits/base_bits")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = train_pure_kan(args.epochs)
@@ -64,9 +66,9 @@ def main():
     yt = torch.from_numpy(yt.astype(np.int64))
     dense_acc = accuracy(model, xt, yt)
     print(json.dumps({"config": "dense", "acc": dense_acc}), flush=True)
-    edges = 784 * 64 + 64 * 10
-    for k in (256,):
-        for gain, bias, base in [(8, 8, 8), (6, 6, 6), (6, 4, 6), (6, 4, 4), (5, 4, 4), (4, 4, 4), (6, 3, 4), (4, 3, 3), (8, 8, 4), (8, 4, 8)]:
+    grid = [(int(k), int(g), int(b), int(w)) for k, g, b, w in (c.split("/") for c in args.configs.split(","))]
+    for k, gain, bias, base in grid:
+        if True:
             cfg = CompressionConfig(codebook_size=k, gain_bits=gain, bias_bits=bias, base_bits=base)
             c, rep = compress_model(model, cfg)
             bits = int(np.ceil(np.log2(k))) + gain + bias + base

@@ -38,7 +38,22 @@ def export(args_json: str, callback=None) -> str:
     return json.dumps(api.export(json.loads(args_json), _progress(callback)))
 
 
+# RunError subclasses ValueError: the bridge shows its message as a one-line error.
+
+
 def ping(args_json: str, callback=None) -> str:
     if callback is not None:
         callback("ping", 1.0)
     return json.dumps({"python": sys.version.split()[0], "pid": os.getpid()})
+
+
+def run(args_json: str, callback=None) -> str:
+    from . import runtime
+
+    a = json.loads(args_json)
+    try:
+        info = runtime.run_file(a["model"], a.get("inputs") or [], a.get("output"), int(a.get("repeat", 10)), int(a.get("seed", 0)))
+    except runtime.BackendNotBuilt as e:
+        raise ValueError(str(e)) from None
+    info["text"] = runtime.format_run(info)
+    return json.dumps(info)

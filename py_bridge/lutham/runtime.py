@@ -85,19 +85,75 @@ def run_program(path: str | os.PathLike, inputs: Sequence[torch.Tensor], method:
     return list(outputs)
 
 
-def run_cli(argv: Sequence[str] | None = None) -> int:
-    """`python -m lutham.runtime MODEL.pte [--input x.npy ...] [--output y.npy] [--repeat N] [--json]`.
+class RunError(ValueError):
+    """Bad input to run_file (shape, count, file): a one-line message for the user."""
 
-    Runs the program in this process (LuthamBackend loaded), like lutham_runner: prints output
-    shapes, a checksum and the median time of --repeat runs. Without --input it uses seeded
-    uniform inputs in [-1.1, 1.1) of the program's input shapes. --output saves the first
-    output (.npy). For `lutham run` in the CLI.
+
+def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str | None = None,
+             repeat: int = 10, seed: int = 0) -> dict:
+    """Runs a .pte like lutham_runner: returns output shapes, a checksum and the median time.
+
+    `inputs` are .npy files, one per program input; without them, seeded uniform inputs in
+    [-1.1, 1.1) of the program's input shapes. `output` saves the first output as .npy.
     """
-    import argparse
-    import json
     import time
 
     import numpy as np
+
+    if repeat < 1:
+        raise RunError(f"--repeat must be at least 1, got {repeat}")
+    if not Path(model).is_file():
+        raise RunError(f"no such file: {model}")
+    try:
+        program, method = load_method(model)
+    except BackendNotBuilt:
+        raise
+    except Exception as e:  # ExecuTorch reports load failures as RuntimeError; details are in its log
+        raise RunError(f"cannot load {model}: {e}") from None
+    meta = method.metadata
+    n_inputs = meta.num_inputs()
+    if inputs and len(inputs) != n_inputs:
+        raise RunError(f"the program has {n_inputs} inputs, {len(inputs)} --input given")
+    gen = torch.Generator().manual_seed(seed)
+    tensors = []
+    for i in range(n_inputs):
+        shape = tuple(meta.input_tensor_meta(i).sizes())
+        if inputs:
+            try:
+                arr = np.load(inputs[i]).astype(np.float32)
+            except Exception as e:
+                raise RunError(f"cannot read {inputs[i]} as .npy: {e}") from None
+            if arr.shape != shape:
+                raise RunError(f"{inputs[i]} has shape {arr.shape}, input {i} needs {shape}")
+            tensors.append(torch.from_numpy(arr))
+        else:
+            tensors.append(torch.rand(shape, generator=gen) * 2.2 - 1.1)
+    times, outputs = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        outputs = list(method.execute(tensors))
+        times.append((time.perf_counter() - t0) * 1e3)
+    flat = np.concatenate([o.detach().numpy().astype(np.float32).reshape(-1) for o in outputs])
+    if output:
+        np.save(output, outputs[0].detach().numpy())
+    del program
+    return dict(model=str(model), outputs=[list(o.shape) for o in outputs],
+                dtypes=[str(o.dtype).replace("torch.", "") for o in outputs],
+                sum=float(flat.sum(dtype=np.float64)), abs_sum=float(np.abs(flat).sum(dtype=np.float64)),
+                median_ms=float(np.median(times)), repeat=repeat, output=output)
+
+
+def format_run(info: dict) -> str:
+    lines = [f"output {i}: {d} {shape}" for i, (d, shape) in enumerate(zip(info["dtypes"], info["outputs"]))]
+    lines.append(f"checksum: sum={info['sum']:.9g} abs_sum={info['abs_sum']:.9g}")
+    lines.append(f"median: {info['median_ms']:.4f} ms over {info['repeat']} runs")
+    return "\n".join(lines)
+
+
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """`python -m lutham.runtime MODEL.pte [--input x.npy ...] [--output y.npy] [--repeat N] [--json]`."""
+    import argparse
+    import json
 
     ap = argparse.ArgumentParser(prog="lutham run")
     ap.add_argument("model")
@@ -107,49 +163,12 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    if a.repeat < 1:
-        ap.error("--repeat must be at least 1")
     try:
-        program, method = load_method(a.model)
-    except BackendNotBuilt as e:
+        info = run_file(a.model, a.input, a.output, a.repeat, a.seed)
+    except (BackendNotBuilt, RunError) as e:
         print(f"lutham run: {e}", file=sys.stderr)
         return 1
-    except Exception as e:  # ExecuTorch reports load failures as RuntimeError; details are in its log
-        print(f"lutham run: cannot load {a.model}: {e}", file=sys.stderr)
-        return 1
-    meta = method.metadata
-    n_inputs = meta.num_inputs()
-    if a.input and len(a.input) != n_inputs:
-        ap.error(f"the program has {n_inputs} inputs, {len(a.input)} --input given")
-    gen = torch.Generator().manual_seed(a.seed)
-    inputs = []
-    for i in range(n_inputs):
-        shape = tuple(meta.input_tensor_meta(i).sizes())
-        if a.input:
-            arr = np.load(a.input[i]).astype(np.float32)
-            if arr.shape != shape:
-                ap.error(f"{a.input[i]} has shape {arr.shape}, input {i} needs {shape}")
-            inputs.append(torch.from_numpy(arr))
-        else:
-            inputs.append(torch.rand(shape, generator=gen) * 2.2 - 1.1)
-    times, outputs = [], []
-    for _ in range(a.repeat):
-        t0 = time.perf_counter()
-        outputs = list(method.execute(inputs))
-        times.append((time.perf_counter() - t0) * 1e3)
-    median = float(np.median(times))
-    flat = np.concatenate([o.detach().numpy().astype(np.float32).reshape(-1) for o in outputs])
-    info = dict(model=str(a.model), outputs=[list(o.shape) for o in outputs], sum=float(flat.sum(dtype=np.float64)),
-                abs_sum=float(np.abs(flat).sum(dtype=np.float64)), median_ms=median, repeat=a.repeat)
-    if a.output:
-        np.save(a.output, outputs[0].detach().numpy())
-    if a.json:
-        print(json.dumps(info))
-    else:
-        for i, o in enumerate(outputs):
-            print(f"output {i}: {str(o.dtype).replace('torch.', '')} {list(o.shape)}")
-        print(f"checksum: sum={info['sum']:.9g} abs_sum={info['abs_sum']:.9g}")
-        print(f"median: {median:.4f} ms over {a.repeat} runs")
+    print(json.dumps(info) if a.json else format_run(info))
     return 0
 
 

@@ -62,7 +62,7 @@ def test_compressed_model_with_k_at_least_edges_matches_dense_fp32():
 
 
 def test_int8_model_error_is_small_and_reported():
-    config, dense, compressed, report = small_pair(compression=CompressionConfig(codebook_size=64))
+    config, dense, compressed, report = small_pair(compression=CompressionConfig(codebook_size=64, gain_bits=8, bias_bits=8, base_bits=8))
     assert [l.name for l in report.layers] == ["layers.0", "layers.1"]
     assert all(0.5 < l.r2 <= 1 for l in report.layers)
     assert relative_output_error(dense, compressed, config.example_input()) < 0.05

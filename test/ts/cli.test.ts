@@ -81,6 +81,25 @@ describe('lutham CLI', () => {
     assert.deepEqual(readFileSync(join(out, 'lutham.pte')), before);
   });
 
+  it('run: lossless lutham.pte gives the same outputs as dense.pte through ExecuTorch', () => {
+    const out = join(dir, 'lossless');
+    const e = lutham(['export', ...SMALL.slice(0, -2), '--codebook-size', '65536', '--fp32', '--out', out, '--no-progress']);
+    assert.equal(e.status, 0, e.stderr);
+    const res = ['dense', 'lutham'].map((name) => {
+      const r = lutham(['run', join(out, `${name}.pte`), '--repeat', '2', '--seed', '3', '--json', '--output', join(out, `${name}.npy`)]);
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout);
+    });
+    assert.deepEqual(res[0].outputs, [[1, 3, 4]]);
+    assert.deepEqual(res[1].outputs, res[0].outputs);
+    assert.ok(Math.abs(res[0].sum - res[1].sum) <= 1e-4 * res[0].abs_sum, `${res[0].sum} vs ${res[1].sum}`);
+    assert.ok(Math.abs(res[0].abs_sum - res[1].abs_sum) <= 1e-4 * res[0].abs_sum);
+    assert.ok(existsSync(join(out, 'lutham.npy')));
+    const bad = lutham(['run', join(out, 'report.json')]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^lutham: cannot load .*report\.json/m);
+  });
+
   it('a missing Python environment is a clear error', () => {
     const r = lutham(['export', ...SMALL, '--out', join(dir, 'nopy')], { LUTHAM_PYTHON: join(dir, 'no-such-python') });
     assert.equal(r.status, 1);

@@ -34,7 +34,10 @@ describe('compare: Dense vs SHARe-KAN bytes', function () {
 
   it('has an overall ratio equal to the file size ratio', () => {
     assert.equal(c.ratios.total, fd.file_bytes / fl.file_bytes);
-    assert.ok(formatCompare(c).includes(`${(fd.file_bytes / fl.file_bytes).toFixed(2)}x smaller`));
+    const r = fd.file_bytes / fl.file_bytes;
+    const shown = r >= 10 ? r.toFixed(1) : r.toFixed(2);
+    const fmt = (n: number) => n.toLocaleString('en-US');
+    assert.ok(formatCompare(c).includes(`${shown}x smaller (${fmt(fd.file_bytes)} / ${fmt(fl.file_bytes)} bytes)`), formatCompare(c));
   });
 
   it('counts LuthamBackend payloads, codebook segments and the program as Python sees them', () => {

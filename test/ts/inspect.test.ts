@@ -113,7 +113,7 @@ describe('inspect: .pte reader against Python', function () {
         const dec = decodePayload(bytes);
         assert.deepEqual(Array.from(dec.indices.slice(0, 32)), pyLayers[k++].indices);
         assert.ok(dec.indices.every((v) => v < dec.info.codebookSize));
-        assert.equal(dec.knots.length, dec.info.knotCount);
+        assert.equal(dec.knots.length, dec.info.inFeatures * (dec.info.gridSize + 2 * dec.info.splineOrder + 1));
       }
       for (const n of lutham.namedData) {
         const cb = decodeCodebook(await pte.readSegment(n.segmentIndex));

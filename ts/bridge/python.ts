@@ -71,9 +71,10 @@ function pythonError(err: unknown): Error {
   const text = `${e?.message ?? ''}\n${e?.stack ?? ''}`;
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
   const js = lines.find((l) => l.startsWith('*** JS ***') || l.startsWith('🌉'));
-  const pyLine = [...lines].reverse().find((l) => /^(\*\*\* JS \*\*\* )?[A-Za-z_.]*(Error|Exception)\b.*:/.test(l));
+  const pyLine = [...lines].reverse().find((l) => /^(\*\*\* JS \*\*\* )?[A-Za-z_.]*(Error|Exception|NotBuilt)\b.*:/.test(l));
   const msg = (pyLine ?? js ?? lines[0] ?? 'unknown Python error').replace(/^\*\*\* JS \*\*\* /, '').replace(/^🌉\s*/, '');
-  return new LuthamError(msg.replace(/^(ValueError|FileNotFoundError|RuntimeError): /, ''));
+  // "lutham.runtime.RunError: no such file: x" -> "no such file: x"
+  return new LuthamError(msg.replace(/^[A-Za-z_][\w.]*(Error|Exception|NotBuilt): /, ''));
 }
 
 /**

@@ -34,23 +34,25 @@ function parseWidths(s: string | undefined): number[] | undefined {
   return nums;
 }
 
+/** The Dense vs SHARe-KAN table, sizes read back from the written files (ts/pte/compare.ts). */
 export function summarize(r: ExportReport): string {
-  const kanRatio = r.ratio.kan.toFixed(2) + 'x';
-  const fileRatio = r.ratio.file.toFixed(2) + 'x';
+  const f = r.files;
+  const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}x`);
   const r2 = r.layers.map((l) => `${l.name} ${l.r2.toFixed(4)}`).join(', ');
   const lines = [
     table(
-      ['', 'file', 'KAN part', 'ratio (file)', 'ratio (KAN)', 'R^2', 'output error'],
+      ['', 'file', 'KAN part', 'ratio (file)', 'ratio (KAN)', 'R^2 (min)', 'output error'],
       [
-        ['Dense', formatBytes(r.dense.file_bytes), formatBytes(r.dense.kan_bytes), '1.00x', '1.00x', '1', '0'],
-        ['SHARe-KAN', formatBytes(r.lutham.file_bytes), formatBytes(r.lutham.kan_bytes), fileRatio, kanRatio,
+        ['Dense', formatBytes(f.dense.fileBytes), formatBytes(f.kanPart.dense), '1.00x', '1.00x', '1', '0'],
+        ['SHARe-KAN', formatBytes(f.lutham.fileBytes), formatBytes(f.kanPart.lutham), x(f.ratios.total), x(f.kanPart.ratio),
           Math.min(...r.layers.map((l) => l.r2)).toFixed(4), r.output_relative_l2_error.toExponential(2)],
       ],
     ),
     '',
     `dense.pte  ${r.dense.path}`,
-    `lutham.pte ${r.lutham.path} (${r.lutham.delegates} LuthamBackend delegates, ${r.lutham.codebook_segments} codebook segment(s), ${formatBytes(r.lutham.codebook_bytes)})`,
-    `R^2 per codebook: ${r2}`,
+    `lutham.pte ${r.lutham.path} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
+    `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
+    `R^2 of the coefficients per codebook: ${r2}`,
     `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
   ];
   for (const w of r.warnings) lines.push(`warning: ${w}`);
@@ -70,13 +72,13 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('order', { type: 'number', describe: 'B-spline order k (default 3)' })
       .option('weights', { type: 'string', describe: 'checkpoint (state dict) of the whole model' })
       .option('seed', { type: 'number', default: 0, describe: 'seed for the model init and k-means' })
-      .option('codebook-size', { type: 'number', describe: 'codewords K per codebook, up to 65536 (default 256)' })
+      .option('codebook-size', { type: 'number', describe: 'codewords K per codebook, up to 65536 (default 128)' })
       .option('codebook-scope', { choices: ['heads', 'layer'] as const, default: 'heads' as const, describe: 'heads: layer l of all heads shares one codebook; layer: one per layer' })
-      .option('int8', { type: 'boolean', default: true, describe: 'int8 codebook, gains, biases and base weights' })
+      .option('int8', { type: 'boolean', default: true, describe: 'integer storage: int8 codebook, gains/biases/base weights at --gain-bits/--bias-bits/--base-bits' })
       .option('fp32', { type: 'boolean', default: false, describe: 'keep everything float32 (same as --no-int8)' })
-      .option('gain-bits', { type: 'number', describe: 'bits per gain, 2..8 (int8 mode)' })
-      .option('bias-bits', { type: 'number', describe: 'bits per bias, 2..8 (int8 mode)' })
-      .option('base-bits', { type: 'number', describe: 'bits per base weight, 2..8 (int8 mode)' })
+      .option('gain-bits', { type: 'number', describe: 'bits per gain, 2..8 (default 6)' })
+      .option('bias-bits', { type: 'number', describe: 'bits per bias, 2..8 (default 4)' })
+      .option('base-bits', { type: 'number', describe: 'bits per base weight, 2..8 (default 5)' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout' })
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as Argv<Args>,
   handler: async (argv) => {

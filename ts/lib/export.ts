@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
+import { comparePte, type Comparison } from '../pte/compare.js';
 
 export const BACKBONES = ['resnet50', 'resnet18', 'mobilenet_v3_small', 'none'] as const;
 export type Backbone = (typeof BACKBONES)[number];
@@ -33,6 +34,8 @@ export interface ExportReport {
   warnings: string[];
   output_relative_l2_error: number;
   seconds: number;
+  /** The two written files as the TypeScript .pte readers see them (lutham compare). */
+  files: Comparison;
 }
 
 function positiveInt(name: string, v: number | undefined): void {
@@ -77,5 +80,6 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     bias_bits: o.biasBits ?? null,
     base_bits: o.baseBits ?? null,
   };
-  return (await callPython('export', args, progress)) as ExportReport;
+  const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
+  return { ...report, files: await comparePte(report.dense.path, report.lutham.path) };
 }

@@ -41,7 +41,9 @@ export interface LayerInfo {
   basis: string;
   gridSize: number;
   splineOrder: number;
+  /** Knots stored: in_features rows, or one row shared by every input (uniform grid). */
   knotCount: number;
+  knotsShared: boolean;
   codebookKey: string;
   /** K: number of codewords. */
   codebookSize: number;
@@ -129,8 +131,11 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
     const gridSize = grid.gridSize();
     const splineOrder = grid.splineOrder();
     const knotCount = grid.knotsLength();
-    const expectedKnots = inFeatures * (gridSize + 2 * splineOrder + 1);
-    if (knotCount !== expectedKnots) fail(what, `grid has ${knotCount} knots, ${inFeatures} inputs at grid ${gridSize} order ${splineOrder} need ${expectedKnots}`);
+    const row = gridSize + 2 * splineOrder + 1;
+    const knotsShared = knotCount === row && inFeatures !== 1;
+    if (knotCount !== inFeatures * row && knotCount !== row) {
+      fail(what, `grid has ${knotCount} knots, ${inFeatures} inputs at grid ${gridSize} order ${splineOrder} need ${inFeatures * row} (or ${row} shared)`);
+    }
     const indexBits = layer.indexBits();
     if (indexBits < 1 || indexBits > 32) fail(what, `index width ${indexBits} bits is out of range`);
     const indicesBytes = layer.indicesLength();
@@ -159,6 +164,7 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
       gridSize,
       splineOrder,
       knotCount,
+      knotsShared,
       codebookKey: key,
       codebookSize,
       codebookDim,
@@ -231,6 +237,7 @@ export interface DecodedLayer {
   gains: Float32Array;
   biases: Float32Array;
   baseWeight: Float32Array;
+  /** in x (grid + 2*order + 1) knots, row-major (a shared row is repeated for every input). */
   knots: Float32Array;
 }
 
@@ -242,8 +249,9 @@ export function decodePayload(bytes: Uint8Array, what = 'LUTHAM payload'): Decod
     const grid = layer.grid()!;
     const raw = new Uint8Array(info.indicesBytes);
     for (let i = 0; i < raw.length; i++) raw[i] = layer.indices(i)!;
-    const knots = new Float32Array(info.knotCount);
-    for (let i = 0; i < knots.length; i++) knots[i] = grid.knots(i)!;
+    const stored = info.knotCount;
+    const knots = new Float32Array(info.knotsShared ? stored * info.inFeatures : stored);
+    for (let i = 0; i < knots.length; i++) knots[i] = grid.knots(i % stored)!;
     return {
       info,
       indices: unpackBits(raw, info.indexBits, info.inFeatures * info.outFeatures, false) as Uint32Array,

@@ -27,8 +27,8 @@ import { createHash } from 'node:crypto';
 
 import { PteFile } from './file.js';
 import { bytesCell, num, table } from './format.js';
-import { inspectOpen, LUTHAM_BACKEND_ID, type InspectReport } from './inspect.js';
-import { describePlans, type TensorDesc } from './program.js';
+import { inspectWithPlans, LUTHAM_BACKEND_ID, type InspectReport } from './inspect.js';
+import type { TensorDesc } from './program.js';
 
 export const CATEGORIES = ['kanWeights', 'codebook', 'otherConstants', 'program', 'padding'] as const;
 export type Category = (typeof CATEGORIES)[number];
@@ -108,8 +108,8 @@ interface FileFacts {
 }
 
 async function facts(pte: PteFile): Promise<FileFacts> {
-  const report = await inspectOpen(pte);
-  const tensors = describePlans(pte).flatMap((p) => p.constants);
+  const { report, plans } = await inspectWithPlans(pte);
+  const tensors = plans.flatMap((p) => p.constants);
   return { pte, report, buffers: constantBuffers(pte, report, tensors) };
 }
 

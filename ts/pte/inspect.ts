@@ -83,6 +83,11 @@ export async function inspectPte(path: string): Promise<InspectReport> {
 }
 
 export async function inspectOpen(pte: PteFile): Promise<InspectReport> {
+  return (await inspectWithPlans(pte)).report;
+}
+
+/** inspectOpen plus the full plan descriptions (with every constant tensor) it was built from. */
+export async function inspectWithPlans(pte: PteFile): Promise<{ report: InspectReport; plans: PlanDesc[] }> {
   const problems: string[] = [];
   const plans = describePlans(pte);
   const named = describeNamedData(pte);
@@ -147,7 +152,7 @@ export async function inspectOpen(pte: PteFile): Promise<InspectReport> {
   for (const s of segments) if (s.uses.length === 0 && s.bytes > 0) problems.push(`segment ${s.index} (${s.bytes} bytes) is not referenced`);
 
   const allBuffers = constantBufferBytes(plans);
-  return {
+  const report: InspectReport = {
     path: pte.path,
     fileBytes: pte.fileSize,
     identifier: 'ET12',
@@ -165,6 +170,7 @@ export async function inspectOpen(pte: PteFile): Promise<InspectReport> {
     luthamLayers,
     problems,
   };
+  return { report, plans };
 }
 
 function valueText(v: ValueDesc): string {

@@ -197,7 +197,8 @@ struct Grid FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint32_t spline_order() const {
     return GetField<uint32_t>(VT_SPLINE_ORDER, 0);
   }
-  /// in_features x (grid_size + 2*spline_order + 1), row-major.
+  /// in_features x (grid_size + 2*spline_order + 1), row-major; or a single row of
+  /// grid_size + 2*spline_order + 1 knots shared by every input (efficient-kan's uniform grid).
   const flatbuffers::Vector<float> *knots() const {
     return GetPointer<const flatbuffers::Vector<float> *>(VT_KNOTS);
   }

@@ -96,11 +96,10 @@ def distinct_shapes(canon: np.ndarray, limit: int, tol: float = DISTINCT_TOLERAN
     return np.asarray(leaders, dtype=np.float32).reshape(-1, d), assignment
 
 
-def train_codebook(shapes: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """K unit codewords for the shapes. When the distinct shapes number <= K the codebook
-    is those shapes and the second value maps every shape to its codeword (exact GSB);
+def train_codebook(canon: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """K unit codewords for sign-canonical shapes. When the distinct shapes number <= K the
+    codebook is those shapes and the second value maps every shape to its codeword (exact GSB);
     otherwise k-means codewords and None."""
-    canon = canonical_sign(shapes)
     if len(canon) <= size:  # one codeword per edge: exact, no clustering at all
         return canon.astype(np.float32), np.arange(len(canon), dtype=np.int64)
     found = distinct_shapes(canon, size)
@@ -155,11 +154,41 @@ def nearest_codewords(shapes: np.ndarray, codebook: np.ndarray, seed: int, progr
     return out % len(unit)
 
 
+# Edges processed at a time by the chunked passes (bounds temporary memory on 50-head models).
+CHUNK_EDGES = 1 << 20
+
+
+def biases_and_canonical_shapes(coeffs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-edge bias and sign-canonical unit shape, computed in chunks: one (n, d) array."""
+    n = len(coeffs)
+    biases = np.empty(n, np.float32)
+    shapes = np.empty(coeffs.shape, np.float32)
+    for start in range(0, n, CHUNK_EDGES):
+        sl = slice(start, start + CHUNK_EDGES)
+        b, _, s = split_gain_shape_bias(coeffs[sl])
+        biases[sl] = b
+        shapes[sl] = canonical_sign(s)
+    return biases, shapes
+
+
+def least_squares_gains(coeffs: np.ndarray, biases: np.ndarray, stored: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """g = <c - b, w> / ||w||^2 against each edge's stored codeword w (0 for a zero codeword)."""
+    gains = np.zeros(len(coeffs), np.float32)
+    energy = np.einsum("kd,kd->k", stored, stored)
+    for start in range(0, len(coeffs), CHUNK_EDGES):
+        sl = slice(start, start + CHUNK_EDGES)
+        w = stored[indices[sl]]
+        e = energy[indices[sl]]
+        dot = np.einsum("nd,nd->n", coeffs[sl] - biases[sl, None], w)
+        gains[sl] = np.divide(dot, e, out=np.zeros(len(w), np.float32), where=e > 0)
+    return gains
+
+
 def gsb_encode(coeffs: np.ndarray, codebook_size: int, seed: int, codebook_bits: int = 8, progress: Progress | None = None) -> GSBCode:
     """Compress (n, d) coefficient vectors with one shared codebook of at most `codebook_size` words."""
     if coeffs.ndim != 2 or coeffs.shape[0] == 0:
         raise ValueError(f"gsb_encode takes a non-empty (edges, coefficients) matrix, got {coeffs.shape}")
-    biases, residual, shapes = split_gain_shape_bias(coeffs)
+    biases, shapes = biases_and_canonical_shapes(coeffs)
     if progress:
         progress("kmeans", 0.0)
     words, assignment = train_codebook(shapes, codebook_size, seed)
@@ -171,16 +200,35 @@ def gsb_encode(coeffs: np.ndarray, codebook_size: int, seed: int, codebook_bits:
         indices = assignment.astype(np.int64)  # every shape is (up to float noise) a codeword
     else:
         indices = nearest_codewords(shapes, stored, seed, progress)
-    w = stored[indices]
-    energy = np.einsum("nd,nd->n", w, w)
-    gains = np.divide(np.einsum("nd,nd->n", residual, w), energy, out=np.zeros(len(w), np.float32), where=energy > 0)
-    return GSBCode(codebook, indices, gains.astype(np.float32), biases.astype(np.float32), assignment is not None)
+    del shapes
+    gains = least_squares_gains(coeffs, biases, stored, indices)
+    return GSBCode(codebook, indices, gains, biases, assignment is not None)
 
 
 def reconstruct(code: GSBCode) -> np.ndarray:
     """c_hat = b + g * w[index], (n, d)."""
     w = code.codebook.dequantize()[code.indices]
     return code.biases[:, None] + code.gains[:, None] * w
+
+
+class RSquared:
+    """R^2 accumulated over parts: 1 - SSE / SST, SST about the mean of each coefficient slot
+    over all parts (given up front)."""
+
+    def __init__(self, slot_means: np.ndarray):
+        self.means = slot_means.astype(np.float64)
+        self.sse = 0.0
+        self.sst = 0.0
+
+    def add(self, original: np.ndarray, approx: np.ndarray) -> None:
+        original = original.astype(np.float64)
+        self.sse += float(((original - approx) ** 2).sum())
+        self.sst += float(((original - self.means) ** 2).sum())
+
+    def value(self) -> float:
+        if self.sst > 0:
+            return 1.0 - self.sse / self.sst
+        return 1.0 if self.sse == 0 else float("-inf")
 
 
 def r_squared(original: np.ndarray, approx: np.ndarray) -> float:

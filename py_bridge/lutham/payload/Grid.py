@@ -51,7 +51,8 @@ class Grid(object):
             return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
         return 0
 
-    # in_features x (grid_size + 2*spline_order + 1), row-major.
+    # in_features x (grid_size + 2*spline_order + 1), row-major; or a single row of
+    # grid_size + 2*spline_order + 1 knots shared by every input (efficient-kan's uniform grid).
     # Grid
     def Knots(self, j):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))

@@ -98,10 +98,18 @@ def read_codebook(data: bytes) -> Quantized:
     return _read_quant(cb.Values())
 
 
+def _knots_to_store(knots: np.ndarray) -> np.ndarray:
+    """One shared row when every input has the same knots (the uniform grid), else all rows."""
+    knots = knots.astype("<f4")
+    if len(knots) > 1 and (knots == knots[:1]).all():
+        return knots[0].copy()
+    return knots.reshape(-1)
+
+
 def write_payload(layer: LayerData) -> bytes:
     builder = flatbuffers.Builder(1024 + layer.knots.nbytes + layer.indices.size * 4)
     key = builder.CreateString(layer.codebook_key)
-    knots = _vector(builder, layer.knots.astype("<f4").reshape(-1))
+    knots = _vector(builder, _knots_to_store(layer.knots))
     indices = _vector(builder, np.frombuffer(pack_bits(layer.indices, layer.index_bits), dtype=np.uint8))
     gains = _write_quant(builder, layer.gains)
     biases = _write_quant(builder, layer.biases)
@@ -147,7 +155,10 @@ def read_payload(data: bytes) -> tuple[int, LayerData]:
         out_features=k.OutFeatures(),
         grid_size=grid.GridSize(),
         spline_order=grid.SplineOrder(),
-        knots=grid.KnotsAsNumpy().astype(np.float32).reshape(k.InFeatures(), -1),
+        knots=np.broadcast_to(
+            grid.KnotsAsNumpy().astype(np.float32).reshape(-1, grid.GridSize() + 2 * grid.SplineOrder() + 1),
+            (k.InFeatures(), grid.GridSize() + 2 * grid.SplineOrder() + 1),
+        ).copy(),
         codebook_key=k.CodebookKey().decode(),
         codebook_size=k.CodebookSize(),
         codebook_dim=k.CodebookDim(),

@@ -45,7 +45,8 @@ splineOrder():number {
 }
 
 /**
- * in_features x (grid_size + 2*spline_order + 1), row-major.
+ * in_features x (grid_size + 2*spline_order + 1), row-major; or a single row of
+ * grid_size + 2*spline_order + 1 knots shared by every input (efficient-kan's uniform grid).
  */
 knots(index: number):number|null {
   const offset = this.bb!.__offset(this.bb_pos, 10);

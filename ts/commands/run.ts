@@ -1,0 +1,31 @@
+import type { Argv, CommandModule } from 'yargs';
+import { runProgram } from '../lib/run.js';
+
+interface Args {
+  model: string;
+  input?: string[];
+  output?: string;
+  repeat: number;
+  seed: number;
+  json: boolean;
+}
+
+const runCommand: CommandModule<{}, Args> = {
+  command: 'run <model>',
+  describe: 'Run a .pte (lutham.pte or dense.pte) with ExecuTorch and LuthamBackend: output shapes, checksum, median time',
+  builder: (y: Argv) =>
+    y
+      .positional('model', { type: 'string', demandOption: true, describe: 'the .pte file' })
+      .option('input', { type: 'string', array: true, describe: '.npy file per program input (default: seeded random inputs)' })
+      .option('output', { type: 'string', describe: 'write the first output here (.npy)' })
+      .option('repeat', { type: 'number', default: 10, describe: 'runs to time (the median is printed)' })
+      .option('seed', { type: 'number', default: 0, describe: 'seed of the random inputs' })
+      .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }) as Argv<Args>,
+  handler: async (argv) => {
+    const r = await runProgram({ model: argv.model, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed });
+    const { text, ...data } = r;
+    process.stdout.write(argv.json ? JSON.stringify(data, null, 2) + '\n' : text + '\n');
+  },
+};
+
+export default runCommand;
