@@ -57,3 +57,17 @@ def run(args_json: str, callback=None) -> str:
         raise ValueError(str(e)) from None
     info["text"] = runtime.format_run(info)
     return json.dumps(info)
+
+
+def evaluate(args_json: str, callback=None) -> str:
+    """`lutham eval`: train or load the models, compress them, measure the tables (evaluation/)."""
+    from .evaluation import evaluate as _evaluate
+
+    return json.dumps(_evaluate(json.loads(args_json), _progress(callback)))
+
+
+def report(args_json: str, callback=None) -> str:
+    """`lutham report`: the eval results to draw (read from args['results'] or computed)."""
+    from .evaluation import report_data
+
+    return json.dumps(report_data(json.loads(args_json), _progress(callback)))

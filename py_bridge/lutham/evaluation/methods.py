@@ -1,0 +1,333 @@
+"""What the tables measure: accuracy (eager or through ExecuTorch), storage bytes of the KAN
+layers, and the comparison methods (plain k-means, uniform quantization, magnitude pruning,
+codebook fine-tuning)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..compress.quant import FLOAT_BITS, quantize_rows
+from ..kan import KANLinear, b_splines
+from ..ops import SharedKANLinear, dequantize
+
+EVAL_BATCH = 1000
+PTE_BATCH = 500
+FLOAT_BYTES = 4
+
+
+# ---------------------------------------------------------------- accuracy
+
+
+def standard_error(acc: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on n images."""
+    return math.sqrt(max(acc * (1 - acc), 0.0) / n) if n else float("nan")
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = EVAL_BATCH) -> float:
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            correct += int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
+    return correct / len(x)
+
+
+def executorch_available() -> str | None:
+    """None when lutham.pte files can run here, else why not."""
+    try:
+        from .. import runtime
+
+        runtime.load_backend()
+        return None
+    except Exception as e:  # BackendNotBuilt, or executorch missing
+        return str(e).splitlines()[0]
+
+
+def pte_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, workdir: str | Path | None = None,
+                 batch: int = PTE_BATCH, name: str = "lutham.pte") -> tuple[float, dict]:
+    """Exports the compressed model to lutham.pte (KAN layers delegated to LuthamBackend), runs
+    the test images through ExecuTorch with the C++ backend, returns (accuracy, byte counts)."""
+    from .. import runtime
+    from ..api import lutham_part_bytes
+    from ..export import to_executorch_bytes, write_atomic
+
+    batch = min(batch, len(x))
+    x = torch.empty(x.shape, dtype=torch.float32).copy_(x)  # canonical strides (no 0 strides on size-1 axes)
+    pte = to_executorch_bytes(model, x[:batch].contiguous(), delegate=True)
+    parts = lutham_part_bytes(pte)
+    with tempfile.TemporaryDirectory(prefix="lutham-eval-", dir=workdir) as tmp:
+        path = Path(tmp) / name
+        write_atomic(path, pte)
+        program, method = runtime.load_method(path)
+        correct = 0
+        for i in range(0, len(x), batch):
+            xb = x[i : i + batch].contiguous()
+            n = len(xb)
+            if n < batch:  # the program has a fixed batch: pad the last one
+                xb = torch.cat([xb, xb.new_zeros((batch - n, *xb.shape[1:]))])
+            out = method.execute([xb])[0]
+            correct += int((out[:n].argmax(1) == y[i : i + n]).sum())
+        del method, program
+    parts["file_bytes"] = len(pte)
+    parts["kan_bytes"] = parts["payload_bytes"] + parts["codebook_bytes"]
+    return correct / len(x), parts
+
+
+# ---------------------------------------------------------------- storage
+
+
+def kan_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (KANLinear, SharedKANLinear, CodebookKANLinear))]
+
+
+def edges(model: nn.Module) -> int:
+    return sum(m.out_features * m.in_features for _, m in kan_layers(model))
+
+
+def dense_bytes(model: nn.Module) -> int:
+    """fp32 KAN tensors as the dense model stores them: grid, base_weight, spline_weight, spline_scaler."""
+    from ..api import kan_parameter_bytes
+
+    return kan_parameter_bytes(model)
+
+
+def _packed(count: int, bits: int) -> int:
+    return (count * bits + 7) // 8
+
+
+def _field_bytes(rows: int, count: int, bits: int) -> int:
+    """A quantized field: packed values plus one float scale per row (float32: just the values)."""
+    return count * FLOAT_BYTES if bits == FLOAT_BITS else _packed(count, bits) + rows * FLOAT_BYTES
+
+
+def shared_bytes(model: nn.Module) -> int:
+    """SHARe-KAN storage as LuthamBackend keeps it: per layer one knot row, packed indices, gains,
+    biases and base weights with their row scales; each distinct codebook (+ scales) once."""
+    total = 0
+    seen: set[str] = set()
+    for _, m in kan_layers(model):
+        if not isinstance(m, SharedKANLinear):
+            raise TypeError("shared_bytes takes a SHARe-KAN model")
+        n, out = m.indices.numel(), m.out_features
+        total += m.knots.shape[1] * FLOAT_BYTES + _packed(n, m.index_bits)
+        total += sum(_field_bytes(out, n, b) for b in (m.gain_bits, m.bias_bits, m.base_bits))
+        key = hashlib.sha1(m.codebook.numpy().tobytes() + m.codebook_scales.numpy().tobytes()).hexdigest()
+        if key not in seen:
+            seen.add(key)
+            k = m.codebook.shape[0]
+            total += _field_bytes(k, m.codebook.numel(), m.codebook_bits)
+    return total
+
+
+# ---------------------------------------------------------------- codebook models (plain k-means, fine-tuning)
+
+
+class CodebookKANLinear(nn.Module):
+    """A KAN layer whose coefficients come from a codebook: c = codebook[idx] (plain k-means), or
+    c = bias + gain * codebook[idx] (SHARe-KAN, dequantized). The codebook is a Parameter that
+    may be shared with other layers, so it can be fine-tuned."""
+
+    def __init__(self, knots, codebook: nn.Parameter, indices, base_weight, spline_order, gains=None, biases=None,
+                 index_bits=None, base_bits=FLOAT_BITS, codebook_bits=FLOAT_BITS):
+        super().__init__()
+        self.codebook = codebook
+        self.register_buffer("knots", knots)
+        self.register_buffer("indices", indices.long())
+        self.register_buffer("base_weight", base_weight)
+        self.register_buffer("gains", gains)
+        self.register_buffer("biases", biases)
+        self.spline_order = spline_order
+        self.index_bits = index_bits or max(1, math.ceil(math.log2(max(2, codebook.shape[0]))))
+        self.base_bits = base_bits
+        self.codebook_bits = codebook_bits
+
+    @property
+    def out_features(self) -> int:
+        return self.indices.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return self.indices.shape[1]
+
+    def coefficients(self) -> torch.Tensor:
+        c = self.codebook[self.indices]
+        if self.gains is not None:
+            c = self.gains.unsqueeze(-1) * c + self.biases.unsqueeze(-1)
+        return c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        basis = b_splines(x2, self.knots, self.spline_order)
+        y = F.linear(F.silu(x2), self.base_weight)
+        y = y + F.linear(basis.reshape(len(x2), -1), self.coefficients().reshape(self.out_features, -1))
+        return y.reshape(*lead, self.out_features)
+
+
+def _replace(root: nn.Module, dotted: str, new: nn.Module) -> None:
+    parent, _, child = dotted.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, new)
+
+
+def _dense_coeffs(m: KANLinear) -> np.ndarray:
+    with torch.no_grad():
+        return m.scaled_spline_weight().reshape(-1, m.coefficients_per_edge).numpy().astype(np.float32)
+
+
+def kmeans(points: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids, assignment) by faiss k-means (L2, seeded); exact when k >= the points."""
+    import faiss
+
+    if k >= len(points):
+        return points.copy(), np.arange(len(points))
+    km = faiss.Kmeans(points.shape[1], k, niter=20, seed=seed, max_points_per_centroid=256,
+                      min_points_per_centroid=1, verbose=False)
+    km.train(np.ascontiguousarray(points))
+    _, idx = km.index.search(np.ascontiguousarray(points), 1)
+    return km.centroids.astype(np.float32), idx[:, 0]
+
+
+def plain_kmeans(model: nn.Module, k: int, seed: int = 0, codebook_bits: int = 8, base_bits: int = 5) -> tuple[nn.Module, int]:
+    """MetaCluster without its meta-learner: k-means of the raw coefficient vectors c of each
+    layer, int8 codebook (one scale per codeword), base weights at `base_bits`. (model, bytes)."""
+    out = copy.deepcopy(model)
+    total = 0
+    for name, m in [(n, m) for n, m in out.named_modules() if isinstance(m, KANLinear)]:
+        c = _dense_coeffs(m)
+        cents, idx = kmeans(c, min(k, len(c)), seed)
+        cb = quantize_rows(cents, codebook_bits)
+        base = quantize_rows(m.base_weight.detach().numpy(), base_bits)
+        layer = CodebookKANLinear(
+            m.grid.detach().clone(), nn.Parameter(torch.from_numpy(cb.dequantize())),
+            torch.from_numpy(idx.reshape(m.out_features, m.in_features)), torch.from_numpy(base.dequantize()),
+            m.spline_order, base_bits=base_bits, codebook_bits=codebook_bits)
+        n = len(c)
+        total += m.grid.shape[1] * FLOAT_BYTES + _packed(n, layer.index_bits) + _field_bytes(m.out_features, n, base_bits)
+        total += _field_bytes(len(cents), cents.size, codebook_bits)
+        _replace(out, name, layer)
+    return out.eval(), total
+
+
+def plain_kmeans_bytes(model: nn.Module, k: int, codebook_bits: int = 8, base_bits: int = 5) -> int:
+    """Bytes plain_kmeans(model, k) would take, without clustering."""
+    total = 0
+    for _, m in [(n, m) for n, m in model.named_modules() if isinstance(m, KANLinear)]:
+        n, d = m.out_features * m.in_features, m.coefficients_per_edge
+        kk = min(k, n)
+        total += m.grid.shape[1] * FLOAT_BYTES + _packed(n, max(1, math.ceil(math.log2(max(2, kk)))))
+        total += _field_bytes(m.out_features, n, base_bits) + _field_bytes(kk, kk * d, codebook_bits)
+    return total
+
+
+def codebook_size_for_budget(model: nn.Module, budget: int, max_k: int = 65536) -> int:
+    """The largest power-of-two K whose plain k-means storage fits in `budget` bytes (at least 2)."""
+    k = 2
+    while k * 2 <= max_k and plain_kmeans_bytes(model, k * 2) <= budget:
+        k *= 2
+    return k
+
+
+def uniform_quantization(model: nn.Module, bits: int, base_bits: int = 5) -> tuple[nn.Module, int]:
+    """KANtize-style: every coefficient at `bits` bits, one float scale per output row;
+    base weights at `base_bits`. (model, bytes)."""
+    out = copy.deepcopy(model)
+    total = 0
+    with torch.no_grad():
+        for _, m in [(n, m) for n, m in out.named_modules() if isinstance(m, KANLinear)]:
+            c = m.scaled_spline_weight().reshape(m.out_features, -1).numpy()
+            q = quantize_rows(c, bits)
+            base = quantize_rows(m.base_weight.numpy(), base_bits)
+            m.spline_weight.copy_(torch.from_numpy(q.dequantize()).reshape_as(m.spline_weight))
+            m.spline_scaler.fill_(1.0)
+            m.base_weight.copy_(torch.from_numpy(base.dequantize()))
+            n = m.out_features * m.in_features
+            total += m.grid.shape[1] * FLOAT_BYTES + _field_bytes(m.out_features, c.size, bits)
+            total += _field_bytes(m.out_features, n, base_bits)
+    return out.eval(), total
+
+
+def magnitude_prune(model: nn.Module, sparsity: float) -> tuple[nn.Module, int]:
+    """Zero the `sparsity` fraction of whole edges with the smallest L2 norm of (c, base weight)
+    in each layer, no fine-tuning. Bytes: the kept edges in fp32 plus a 1-bit edge mask."""
+    out = copy.deepcopy(model)
+    total = 0
+    with torch.no_grad():
+        for _, m in [(n, m) for n, m in out.named_modules() if isinstance(m, KANLinear)]:
+            n = m.out_features * m.in_features
+            d = m.coefficients_per_edge
+            grid_bytes = m.grid.numel() * FLOAT_BYTES
+            drop = int(round(sparsity * n))
+            if drop == 0:
+                total += grid_bytes + n * (d + 2) * FLOAT_BYTES
+                continue
+            mag = (m.scaled_spline_weight().pow(2).sum(-1) + m.base_weight.pow(2)).reshape(-1)
+            pruned = torch.zeros(n, dtype=torch.bool)
+            pruned[torch.argsort(mag)[:drop]] = True
+            pruned = pruned.reshape(m.out_features, m.in_features)
+            m.spline_weight[pruned] = 0.0
+            m.base_weight[pruned] = 0.0
+            total += grid_bytes + (n - drop) * (d + 2) * FLOAT_BYTES + _packed(n, 1)
+    return out.eval(), total
+
+
+def finetune_codebooks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 2, lr: float = 1e-3,
+                       batch: int = 128, seed: int = 0, codebook_bits: int = 8) -> nn.Module:
+    """A brief fine-tune of the codebooks only (indices, gains, biases, base weights frozen) on a
+    calibration split, then the codebooks are re-quantized (int8, one scale per codeword).
+    Takes a SHARe-KAN model (returns one, still exportable to lutham.pte) or a plain k-means
+    model from plain_kmeans."""
+    work = copy.deepcopy(model)
+    shared = [(n, m) for n, m in work.named_modules() if isinstance(m, SharedKANLinear)]
+    params: dict[str, nn.Parameter] = {}
+    originals: dict[str, SharedKANLinear] = {}
+    for name, m in shared:  # SHARe-KAN: dequantize into a trainable CodebookKANLinear
+        key = hashlib.sha1(m.codebook.numpy().tobytes() + m.codebook_scales.numpy().tobytes()).hexdigest()
+        if key not in params:
+            params[key] = nn.Parameter(dequantize(m.codebook, m.codebook_scales, m.codebook_bits).clone())
+        layer = CodebookKANLinear(
+            m.knots.clone(), params[key], m.indices,
+            dequantize(m.base_weight, m.base_scales, m.base_bits),
+            m.spline_order, gains=dequantize(m.gains, m.gain_scales, m.gain_bits),
+            biases=dequantize(m.biases, m.bias_scales, m.bias_bits))
+        layer.shared_key = key
+        originals[name] = m
+        _replace(work, name, layer)
+    for p in work.parameters():
+        p.requires_grad_(False)
+    codebooks = {id(m.codebook): m.codebook for _, m in kan_layers(work) if isinstance(m, CodebookKANLinear)}
+    for p in codebooks.values():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(list(codebooks.values()), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    work.eval()  # no dropout/batch-norm updates: only the codebooks move
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), batch):
+            idx = perm[i : i + batch]
+            loss = F.cross_entropy(work(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        stored = {}
+        for key, p in codebooks.items():
+            q = quantize_rows(p.detach().numpy(), codebook_bits)
+            stored[key] = q
+            p.copy_(torch.from_numpy(q.dequantize()))
+            p.requires_grad_(False)
+        for name, m in [(n, m) for n, m in work.named_modules() if isinstance(m, CodebookKANLinear)]:
+            if name in originals:  # back to a SharedKANLinear with the tuned int8 codebook
+                orig = copy.deepcopy(originals[name])
+                q = stored[id(m.codebook)]
+                orig.codebook = torch.from_numpy(q.values.copy()) if orig.codebook_bits != FLOAT_BITS else m.codebook.detach().clone()
+                orig.codebook_scales = torch.from_numpy(q.scales.copy()) if orig.codebook_bits != FLOAT_BITS else orig.codebook_scales
+                _replace(work, name, orig)
+    return work.eval()
