@@ -50,7 +50,7 @@ if (!only || only === 'py') {
 }
 
 if (!only || only === 'ts') {
-  const r = run('npx', ['mocha', '--reporter', 'spec', '--color', 'false']);
+  const r = run('npx', ['mocha', '--reporter', 'spec', '--no-color']);
   const out = r.stdout ?? '';
   add('typescript', count(/(\d+) passing/, out), count(/(\d+) failing/, out), count(/(\d+) pending/, out), r.status !== null);
 }
@@ -61,8 +61,9 @@ if (!only || only === 'cpp') {
     const ctest = existsSync(join(root, '.venv', 'bin', 'ctest')) ? join(root, '.venv', 'bin', 'ctest') : 'ctest';
     const r = run(ctest, ['--test-dir', build, '--output-on-failure']);
     const out = r.stdout ?? '';
-    const total = count(/tests passed, \d+ tests failed out of (\d+)/, out);
-    const failed = count(/tests passed, (\d+) tests failed/, out);
+    // "100% tests passed out of 3" or "66% tests passed, 1 tests failed out of 3"
+    const total = count(/tests passed.* out of (\d+)/, out);
+    const failed = count(/(\d+) tests failed/, out);
     add('c++', total - failed, failed, 0, r.status === 0 || total > 0);
   }
 }

@@ -11,6 +11,8 @@ import exportCommand from './commands/export.js';
 import runCommand from './commands/run.js';
 import inspectCommand from './commands/inspect.js';
 import compareCommand from './commands/compare.js';
+import evalCommand from './commands/eval.js';
+import reportCommand from './commands/report.js';
 
 function fail(err: unknown): never {
   shutdownPython(true);
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<void> {
     .command(runCommand)
     .command(inspectCommand)
     .command(compareCommand)
+    .command(evalCommand)
+    .command(reportCommand)
     .demandCommand(1, 'name a command (see lutham --help)')
     .strict()
     .fail((msg, err) => {

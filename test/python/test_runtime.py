@@ -234,7 +234,7 @@ CORRUPTIONS = {
     "truncated": (lambda d: d[: len(d) // 2], "verification"),
     "empty": (lambda d: b"", "too small"),
     "index_ge_k": (_with_layer(_index_ge_k), ">= codebook_size"),
-    "wrong_in_features": (_relayer(in_features=33), "knots has"),
+    "wrong_in_features": (_relayer(in_features=33), "indices has"),  # knots are one shared row: the indices disagree first
     "wrong_grid_size": (_relayer(grid_size=4), "knots has"),
     "wrong_codebook_dim": (_relayer(codebook_dim=9), "codebook_dim"),
     "gains_wrong_rows": (_with_layer(_gains_wrong_rows), "gains: shape"),

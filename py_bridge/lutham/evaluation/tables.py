@@ -204,7 +204,7 @@ def _target(models: list[dict]) -> dict:
     met = drop <= TARGET_POINTS and sk["ratio"] >= TARGET_RATIO
     return dict(model=pure["kind"], dense=dense["accuracy"], sharekan_int=sk["accuracy"], drop_points=drop,
                 ratio=sk["ratio"], engine=sk["engine"], max_drop_points=TARGET_POINTS, min_ratio=TARGET_RATIO, met=met,
-                text=(f"{'MET' if met else 'NOT MET'}: SHARe-KAN int is {drop:+.2f} points below Dense "
+                text=(f"{'MET' if met else 'NOT MET'}: SHARe-KAN int loses {drop:.2f} points against Dense "
                       f"({sk['accuracy'] * 100:.2f}% vs {dense['accuracy'] * 100:.2f}%, {sk['engine']}) at "
                       f"{sk['ratio']:.1f}x KAN-layer storage; target: within {TARGET_POINTS} points at >= {TARGET_RATIO:.0f}x"))
 
