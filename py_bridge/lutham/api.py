@@ -100,6 +100,12 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
     compression.validate()
     if model_config.weights and not os.path.isfile(model_config.weights):
         raise ValueError(f"--weights: no such file {model_config.weights}")
+    # Fail now, not after minutes of compression, if the outputs cannot be written.
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out} is not writable")
 
     _stage_progress(progress, "build")("build model", 0.0)
     dense = build_model(model_config)

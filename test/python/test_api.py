@@ -9,7 +9,7 @@ from lutham.api import export
 
 
 def _opts(out, **kw):
-    return {"backbone": "none", "heads": 3, "widths": [32, 8, 4], "grid": 5, "codebook_size": 16, "out": str(out), **kw}
+    return {"backbone": "none", "heads": 3, "widths": [32, 8, 4], "grid": 5, "codebook_size": 16, "out": str(out)} | kw
 
 
 def test_export_writes_both_files_and_a_truthful_report(tmp_path):
@@ -33,9 +33,10 @@ def test_bad_options_fail_before_anything_is_written(tmp_path):
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     for bad, msg in [({"backbone": "vgg"}, "unknown backbone"), ({"heads": 0}, "--heads"),
                      ({"codebook_size": 70000}, "65536"), ({"weights": str(tmp_path / "nope.pt")}, "no such file"),
-                     ({"backbone": "resnet18", "widths": [100, 4]}, "must start with 512")]:
+                     ({"backbone": "resnet18", "widths": [100, 4]}, "must start with 512"),
+                     ({"out": str(tmp_path / "report.json")}, "not a directory")]:
         with pytest.raises(ValueError, match=msg):
-            export(_opts(tmp_path, **bad))
+            export(_opts(tmp_path) | bad)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
