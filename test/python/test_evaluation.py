@@ -167,6 +167,12 @@ def test_user_checkpoints(tmp_path):
         load_checkpoint(str(tmp_path / "other.pt"), data)
 
 
+def test_checkpoint_that_does_not_fit_the_data(tmp_path):
+    torch.save(PureKAN([64, 4, 3], grid_size=3).state_dict(), tmp_path / "small.pt")
+    with pytest.raises(ValueError, match="does not accept the data's inputs"):
+        evaluate(dict(subset=20, checkpoint=str(tmp_path / "small.pt"), engine="eager"))
+
+
 def test_bad_options():
     with pytest.raises(ValueError, match="--subset"):
         evaluate({"subset": 0})

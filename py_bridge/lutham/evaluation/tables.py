@@ -84,7 +84,13 @@ def evaluate_model(model, kind: str, data, opts: dict, say: Callable[[str, float
 
     # ---- Table 1
     say("dense accuracy", 0.02)
-    dense_acc = M.accuracy(model, x, y)
+    try:
+        dense_acc = M.accuracy(model, x, y)
+    except RuntimeError as e:  # a --checkpoint that does not fit the --data
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"the model does not accept the data's inputs (shape {list(x.shape[1:])}, {data.classes} classes): {first}") from None
+    if len(x) and int(y.max()) >= model(x[:1]).shape[-1]:
+        raise ValueError(f"the data has {data.classes} classes but the model only {model(x[:1]).shape[-1]} outputs")
     t1 = [_row("Dense", dense_acc, n, dense_b, dense_b, "eager")]
     compressed = {}
     for i, (name, cfg) in enumerate([("SHARe-KAN fp32", CompressionConfig.fp32(codebook_size=k_default, seed=seed)),
