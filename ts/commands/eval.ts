@@ -3,7 +3,10 @@ import { EVAL_MODELS, formatEval, runEval, type EvalModel, type EvalResults } fr
 import { progressBar } from '../lib/progress.js';
 import { LuthamError } from '../errors.js';
 
-interface Args {
+import type { EvalOptions } from '../lib/eval.js';
+
+/** The evaluation flags, shared by `lutham eval` and `lutham report` (which may run it first). */
+export interface EvalArgs {
   dataset: string;
   data?: string;
   checkpoint?: string;
@@ -33,56 +36,60 @@ export function numberList(flag: string, s: string | undefined): number[] | unde
   return nums;
 }
 
-const evalCommand: CommandModule<{}, Args> = {
+export function withEvalOptions<T>(y: Argv<T>): Argv<T & EvalArgs> {
+  return y
+    .option('dataset', { type: 'string', default: 'fashion-mnist', describe: 'fashion-mnist (Debian dataset-fashion-mnist)' })
+    .option('data', { type: 'string', describe: 'your data instead: an .npz (x, y or x_train, y_train, x_test, y_test) or an image folder (one subfolder per class)' })
+    .option('checkpoint', { type: 'string', describe: 'your model: a state dict of the pure/Vision KAN, or a pickled nn.Module with lutham KANLinear layers' })
+    .option('subset', { type: 'number', describe: 'use only the first N training and N test images (fast checks)' })
+    .option('epochs', { type: 'number', describe: 'training epochs (default: pure KAN 4, Vision KAN 3)' })
+    .option('seed', { type: 'number', default: 0, describe: 'seed of the init, shuffling and k-means' })
+    .option('models', { type: 'string', describe: `comma-separated, from ${EVAL_MODELS.join(', ')} (default both)` })
+    .option('codebook-size', { type: 'number', describe: 'default K for Table 1 (default 128)' })
+    .option('gain-bits', { type: 'number', describe: 'bits per gain (default 6)' })
+    .option('bias-bits', { type: 'number', describe: 'bits per bias (default 4)' })
+    .option('base-bits', { type: 'number', describe: 'bits per base weight (default 5)' })
+    .option('finetune-codebook', { type: 'boolean', default: false, describe: 'also fine-tune the codebooks briefly on a calibration split (plain k-means and SHARe-KAN)' })
+    .option('engine', { choices: ['auto', 'eager'] as const, default: 'auto' as const, describe: 'auto: Table 1 runs lutham.pte through ExecuTorch when the backend is built' })
+    .option('ks', { type: 'string', describe: 'K values of the saturation sweep (default 16,64,256,1024,4096,16384,65536)' })
+    .option('sparsities', { type: 'string', describe: 'pruning sparsities (default 0,0.1,0.3,0.5,0.7)' })
+    .option('uniform-bits', { type: 'string', describe: 'uniform quantization widths (default 2,3,4,8)' })
+    .option('threads', { type: 'number', describe: 'torch threads (default: torch decides)' })
+    .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as unknown as Argv<T & EvalArgs>;
+}
+
+export function evalOptionsFrom(argv: EvalArgs): EvalOptions {
+  return {
+    dataset: argv.dataset,
+    data: argv.data,
+    checkpoint: argv.checkpoint,
+    subset: argv.subset,
+    epochs: argv.epochs,
+    seed: argv.seed,
+    models: argv.models?.split(',').map((m) => m.trim()) as EvalModel[] | undefined,
+    codebookSize: argv['codebook-size'],
+    gainBits: argv['gain-bits'],
+    biasBits: argv['bias-bits'],
+    baseBits: argv['base-bits'],
+    finetuneCodebook: argv['finetune-codebook'],
+    engine: argv.engine,
+    ks: numberList('--ks', argv.ks),
+    sparsities: numberList('--sparsities', argv.sparsities),
+    uniformBits: numberList('--uniform-bits', argv['uniform-bits']),
+    threads: argv.threads,
+  };
+}
+
+const evalCommand: CommandModule<{}, EvalArgs> = {
   command: 'eval',
   describe: 'Train (or load) Fashion-MNIST KANs, compress them, print accuracy tables: Table 1, VQ saturation, pruning cliff, baselines',
   builder: (y: Argv) =>
-    y
-      .option('dataset', { type: 'string', default: 'fashion-mnist', describe: 'fashion-mnist (Debian dataset-fashion-mnist)' })
-      .option('data', { type: 'string', describe: 'your data instead: an .npz (x, y or x_train, y_train, x_test, y_test) or an image folder (one subfolder per class)' })
-      .option('checkpoint', { type: 'string', describe: 'your model: a state dict of the pure/Vision KAN, or a pickled nn.Module with lutham KANLinear layers' })
-      .option('subset', { type: 'number', describe: 'use only the first N training and N test images (fast checks)' })
-      .option('epochs', { type: 'number', describe: 'training epochs (default: pure KAN 4, Vision KAN 3)' })
-      .option('seed', { type: 'number', default: 0, describe: 'seed of the init, shuffling and k-means' })
-      .option('models', { type: 'string', describe: `comma-separated, from ${EVAL_MODELS.join(', ')} (default both)` })
-      .option('codebook-size', { type: 'number', describe: 'default K for Table 1 (default 128)' })
-      .option('gain-bits', { type: 'number', describe: 'bits per gain (default 6)' })
-      .option('bias-bits', { type: 'number', describe: 'bits per bias (default 4)' })
-      .option('base-bits', { type: 'number', describe: 'bits per base weight (default 5)' })
-      .option('finetune-codebook', { type: 'boolean', default: false, describe: 'also fine-tune the codebooks briefly on a calibration split (plain k-means and SHARe-KAN)' })
-      .option('engine', { choices: ['auto', 'eager'] as const, default: 'auto' as const, describe: 'auto: Table 1 runs lutham.pte through ExecuTorch when the backend is built' })
-      .option('ks', { type: 'string', describe: 'K values of the saturation sweep (default 16,64,256,1024,4096,16384,65536)' })
-      .option('sparsities', { type: 'string', describe: 'pruning sparsities (default 0,0.1,0.3,0.5,0.7)' })
-      .option('uniform-bits', { type: 'string', describe: 'uniform quantization widths (default 2,3,4,8)' })
-      .option('threads', { type: 'number', describe: 'torch threads (default: torch decides)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print the results as JSON (input of lutham report --results)' })
-      .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as Argv<Args>,
+    withEvalOptions(y.option('json', { type: 'boolean', default: false, describe: 'print the results as JSON (input of lutham report --results)' })) as unknown as Argv<EvalArgs>,
   handler: async (argv) => {
     const bar = progressBar(argv.progress);
     let results: EvalResults;
     try {
-      results = await runEval(
-        {
-          dataset: argv.dataset,
-          data: argv.data,
-          checkpoint: argv.checkpoint,
-          subset: argv.subset,
-          epochs: argv.epochs,
-          seed: argv.seed,
-          models: argv.models?.split(',').map((m) => m.trim()) as EvalModel[] | undefined,
-          codebookSize: argv['codebook-size'],
-          gainBits: argv['gain-bits'],
-          biasBits: argv['bias-bits'],
-          baseBits: argv['base-bits'],
-          finetuneCodebook: argv['finetune-codebook'],
-          engine: argv.engine,
-          ks: numberList('--ks', argv.ks),
-          sparsities: numberList('--sparsities', argv.sparsities),
-          uniformBits: numberList('--uniform-bits', argv['uniform-bits']),
-          threads: argv.threads,
-        },
-        bar.update,
-      );
+      results = await runEval(evalOptionsFrom(argv), bar.update);
     } finally {
       bar.stop();
     }
