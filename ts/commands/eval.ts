@@ -1,9 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
 import { EVAL_MODELS, formatEval, runEval, type EvalModel, type EvalResults } from '../lib/eval.js';
 import { progressBar } from '../lib/progress.js';
-import { LuthamError } from '../errors.js';
 
 import type { EvalOptions } from '../lib/eval.js';
+import { numberList } from '../lib/args.js';
 
 /** The evaluation flags, shared by `lutham eval` and `lutham report` (which may run it first). */
 export interface EvalArgs {
@@ -26,14 +26,6 @@ export interface EvalArgs {
   threads?: number;
   json: boolean;
   progress: boolean;
-}
-
-export function numberList(flag: string, s: string | undefined): number[] | undefined {
-  if (s === undefined) return undefined;
-  const parts = s.split(',').map((p) => p.trim());
-  const nums = parts.map(Number);
-  if (parts.some((p) => p === '') || nums.some((n) => !Number.isFinite(n))) throw new LuthamError(`${flag} must be comma-separated numbers, got '${s}'`);
-  return nums;
 }
 
 export function withEvalOptions<T>(y: Argv<T>): Argv<T & EvalArgs> {

@@ -3,6 +3,7 @@ import { BACKBONES, exportModels, type Backbone, type ExportReport } from '../li
 import { formatBytes, table } from '../lib/format.js';
 import { progressBar } from '../lib/progress.js';
 import { LuthamError } from '../errors.js';
+import { numberList } from '../lib/args.js';
 
 interface Args {
   backbone: Backbone;
@@ -25,13 +26,11 @@ interface Args {
 }
 
 function parseWidths(s: string | undefined): number[] | undefined {
-  if (s === undefined) return undefined;
-  const parts = s.split(',').map((p) => p.trim());
-  const nums = parts.map(Number);
-  if (parts.some((p) => p === '') || nums.some((n) => !Number.isInteger(n) || n < 1)) {
-    throw new LuthamError(`--widths must be comma-separated positive integers like 2048,512,25, got '${s}'`);
+  const widths = numberList('--widths', s);
+  if (widths && widths.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new LuthamError(`--widths must be positive integers like 2048,512,25, got '${s}'`);
   }
-  return nums;
+  return widths;
 }
 
 /** The Dense vs SHARe-KAN table, sizes read back from the written files (ts/pte/compare.ts). */
