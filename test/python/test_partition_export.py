@@ -7,7 +7,6 @@ import pytest
 import torch
 from executorch.exir import to_edge_transform_and_lower
 from executorch.exir._serialize._program import deserialize_pte_binary
-from executorch.exir.backend.test.demo_backend import DemoBackend  # noqa: F401 (only proves imports work)
 
 from lutham.backend import LuthamBackend, layer_from_node
 from lutham.compress import CompressionConfig
@@ -145,9 +144,6 @@ def test_same_seed_gives_byte_identical_files():
 def test_write_atomic_never_leaves_a_partial_file(tmp_path):
     target = tmp_path / "x.pte"
     write_atomic(target, b"old")
-
-    class Boom(bytes):
-        pass
 
     with pytest.raises(TypeError):
         write_atomic(target, object())  # fails while writing

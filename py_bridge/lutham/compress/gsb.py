@@ -232,8 +232,7 @@ class RSquared:
 
 
 def r_squared(original: np.ndarray, approx: np.ndarray) -> float:
-    """1 - SSE / SST over all coefficients (SST about the global mean of each coefficient slot)."""
-    original = original.astype(np.float64)
-    sse = float(((original - approx) ** 2).sum())
-    sst = float(((original - original.mean(axis=0)) ** 2).sum())
-    return 1.0 - sse / sst if sst > 0 else (1.0 if sse == 0 else float("-inf"))
+    """1 - SSE / SST over all coefficients (SST about the mean of each coefficient slot)."""
+    acc = RSquared(original.mean(axis=0))
+    acc.add(original, approx)
+    return acc.value()

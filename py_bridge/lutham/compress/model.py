@@ -17,7 +17,7 @@ from torch import nn
 
 from ..kan import KANLinear
 from ..ops import SharedKANLinear
-from .gsb import Progress, RSquared, gsb_encode
+from .gsb import Progress, RSquared, gsb_encode, r_squared
 from .quant import FLOAT_BITS, quantize_rows
 
 MAX_CODEBOOK_SIZE = 65536  # 16-bit indices
@@ -138,8 +138,7 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
             base = quantize_rows(m.base_weight.detach().numpy(), config.base_bits)
             approx = biases.dequantize().reshape(-1, 1) + gains.dequantize().reshape(-1, 1) * words_stored[code.indices[sl]]
             group_r2.add(all_coeffs[sl], approx)
-            layer_r2 = RSquared(all_coeffs[sl].mean(axis=0))
-            layer_r2.add(all_coeffs[sl], approx)
+            layer_r2 = r_squared(all_coeffs[sl], approx)
             del approx
             layer = SharedKANLinear(
                 knots=m.grid.detach().clone(),
@@ -151,7 +150,7 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
                 base_weight=torch.from_numpy(base.values), base_scales=torch.from_numpy(base.scales),
                 spline_order=m.spline_order, codebook_bits=config.codebook_bits, index_bits=index_bits,
                 gain_bits=config.gain_bits, bias_bits=config.bias_bits, base_bits=config.base_bits,
-                r2=layer_r2.value(),
+                r2=layer_r2,
             )
             _replace_module(compressed, name, layer)
         del all_coeffs
