@@ -4,8 +4,15 @@
 //          the program's named data through the process-wide cache (codebook_cache.cpp),
 //          and carves the handle and the kernel's scratch from the runtime allocator.
 // execute: args = [x (..., in) float32, y (..., out) float32]; leading dims are flattened
-//          into the batch. No allocation.
+//          into the batch. Work runs on ExecuTorch's thread pool (parallel_for; LUTHAM_THREADS
+//          caps how many threads the kernel splits its work for — results do not depend on it).
+//          Scratch is one buffer per calling thread, grown when a call needs more than any
+//          before it: no allocation in the steady state.
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 
@@ -13,6 +20,7 @@
 #include <executorch/runtime/core/error.h>
 #include <executorch/runtime/core/evalue.h>
 #include <executorch/runtime/core/exec_aten/util/tensor_util.h>
+#include <executorch/runtime/kernel/thread_parallel_interface.h>
 #include <executorch/runtime/platform/log.h>
 
 #include "codebook_cache.h"
@@ -45,8 +53,48 @@ struct LuthamHandle {
   KanLayerView layer;
   FreeableBuffer payload;  // kept alive: `layer` points into it (unless copied)
   const CodebookEntry* codebook = nullptr;
-  void* scratch = nullptr;
 };
+
+// Threads the kernel splits its work for: ExecuTorch's pool size, capped by LUTHAM_THREADS.
+uint32_t kernel_threads() {
+  static const uint32_t threads = [] {
+    int64_t n = executorch::extension::get_thread_count();
+    if (const char* env = std::getenv("LUTHAM_THREADS")) {
+      char* end = nullptr;
+      const long cap = std::strtol(env, &end, 10);
+      if (end != env && *end == '\0' && cap >= 1) n = std::min<int64_t>(n, cap);
+    }
+    return static_cast<uint32_t>(std::max<int64_t>(1, n));
+  }();
+  return threads;
+}
+
+void run_on_pool(void* /*context*/, int64_t n_tasks, void* job, void (*task)(void*, int64_t)) {
+  executorch::extension::parallel_for(0, n_tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) task(job, t);
+  });
+}
+
+// One scratch buffer per calling thread, 64-byte aligned, grown on demand.
+void* thread_scratch(size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (bytes > buffer.size) {
+    std::free(buffer.data);
+    const size_t size = (bytes + 63) & ~static_cast<size_t>(63);
+    buffer.data = std::aligned_alloc(64, size);
+    buffer.size = buffer.data ? size : 0;
+  }
+  return buffer.data;
+}
+
+// Totals read by lutham_execute_stats (bench: head time vs the rest of a program).
+std::atomic<uint64_t> g_execute_calls{0};
+std::atomic<uint64_t> g_execute_nanos{0};
 
 constexpr size_t kMaxRank = 16;
 
@@ -95,11 +143,10 @@ class LuthamBackend final : public BackendInterface {
       return Error::InvalidProgram;
     }
     parsed.layer.codebook = words;
+    parsed.layer.codebook_columns = codebook_columns(codebook);
     LuthamHandle* handle = allocator->allocateInstance<LuthamHandle>();
-    void* scratch = allocator->allocate(kan_scratch_bytes(parsed.layer), 16);
-    if (handle == nullptr || scratch == nullptr) {
-      ET_LOG(Error, "LuthamBackend: out of runtime memory for the handle and %zu bytes of scratch",
-             kan_scratch_bytes(parsed.layer));
+    if (handle == nullptr) {
+      ET_LOG(Error, "LuthamBackend: out of runtime memory for the handle");
       release_codebook(codebook);
       return Error::MemoryAllocationFailed;
     }
@@ -111,7 +158,6 @@ class LuthamBackend final : public BackendInterface {
     }
     handle->layer = parsed.layer;
     handle->codebook = codebook;
-    handle->scratch = scratch;
     return handle;
   }
 
@@ -146,7 +192,20 @@ class LuthamBackend final : public BackendInterface {
         return Error::InvalidArgument;
       }
     }
-    kan_forward(layer, x.const_data_ptr<float>(), batch, y.mutable_data_ptr<float>(), handle->scratch);
+    const auto started = std::chrono::steady_clock::now();
+    TaskRunner runner;
+    runner.run = run_on_pool;
+    runner.threads = kernel_threads();
+    const size_t bytes = kan_scratch_bytes(layer, batch, runner.threads);
+    void* scratch = thread_scratch(bytes);
+    if (scratch == nullptr) {
+      ET_LOG(Error, "LuthamBackend: out of memory for %zu bytes of kernel scratch", bytes);
+      return Error::MemoryAllocationFailed;
+    }
+    kan_forward(layer, x.const_data_ptr<float>(), batch, y.mutable_data_ptr<float>(), scratch, &runner);
+    const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
+    g_execute_calls.fetch_add(1, std::memory_order_relaxed);
+    g_execute_nanos.fetch_add(static_cast<uint64_t>(nanos.count()), std::memory_order_relaxed);
     return Error::Ok;
   }
 
@@ -186,3 +245,12 @@ extern "C" __attribute__((visibility("default"))) void lutham_codebook_cache_sta
   out[2] = s.live;
   out[3] = s.copies;
 }
+
+// {execute calls, nanoseconds spent in LuthamBackend::execute} since the library was loaded.
+extern "C" __attribute__((visibility("default"))) void lutham_execute_stats(uint64_t out[2]) {
+  out[0] = lutham::g_execute_calls.load();
+  out[1] = lutham::g_execute_nanos.load();
+}
+
+// The kernel variant this CPU runs ("avx2" or "generic"; LUTHAM_ISA=generic forces it).
+extern "C" __attribute__((visibility("default"))) const char* lutham_kernel_isa(void) { return lutham::kan_isa(); }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "payload.h"
 
@@ -18,6 +19,9 @@ struct CodebookEntry {
   FreeableBuffer buffer;       // what get_data returned (kept alive: it is the data)
   void* copy = nullptr;        // aligned copy when the buffer was not 4-byte aligned
   QuantView view;
+  // dim x K float32 copy the kernel reads its coefficient terms from (see dequantize_columns):
+  // small (K * dim floats), made once per codebook per process.
+  std::vector<float> columns;
   uint64_t refs = 0;
   ~CodebookEntry() {
     buffer.Free();
@@ -101,6 +105,8 @@ const CodebookEntry* acquire_codebook(std::string_view key, const executorch::ru
     if (why) *why = "codebook '" + shown + "': " + reason;
     return nullptr;
   }
+  entry->columns.resize(static_cast<size_t>(entry->view.rows) * entry->view.cols);
+  dequantize_columns(entry->view, entry->columns.data());
   entry->refs = 1;
   CodebookEntry* raw = entry.get();
   c.entries.emplace(k, std::move(entry));
@@ -121,6 +127,8 @@ void release_codebook(const CodebookEntry* entry) {
 }
 
 const QuantView& codebook_view(const CodebookEntry* entry) { return entry->view; }
+
+const float* codebook_columns(const CodebookEntry* entry) { return entry->columns.data(); }
 
 CodebookCacheStats codebook_cache_stats() {
   Cache& c = cache();

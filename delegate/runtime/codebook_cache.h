@@ -27,6 +27,8 @@ const CodebookEntry* acquire_codebook(std::string_view key, const executorch::ru
 void release_codebook(const CodebookEntry* entry);
 // The validated K x dim view of an entry.
 const QuantView& codebook_view(const CodebookEntry* entry);
+// The entry's codebook as dim x K float32 (kan_kernel.h dequantize_columns).
+const float* codebook_columns(const CodebookEntry* entry);
 
 struct CodebookCacheStats {
   uint64_t loads;    // get_data calls made by the cache since the process started

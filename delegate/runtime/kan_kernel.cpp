@@ -1,171 +1,223 @@
-// LUTHAM KAN kernel. See kan_kernel.h for the semantics.
+// LUTHAM KAN kernel: planning, bases, threading and ISA dispatch. See kan_kernel.h for the
+// semantics and the design; the hot loops are in kan_kernel_impl.h.
 //
-// Built with -ffp-contract=off so that the B-spline values are computed with exactly the
+// Built with -ffp-contract=off so that the basis values are computed with exactly the
 // roundings of efficient-kan's tensor ops (mul, mul, add) on every target, and x86-64 and
 // aarch64 builds give the same bits.
 #include "kan_kernel.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "kan_kernel_plan.h"
 
 namespace lutham {
 namespace {
 
 inline size_t align16(size_t n) { return (n + 15) & ~static_cast<size_t>(15); }
 
-struct Scratch {
-  float* silu;      // kSampleBlock x in
-  float* bsum;      // kSampleBlock x in
-  float* basis;     // kSampleBlock x in x (k+1)
-  uint32_t* start;  // kSampleBlock x in
-  uint32_t* index;  // in: indices of the current output row
-  float* gain;      // in
-  float* bias;      // in
-  float* base;      // in
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// Tabulate the coefficient term when the table costs no more than computing each edge's
+// term directly: in*K*width fmas against in*out*width (panel-padded) gathered ones. The
+// sample path builds its table 8 samples per vector and would gather per sample otherwise,
+// so it tabulates up to 8x larger codebooks.
+inline bool use_table(const KanLayerView& L, bool sample) {
+  return L.codebook_size <= L.panels * kPanelWidth * (sample ? kSampleGroup : 1);
+}
+
+inline bool sample_path(size_t batch) { return batch >= kSampleGroup; }
+
+// FastKAN's Gaussian RBFs: all G values; returns their sum. efficient arithmetic of
+// torch.exp(-((x - c) / h) ** 2): sub, div, square, negate, exp.
+float rbf_window(const float* centers, uint32_t G, float h, float x, float* values) {
+  float sum = 0.0f;
+  for (uint32_t m = 0; m < G; ++m) {
+    const float t = (x - centers[m]) / h;
+    values[m] = std::exp(-(t * t));
+    sum += values[m];
+  }
+  return sum;
+}
+
+const KernelOps& choose_ops() {
+#if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
+  const char* forced = std::getenv("LUTHAM_ISA");
+  const bool generic_only = forced != nullptr && std::strcmp(forced, "generic") == 0;
+  if (!generic_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2::ops();
+#endif
+  return generic::ops();
+}
+
+const KernelOps& kernel_ops() {
+  static const KernelOps& ops = choose_ops();
+  return ops;
+}
+
+// Where each piece of a call's scratch lives (offsets in bytes).
+struct Layout {
+  bool sample = false;
+  bool table = false;
+  size_t rows = 0;  // (padded) samples x inputs
+  size_t groups = 0;
+  uint32_t ranges = 1;  // panel ranges per sample (lane) or per group (sample)
+  uint32_t panels_per_range = 1;
+  size_t basis = 0, start = 0, silu = 0, bsum = 0, table_or_tasks = 0, task_floats = 0, total = 0;
 };
 
-Scratch carve(const KanLayerView& layer, void* memory) {
-  const size_t in = layer.in_features;
-  const size_t kp1 = layer.spline_order + 1;
-  auto* p = static_cast<uint8_t*>(memory);
-  Scratch s{};
-  auto take = [&p](size_t bytes) {
-    uint8_t* q = p;
-    p += align16(bytes);
-    return q;
+Layout plan(const KanLayerView& L, size_t batch, uint32_t threads) {
+  Layout s;
+  const size_t in = L.in_features, width = basis_width(L);
+  threads = std::max<uint32_t>(1, threads);
+  s.sample = sample_path(batch);
+  s.table = use_table(L, s.sample);
+  const size_t samples = s.sample ? (batch + kSampleGroup - 1) / kSampleGroup * kSampleGroup : batch;
+  s.rows = samples * in;
+  s.groups = samples / kSampleGroup;
+  if (s.sample) {
+    // Whole groups per task when there are enough of them; otherwise split the panels too.
+    s.ranges = static_cast<uint32_t>(std::min<size_t>(L.panels, std::max<size_t>(1, (threads + s.groups - 1) / s.groups)));
+  } else {
+    s.ranges = std::min<uint32_t>(L.panels, 2 * threads);
+  }
+  s.panels_per_range = (L.panels + s.ranges - 1) / s.ranges;
+  s.ranges = (L.panels + s.panels_per_range - 1) / s.panels_per_range;
+  size_t off = 0;
+  auto take = [&off](size_t bytes) {
+    const size_t at = off;
+    off += align16(bytes);
+    return at;
   };
-  s.silu = reinterpret_cast<float*>(take(kSampleBlock * in * sizeof(float)));
-  s.bsum = reinterpret_cast<float*>(take(kSampleBlock * in * sizeof(float)));
-  s.basis = reinterpret_cast<float*>(take(kSampleBlock * in * kp1 * sizeof(float)));
-  s.start = reinterpret_cast<uint32_t*>(take(kSampleBlock * in * sizeof(uint32_t)));
-  s.index = reinterpret_cast<uint32_t*>(take(in * sizeof(uint32_t)));
-  s.gain = reinterpret_cast<float*>(take(in * sizeof(float)));
-  s.bias = reinterpret_cast<float*>(take(in * sizeof(float)));
-  s.base = reinterpret_cast<float*>(take(in * sizeof(float)));
+  s.basis = take(s.rows * width * sizeof(float));
+  s.start = take(s.rows * sizeof(uint32_t));
+  s.silu = take(s.rows * sizeof(float));
+  s.bsum = take(s.rows * sizeof(float));
+  if (s.sample) {
+    s.task_floats = align16(sample_task_floats(L, s.panels_per_range, s.table) * sizeof(float)) / sizeof(float);
+    s.table_or_tasks = take(s.groups * s.ranges * s.task_floats * sizeof(float));
+  } else {
+    s.table_or_tasks = take(s.table ? s.rows * L.codebook_size * sizeof(float) : 0);
+  }
+  s.total = off;
   return s;
 }
 
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
-
-// Dot of the k+1 basis values with codeword `idx` starting at column `st`.
-struct F32Words {
-  const float* values;
-  uint32_t dim;
-  template <int KP1>
-  inline float dot(uint32_t idx, uint32_t st, const float* b, uint32_t kp1) const {
-    const float* w = values + static_cast<size_t>(idx) * dim + st;
-    float acc = 0.0f;
-    if constexpr (KP1 > 0) {
-      for (int r = 0; r < KP1; ++r) acc += b[r] * w[r];
-    } else {
-      for (uint32_t r = 0; r < kp1; ++r) acc += b[r] * w[r];
-    }
-    return acc;
+struct Call {
+  const KanLayerView* L;
+  const KernelOps* ops;
+  const Layout* s;
+  const float* x;
+  float* y;
+  size_t batch;
+  uint8_t* scratch;
+  template <typename T>
+  T* at(size_t offset) const {
+    return reinterpret_cast<T*>(scratch + offset);
   }
 };
 
-struct Int8Words {
-  const int8_t* values;
-  const float* scales;
-  uint32_t dim;
-  template <int KP1>
-  inline float dot(uint32_t idx, uint32_t st, const float* b, uint32_t kp1) const {
-    const int8_t* w = values + static_cast<size_t>(idx) * dim + st;
-    const float s = scales[idx];
-    float acc = 0.0f;
-    if constexpr (KP1 > 0) {
-      for (int r = 0; r < KP1; ++r) acc += b[r] * (static_cast<float>(w[r]) * s);
-    } else {
-      for (uint32_t r = 0; r < kp1; ++r) acc += b[r] * (static_cast<float>(w[r]) * s);
-    }
-    return acc;
-  }
-};
+constexpr size_t kRowsPerTask = 256;
 
-struct PackedWords {
-  const uint8_t* packed;
-  const float* scales;
-  uint32_t dim;
-  uint32_t bits;
-  template <int KP1>
-  inline float dot(uint32_t idx, uint32_t st, const float* b, uint32_t kp1) const {
-    const uint64_t first = static_cast<uint64_t>(idx) * dim + st;
-    const float s = scales[idx];
-    float acc = 0.0f;
-    for (uint32_t r = 0; r < kp1; ++r) acc += b[r] * (static_cast<float>(read_signed_bits(packed, first + r, bits)) * s);
-    return acc;
-  }
-};
-
-void decode_row(const QuantView& q, uint32_t row, float* out) {
-  const uint32_t cols = q.cols;
-  if (q.bits == 32) {
-    std::copy(q.f32 + static_cast<size_t>(row) * cols, q.f32 + static_cast<size_t>(row + 1) * cols, out);
-    return;
-  }
-  const float s = q.scales[row];
-  const uint64_t first = static_cast<uint64_t>(row) * cols;
-  if (q.bits == 8) {
-    const auto* v = reinterpret_cast<const int8_t*>(q.packed) + first;
-    for (uint32_t c = 0; c < cols; ++c) out[c] = static_cast<float>(v[c]) * s;
-    return;
-  }
-  for (uint32_t c = 0; c < cols; ++c) out[c] = static_cast<float>(read_signed_bits(q.packed, first + c, q.bits)) * s;
-}
-
-void decode_indices(const KanLayerView& layer, uint32_t row, uint32_t* out) {
-  const uint32_t in = layer.in_features;
-  const uint64_t first = static_cast<uint64_t>(row) * in;
-  switch (layer.index_bits) {
-    case 8:
-      for (uint32_t i = 0; i < in; ++i) out[i] = layer.indices[first + i];
-      return;
-    case 16:
-      for (uint32_t i = 0; i < in; ++i) {
-        const uint8_t* p = layer.indices + 2 * (first + i);
-        out[i] = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8);
+// Phase A, rows [r0, r1) of (sample, input): silu, basis window, its start and sum, and for
+// the lane path the coefficient table row.
+void prepare_rows(const Call& c, size_t r0, size_t r1) {
+  const KanLayerView& L = *c.L;
+  const Layout& s = *c.s;
+  const size_t in = L.in_features;
+  const uint32_t width = basis_width(L);
+  float* basis = c.at<float>(s.basis);
+  uint32_t* start = c.at<uint32_t>(s.start);
+  float* silu_out = c.at<float>(s.silu);
+  float* bsum_out = c.at<float>(s.bsum);
+  for (size_t r = r0; r < r1; ++r) {
+    const size_t n = r / in, i = r % in;
+    float* b = basis + r * width;
+    float sv = 0.0f, bsum = 0.0f;
+    uint32_t st = 0;
+    if (n < c.batch) {
+      const float xv = c.x[r];
+      sv = silu(xv);
+      const float* knots = L.knots + i * L.knot_stride;
+      if (L.basis == Basis::GaussianRBF) {
+        bsum = rbf_window(knots, L.grid_size, L.rbf_denominator, xv, b);
+      } else {
+        bsum = bspline_window(knots, L.n_knots, L.spline_order, xv, b, &st);
       }
-      return;
-    default:
-      for (uint32_t i = 0; i < in; ++i) out[i] = read_unsigned_bits(layer.indices, first + i, layer.index_bits);
-  }
-}
-
-template <int KP1, typename Words>
-void rows(const KanLayerView& layer, const Words& words, const Scratch& s, size_t nb, float* y) {
-  const uint32_t in = layer.in_features;
-  const uint32_t out = layer.out_features;
-  const uint32_t kp1 = layer.spline_order + 1;
-  for (uint32_t o = 0; o < out; ++o) {
-    decode_indices(layer, o, s.index);
-    decode_row(layer.gains, o, s.gain);
-    decode_row(layer.biases, o, s.bias);
-    decode_row(layer.base_weight, o, s.base);
-    for (size_t n = 0; n < nb; ++n) {
-      const float* silu_n = s.silu + n * in;
-      const float* bsum_n = s.bsum + n * in;
-      const float* basis_n = s.basis + n * in * kp1;
-      const uint32_t* start_n = s.start + n * in;
-      float acc = 0.0f;
-      for (uint32_t i = 0; i < in; ++i) {
-        const float d = words.template dot<KP1>(s.index[i], start_n[i], basis_n + static_cast<size_t>(i) * kp1, kp1);
-        acc += s.base[i] * silu_n[i] + s.gain[i] * d + s.bias[i] * bsum_n[i];
-      }
-      y[n * out + o] = acc;
+    } else {
+      std::fill(b, b + width, 0.0f);  // padding samples of the last group contribute nothing
+    }
+    start[r] = st;
+    if (s.sample) {
+      const size_t slot = ((n / kSampleGroup) * in + i) * kSampleGroup + n % kSampleGroup;
+      silu_out[slot] = sv;
+      bsum_out[slot] = bsum;
+    } else {
+      silu_out[r] = sv;
+      bsum_out[r] = bsum;
+      if (s.table) c.ops->table_row(L.codebook_columns, L.codebook_size, b, st, width, c.at<float>(s.table_or_tasks) + r * L.codebook_size);
     }
   }
 }
 
-template <typename Words>
-void rows_any_order(const KanLayerView& layer, const Words& words, const Scratch& s, size_t nb, float* y) {
-  if (layer.spline_order == 3) {
-    rows<4>(layer, words, s, nb, y);
+void phase_a_task(void* job, int64_t t) {
+  const Call& c = *static_cast<const Call*>(job);
+  const size_t r0 = static_cast<size_t>(t) * kRowsPerTask;
+  prepare_rows(c, r0, std::min(c.s->rows, r0 + kRowsPerTask));
+}
+
+void phase_b_task(void* job, int64_t t) {
+  const Call& c = *static_cast<const Call*>(job);
+  const KanLayerView& L = *c.L;
+  const Layout& s = *c.s;
+  const size_t unit = static_cast<size_t>(t) / s.ranges;  // sample (lane path) or group
+  const uint32_t range = static_cast<uint32_t>(t % s.ranges);
+  const uint32_t p0 = range * s.panels_per_range, p1 = std::min(L.panels, p0 + s.panels_per_range);
+  const size_t in = L.in_features;
+  if (s.sample) {
+    SamplePlan plan;
+    plan.silu_t = c.at<float>(s.silu);
+    plan.bsum_t = c.at<float>(s.bsum);
+    plan.basis = c.at<float>(s.basis);
+    plan.start = c.at<uint32_t>(s.start);
+    plan.input_block = sample_input_block(L);
+    float* task_scratch = c.at<float>(s.table_or_tasks) + static_cast<size_t>(t) * s.task_floats;
+    c.ops->sample(L, s.table, plan, static_cast<uint32_t>(unit), p0, p1, task_scratch, c.y, c.batch);
   } else {
-    rows<0>(layer, words, s, nb, y);
+    const size_t n = unit, width = basis_width(L);
+    c.ops->lane(L, s.table, c.at<float>(s.silu) + n * in, c.at<float>(s.bsum) + n * in,
+                c.at<float>(s.basis) + n * in * width, c.at<uint32_t>(s.start) + n * in,
+                s.table ? c.at<float>(s.table_or_tasks) + n * in * L.codebook_size : nullptr, p0, p1,
+                c.y + n * L.out_features);
+  }
+}
+
+void run_tasks(const TaskRunner* runner, int64_t n, void* job, void (*task)(void*, int64_t)) {
+  if (n <= 0) return;
+  if (runner == nullptr || runner->run == nullptr || runner->threads <= 1 || n == 1) {
+    for (int64_t t = 0; t < n; ++t) task(job, t);
+  } else {
+    runner->run(runner->context, n, job, task);
   }
 }
 
 }  // namespace
+
+uint32_t basis_width(const KanLayerView& layer) {
+  return layer.basis == Basis::GaussianRBF ? layer.grid_size : layer.spline_order + 1;
+}
+
+void dequantize_columns(const QuantView& cb, float* out) {
+  const uint32_t K = cb.rows, dim = cb.cols;
+  for (uint32_t c = 0; c < K; ++c) {
+    for (uint32_t m = 0; m < dim; ++m) {
+      const uint64_t n = static_cast<uint64_t>(c) * dim + m;
+      const float v = cb.bits == 32 ? cb.f32[n] : static_cast<float>(read_signed_bits(cb.packed, n, cb.bits)) * cb.scales[c];
+      out[static_cast<size_t>(m) * K + c] = v;
+    }
+  }
+}
 
 float bspline_window(const float* t, uint32_t n_knots, uint32_t order, float x, float* values, uint32_t* start) {
   const uint32_t k = order;
@@ -216,41 +268,21 @@ float bspline_window(const float* t, uint32_t n_knots, uint32_t order, float x, 
   return sum;
 }
 
-size_t kan_scratch_bytes(const KanLayerView& layer) {
-  const size_t in = layer.in_features;
-  const size_t kp1 = layer.spline_order + 1;
-  return 3 * align16(kSampleBlock * in * sizeof(float)) + align16(kSampleBlock * in * kp1 * sizeof(float)) +
-         align16(in * sizeof(uint32_t)) + 3 * align16(in * sizeof(float));
+size_t kan_scratch_bytes(const KanLayerView& layer, size_t batch, uint32_t threads) {
+  return plan(layer, std::max<size_t>(batch, 1), threads).total;
 }
 
-void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float* y, void* scratch) {
-  const Scratch s = carve(layer, scratch);
-  const uint32_t in = layer.in_features;
-  const uint32_t out = layer.out_features;
-  const uint32_t kp1 = layer.spline_order + 1;
-  const uint32_t n_knots = layer.grid_size + 2 * layer.spline_order + 1;
-  for (size_t n0 = 0; n0 < batch; n0 += kSampleBlock) {
-    const size_t nb = std::min(kSampleBlock, batch - n0);
-    // Per input, once: silu, the k+1 non-zero bases, their window start and sum.
-    for (size_t n = 0; n < nb; ++n) {
-      const float* xn = x + (n0 + n) * in;
-      for (uint32_t i = 0; i < in; ++i) {
-        const size_t slot = n * in + i;
-        s.silu[slot] = silu(xn[i]);
-        s.bsum[slot] = bspline_window(layer.knots + static_cast<size_t>(i) * layer.knot_stride, n_knots, layer.spline_order,
-                                      xn[i], s.basis + slot * kp1, s.start + slot);
-      }
-    }
-    float* yb = y + n0 * out;
-    const QuantView& cb = layer.codebook;
-    if (cb.bits == 32) {
-      rows_any_order(layer, F32Words{cb.f32, cb.cols}, s, nb, yb);
-    } else if (cb.bits == 8) {
-      rows_any_order(layer, Int8Words{reinterpret_cast<const int8_t*>(cb.packed), cb.scales, cb.cols}, s, nb, yb);
-    } else {
-      rows<0>(layer, PackedWords{cb.packed, cb.scales, cb.cols, cb.bits}, s, nb, yb);
-    }
-  }
+void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float* y, void* scratch,
+                 const TaskRunner* runner) {
+  if (batch == 0) return;
+  const uint32_t threads = runner != nullptr ? std::max<uint32_t>(1, runner->threads) : 1;
+  const Layout s = plan(layer, batch, threads);
+  Call call{&layer, &kernel_ops(), &s, x, y, batch, static_cast<uint8_t*>(scratch)};
+  run_tasks(runner, static_cast<int64_t>((s.rows + kRowsPerTask - 1) / kRowsPerTask), &call, phase_a_task);
+  const size_t units = s.sample ? s.groups : batch;
+  run_tasks(runner, static_cast<int64_t>(units * s.ranges), &call, phase_b_task);
 }
+
+const char* kan_isa() { return &kernel_ops() == &generic::ops() ? "generic" : "avx2"; }
 
 }  // namespace lutham

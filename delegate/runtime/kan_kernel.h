@@ -5,12 +5,20 @@
 //                  + gain[o][i] * sum_m B_m(x[n][i]) * codebook[index[o][i]][m]
 //                  + bias[o][i] * sum_m B_m(x[n][i])
 // with efficient-kan's B-splines (Cox-de Boor, half-open intervals, zero outside the
-// extended grid). Only the k+1 non-zero bases of each input are computed, once per input,
-// and each edge reads k+1 entries of its codeword: dense coefficients are never expanded.
+// extended grid) or FastKAN's Gaussian RBFs. Dense coefficients are never expanded.
 //
-// Quantized values are dequantized exactly like ops.dequantize: q * scale[row].
-//
-// Nothing here allocates; the caller supplies scratch of kan_scratch_bytes() bytes.
+// How it is fast (schema/lutham.fbs, EdgePanels):
+//  - edges are stored in panels of 16 outputs, input-major, one small record per (panel, input);
+//    a record is decoded in registers and the weights are streamed once per batch;
+//  - per input and sample, the basis is evaluated once, and when the codebook is small
+//    against the layer (K <= outputs) the projections P[i][c] = basis(x_i) . codeword_c are
+//    tabulated, so an edge costs one table read and three FMAs;
+//  - batches of >= kSampleGroup samples run sample-vectorized (8 samples per vector), so a
+//    decoded edge is used by 8 samples at once; smaller batches run lane-vectorized;
+//  - work is split into tasks (panels or sample groups) that a thread pool may run in any
+//    order and on any number of threads: every output is the same sequence of roundings
+//    (a fixed-order fma chain over its inputs), so results are bit-identical across thread
+//    counts, across the ISA variants (generic, AVX2) and across x86-64 and aarch64.
 #pragma once
 
 #include <cstddef>
@@ -20,11 +28,15 @@ namespace lutham {
 
 // Largest spline order the kernel accepts (bounds a small stack array).
 constexpr uint32_t kMaxSplineOrder = 15;
-// Samples processed together, so each row of indices/gains/biases/base is decoded once per block.
-constexpr size_t kSampleBlock = 8;
+// Outputs per panel (EdgePanels.width).
+constexpr uint32_t kPanelWidth = 16;
+// Samples per vector of the sample-vectorized path; batches of at least this many use it.
+constexpr uint32_t kSampleGroup = 8;
+
+enum class Basis : uint32_t { BSpline = 0, GaussianRBF = 1 };
 
 // A row-major rows x cols matrix: float32 values (bits == 32) or `bits`-bit signed
-// integers packed LSB-first with one float scale per row. Points into validated memory.
+// integers packed LSB-first with one float scale per row. Used for the codebook.
 struct QuantView {
   uint32_t rows = 0;
   uint32_t cols = 0;
@@ -34,25 +46,44 @@ struct QuantView {
   const float* scales = nullptr;
 };
 
+// One per-edge value stored in the panels: bits 2..8 (scales: one per padded output) or 32.
+struct EdgeValuesView {
+  uint32_t bits = 32;
+  const float* scales = nullptr;
+};
+
 // One validated layer. All pointers stay owned by the payload / codebook buffers.
 struct KanLayerView {
   uint32_t in_features = 0;
   uint32_t out_features = 0;
+  uint32_t panels = 0;  // ceil(out_features / kPanelWidth)
+  Basis basis = Basis::BSpline;
   uint32_t grid_size = 0;
-  uint32_t spline_order = 0;
-  const float* knots = nullptr;  // in x (G + 2k + 1), or one row shared by all inputs
-  uint32_t knot_stride = 0;      // floats from one input's knots to the next's: G+2k+1, or 0 if shared
-  uint32_t codebook_size = 0;    // K
-  uint32_t codebook_dim = 0;     // G + k
+  uint32_t spline_order = 0;     // 0 for GaussianRBF
+  const float* knots = nullptr;  // in x n_knots, or one row shared by all inputs
+  uint32_t n_knots = 0;          // B-spline: G + 2k + 1; RBF: G (the centers)
+  uint32_t knot_stride = 0;      // floats from one input's knots to the next's: n_knots, or 0 if shared
+  float rbf_denominator = 0.0f;
+  uint32_t codebook_size = 0;  // K
+  uint32_t codebook_dim = 0;   // B-spline: G + k; RBF: G
   uint32_t index_bits = 0;
-  const uint8_t* indices = nullptr;  // out x in, index_bits each, LSB-first
-  QuantView gains;
-  QuantView biases;
-  QuantView base_weight;
-  QuantView codebook;  // K x dim
+  const uint8_t* edges = nullptr;  // panels * in_features records
+  uint32_t record_bytes = 0;
+  uint32_t index_bytes = 1;  // 1 or 2
+  uint32_t word_bytes = 2;   // 2 or 4 for integer values; 0 for float32 values
+  EdgeValuesView gain, bias, base;
+  QuantView codebook;                       // K x dim as stored in the named data
+  const float* codebook_columns = nullptr;  // dim x K float32 (dequantized, transposed): see dequantize_columns
 };
 
-// Bit-field readers (LSB-first stream). Callers guarantee the bytes exist.
+// Number of basis values evaluated per input: k + 1 (B-spline window) or G (RBF).
+uint32_t basis_width(const KanLayerView& layer);
+
+// The codebook as dim x K float32 (codeword c's value m at [m * K + c]), dequantized as
+// ops.dequantize does (q * scale[c]). `out` holds codebook.rows * codebook.cols floats.
+void dequantize_columns(const QuantView& codebook, float* out);
+
+// Bit-field reader (LSB-first stream) for the codebook's packed ints. Callers guarantee the bytes.
 inline int32_t read_signed_bits(const uint8_t* p, uint64_t n, uint32_t bits) {
   const uint64_t bit = n * bits;
   const uint64_t byte = bit >> 3;
@@ -60,27 +91,8 @@ inline int32_t read_signed_bits(const uint8_t* p, uint64_t n, uint32_t bits) {
   uint32_t v = p[byte];
   if (shift + bits > 8) v |= static_cast<uint32_t>(p[byte + 1]) << 8;
   v = (v >> shift) & ((1u << bits) - 1u);
-  // Sign-extend from `bits` bits.
   const uint32_t sign = 1u << (bits - 1);
   return static_cast<int32_t>(v ^ sign) - static_cast<int32_t>(sign);
-}
-
-inline uint32_t read_unsigned_bits(const uint8_t* p, uint64_t n, uint32_t bits) {
-  const uint64_t bit = n * bits;
-  const uint64_t byte = bit >> 3;
-  const uint32_t shift = static_cast<uint32_t>(bit & 7);
-  const uint32_t need = shift + bits;  // <= 39
-  uint64_t v = 0;
-  for (uint32_t k = 0; k * 8 < need; ++k) v |= static_cast<uint64_t>(p[byte + k]) << (8 * k);
-  const uint64_t mask = bits >= 32 ? 0xffffffffull : ((1ull << bits) - 1ull);
-  return static_cast<uint32_t>((v >> shift) & mask);
-}
-
-// Value [r][c] of a QuantView, dequantized as in ops.dequantize.
-inline float quant_value(const QuantView& q, uint64_t r, uint64_t c) {
-  const uint64_t n = r * q.cols + c;
-  if (q.bits == 32) return q.f32[n];
-  return static_cast<float>(read_signed_bits(q.packed, n, q.bits)) * q.scales[r];
 }
 
 // The k+1 non-zero B-spline bases of one input, in efficient-kan's arithmetic.
@@ -90,10 +102,25 @@ inline float quant_value(const QuantView& q, uint64_t r, uint64_t c) {
 // where every value is 0 and start is 0).
 float bspline_window(const float* knots, uint32_t n_knots, uint32_t order, float x, float* values, uint32_t* start);
 
-// Bytes of scratch kan_forward needs for this layer (16-byte aligned pieces).
-size_t kan_scratch_bytes(const KanLayerView& layer);
+// Runs tasks 0..n_tasks-1, each exactly once, in any order, possibly concurrently.
+struct TaskRunner {
+  void* context = nullptr;
+  void (*run)(void* context, int64_t n_tasks, void* job, void (*task)(void* job, int64_t index)) = nullptr;
+  uint32_t threads = 1;  // how many tasks may run at once (a hint for splitting work)
+};
 
-// y (batch x out) = layer(x (batch x in)). scratch: kan_scratch_bytes(layer) bytes, 16-aligned.
-void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float* y, void* scratch);
+// Bytes of scratch kan_forward needs for this layer, batch and runner->threads (the work
+// split depends on it; the results do not).
+size_t kan_scratch_bytes(const KanLayerView& layer, size_t batch = 1, uint32_t threads = 1);
+
+// y (batch x out) = layer(x (batch x in)). scratch: kan_scratch_bytes(layer, batch,
+// runner ? runner->threads : 1) bytes, 16-aligned. runner: nullptr runs everything on the
+// calling thread.
+void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float* y, void* scratch,
+                 const TaskRunner* runner = nullptr);
+
+// Which implementation kan_forward uses: "avx2" or "generic". LUTHAM_ISA=generic forces the
+// portable one (the tests compare both bit for bit).
+const char* kan_isa();
 
 }  // namespace lutham

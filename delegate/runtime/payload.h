@@ -2,7 +2,7 @@
 //
 // Every function here checks the bytes completely before anything reads them through the
 // generated accessors: identifier, flatbuffers Verifier, schema version, every length and
-// count, every index < K, scales and knots finite. On failure it writes a one-line reason
+// count, the checksum, every index < K, scales and knots finite. On failure it writes a one-line reason
 // into `why` and returns false; it never reads out of bounds.
 #pragma once
 
@@ -15,7 +15,7 @@
 
 namespace lutham {
 
-constexpr uint32_t kSchemaVersion = 1;
+constexpr uint32_t kSchemaVersion = 2;
 
 struct ParsedPayload {
   KanLayerView layer;  // codebook field left empty: it comes from the named data

@@ -1,10 +1,14 @@
 // Unit checks of the kernel pieces that need no ExecuTorch program: the B-spline window
 // against a full (all-bases) Cox-de Boor evaluation, partition of unity, zeros outside the
-// grid, bit readers. Exit status 0 = pass. Runs on the build machine and under qemu.
+// grid, bit readers, CRC-32, and kan_forward bit for bit against a scalar reference (on every
+// path; ctest runs it once more with LUTHAM_ISA=generic). Exit status 0 = pass. Runs on the
+// build machine and under qemu.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
+#include "crc32.h"
 #include "kan_kernel.h"
 
 namespace {
@@ -38,6 +42,172 @@ std::vector<float> full_bases(const std::vector<float>& t, unsigned k, float x) 
   return b;
 }
 
+// A layer built in memory: panel records encoded here as the Python writer does.
+struct Case {
+  const char* name;
+  uint32_t in, out, K, gain_bits, bias_bits, base_bits;
+  bool rbf, per_input_knots;
+};
+
+uint32_t rng_state = 12345;
+uint32_t next_u32() {
+  rng_state = rng_state * 1664525u + 1013904223u;
+  return rng_state >> 8;
+}
+float next_float(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next_u32() % 100000) / 100000.0f; }
+
+void check_forward(const Case& c) {
+  using namespace lutham;
+  const uint32_t G = c.rbf ? 7 : 5, k = c.rbf ? 0 : 3, dim = G + k, n_knots = c.rbf ? G : G + 2 * k + 1;
+  const bool floats = c.gain_bits == 32;
+  const uint32_t panels = (c.out + 15) / 16, padded = panels * 16;
+  // Knots: uniform on [-1, 1] (per input: shifted a little per input).
+  std::vector<float> knots(c.per_input_knots ? c.in * n_knots : n_knots);
+  for (size_t r = 0; r < knots.size() / n_knots; ++r) {
+    const float h = 2.0f / G, shift = 0.01f * r;
+    for (uint32_t j = 0; j < n_knots; ++j)
+      knots[r * n_knots + j] = c.rbf ? -1.0f + j * (2.0f / (G - 1)) + shift : (static_cast<int>(j) - static_cast<int>(k)) * h - 1.0f + shift;
+  }
+  // Codebook: int8 with one scale per codeword.
+  std::vector<int8_t> words(static_cast<size_t>(c.K) * dim);
+  std::vector<float> word_scales(c.K);
+  for (auto& w : words) w = static_cast<int8_t>(static_cast<int>(next_u32() % 255) - 127);
+  for (auto& s : word_scales) s = next_float(0.001f, 0.02f);
+  QuantView cb;
+  cb.rows = c.K;
+  cb.cols = dim;
+  cb.bits = 8;
+  cb.packed = reinterpret_cast<const uint8_t*>(words.data());
+  cb.scales = word_scales.data();
+  std::vector<float> columns(static_cast<size_t>(c.K) * dim);
+  dequantize_columns(cb, columns.data());
+  // Edges: logical values, then the panel records.
+  const size_t edges = static_cast<size_t>(padded) * c.in;
+  std::vector<uint32_t> idx(edges, 0);
+  std::vector<int32_t> q[3];
+  std::vector<float> fv[3], scales[3];
+  const uint32_t bits[3] = {c.gain_bits, c.bias_bits, c.base_bits};
+  for (int f = 0; f < 3; ++f) {
+    q[f].assign(edges, 0);
+    fv[f].assign(edges, 0.0f);
+    scales[f].assign(padded, 0.0f);
+    for (uint32_t o = 0; o < c.out; ++o) {
+      scales[f][o] = next_float(0.01f, 0.1f);
+      for (uint32_t i = 0; i < c.in; ++i) {
+        const size_t e = static_cast<size_t>(o) * c.in + i;
+        if (floats) {
+          fv[f][e] = next_float(-0.5f, 0.5f);
+        } else {
+          const int32_t qmax = (1 << (bits[f] - 1)) - 1;
+          q[f][e] = static_cast<int32_t>(next_u32() % (2 * qmax + 1)) - qmax;
+          fv[f][e] = static_cast<float>(q[f][e]) * scales[f][o];
+        }
+      }
+    }
+  }
+  for (uint32_t o = 0; o < c.out; ++o)
+    for (uint32_t i = 0; i < c.in; ++i) idx[static_cast<size_t>(o) * c.in + i] = next_u32() % c.K;
+  const uint32_t index_bytes = c.K > 256 ? 2 : 1;
+  const uint32_t value_bits = floats ? 0 : c.gain_bits + c.bias_bits + c.base_bits;
+  const uint32_t word_bytes = floats ? 0 : (value_bits <= 16 ? 2 : 4);
+  const uint32_t record = 16 * (index_bytes + (floats ? 12 : word_bytes));
+  std::vector<uint8_t> data(static_cast<size_t>(panels) * c.in * record, 0);
+  for (uint32_t p = 0; p < panels; ++p) {
+    for (uint32_t i = 0; i < c.in; ++i) {
+      uint8_t* rec = data.data() + (static_cast<size_t>(p) * c.in + i) * record;
+      for (uint32_t l = 0; l < 16; ++l) {
+        const size_t e = static_cast<size_t>(p * 16 + l) * c.in + i;
+        for (uint32_t b = 0; b < index_bytes; ++b) rec[l * index_bytes + b] = static_cast<uint8_t>(idx[e] >> (8 * b));
+        uint8_t* values = rec + 16 * index_bytes;
+        if (floats) {
+          for (int f = 0; f < 3; ++f) std::memcpy(values + (f * 16 + l) * 4, &fv[f][e], 4);
+        } else {
+          uint32_t word = 0, shift = 0;
+          for (int f = 0; f < 3; ++f) {
+            word |= (static_cast<uint32_t>(q[f][e]) & ((1u << bits[f]) - 1u)) << shift;
+            shift += bits[f];
+          }
+          for (uint32_t b = 0; b < word_bytes; ++b) values[l * word_bytes + b] = static_cast<uint8_t>(word >> (8 * b));
+        }
+      }
+    }
+  }
+  KanLayerView L;
+  L.in_features = c.in;
+  L.out_features = c.out;
+  L.panels = panels;
+  L.basis = c.rbf ? Basis::GaussianRBF : Basis::BSpline;
+  L.grid_size = G;
+  L.spline_order = k;
+  L.knots = knots.data();
+  L.n_knots = n_knots;
+  L.knot_stride = c.per_input_knots ? n_knots : 0;
+  L.rbf_denominator = 0.4f;
+  L.codebook_size = c.K;
+  L.codebook_dim = dim;
+  L.index_bits = index_bytes * 8;
+  L.edges = data.data();
+  L.record_bytes = record;
+  L.index_bytes = index_bytes;
+  L.word_bytes = word_bytes;
+  L.gain = {c.gain_bits, floats ? nullptr : scales[0].data()};
+  L.bias = {c.bias_bits, floats ? nullptr : scales[1].data()};
+  L.base = {c.base_bits, floats ? nullptr : scales[2].data()};
+  L.codebook = cb;
+  L.codebook_columns = columns.data();
+  for (size_t batch : {1u, 3u, 8u, 13u, 20u}) {
+    std::vector<float> x(batch * c.in);
+    for (auto& v : x) v = next_float(-1.3f, 1.3f);
+    // Reference: one output at a time, the documented chain.
+    std::vector<float> ref(batch * c.out);
+    for (size_t n = 0; n < batch; ++n) {
+      for (uint32_t o = 0; o < c.out; ++o) {
+        float acc = 0.0f;
+        for (uint32_t i = 0; i < c.in; ++i) {
+          const float xv = x[n * c.in + i];
+          const float* t = knots.data() + (c.per_input_knots ? i * n_knots : 0);
+          float basis[16] = {};
+          uint32_t st = 0;
+          float bsum = 0.0f;
+          if (c.rbf) {
+            for (uint32_t m = 0; m < G; ++m) {
+              const float u = (xv - t[m]) / 0.4f;
+              basis[m] = std::exp(-(u * u));
+              bsum += basis[m];
+            }
+          } else {
+            bsum = bspline_window(t, n_knots, k, xv, basis, &st);
+          }
+          const uint32_t width = c.rbf ? G : k + 1;
+          const size_t e = static_cast<size_t>(o) * c.in + i;
+          float d = basis[0] * columns[static_cast<size_t>(st) * c.K + idx[e]];
+          for (uint32_t r = 1; r < width; ++r) d = std::fmaf(basis[r], columns[static_cast<size_t>(st + r) * c.K + idx[e]], d);
+          const float silu = xv / (1.0f + std::exp(-xv));
+          float a = std::fmaf(fv[2][e], silu, acc);
+          a = std::fmaf(fv[0][e], d, a);
+          acc = std::fmaf(fv[1][e], bsum, a);
+        }
+        ref[n * c.out + o] = acc;
+      }
+    }
+    for (uint32_t threads : {1u, 3u}) {
+      TaskRunner reverse;
+      reverse.threads = threads;
+      reverse.run = [](void*, int64_t n, void* job, void (*task)(void*, int64_t)) {
+        for (int64_t t = n - 1; t >= 0; --t) task(job, t);
+      };
+      std::vector<uint8_t> scratch(kan_scratch_bytes(L, batch, threads) + 16);
+      void* aligned = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch.data()) + 15) & ~uintptr_t{15});
+      std::vector<float> y(batch * c.out, -1.0f);
+      kan_forward(L, x.data(), batch, y.data(), aligned, threads > 1 ? &reverse : nullptr);
+      size_t diffs = 0;
+      for (size_t j = 0; j < y.size(); ++j) diffs += std::memcmp(&y[j], &ref[j], 4) != 0;
+      CHECK(diffs == 0, "kan_forward %s (%s) batch %zu threads %u: %zu of %zu outputs differ from the reference (first: %.9g vs %.9g)",
+            c.name, kan_isa(), batch, threads, diffs, y.size(), y[0], ref[0]);
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -65,7 +235,7 @@ int main() {
       }
     }
   }
-  // Bit readers: LSB-first, signed 3-bit values -4..3 and unsigned 11-bit values.
+  // Bit reader (codebook packing): LSB-first, signed 3-bit values -4..3.
   {
     std::vector<uint8_t> buf(64, 0);
     const int vals[] = {-4, 3, -1, 0, 2, -3, 1, -2, 3, -4};
@@ -75,15 +245,26 @@ int main() {
         if ((static_cast<unsigned>(v) >> b) & 1) buf[bit / 8] |= static_cast<uint8_t>(1u << (bit % 8));
     }
     for (int i = 0; i < 10; ++i) CHECK(lutham::read_signed_bits(buf.data(), i, 3) == vals[i], "signed 3-bit %d", i);
-    std::vector<uint8_t> u(64, 0);
-    const uint32_t uv[] = {0, 2047, 1, 1024, 777};
-    bit = 0;
-    for (uint32_t v : uv) {
-      for (int b = 0; b < 11; ++b, ++bit)
-        if ((v >> b) & 1) u[bit / 8] |= static_cast<uint8_t>(1u << (bit % 8));
-    }
-    for (int i = 0; i < 5; ++i) CHECK(lutham::read_unsigned_bits(u.data(), i, 11) == uv[i], "unsigned 11-bit %d", i);
   }
+  // CRC-32 as zlib: the standard check value, and chaining.
+  {
+    const char* digits = "123456789";
+    CHECK(lutham::crc32(0, digits, 9) == 0xCBF43926u, "crc32 check value");
+    CHECK(lutham::crc32(lutham::crc32(0, digits, 4), digits + 4, 5) == 0xCBF43926u, "crc32 chaining");
+    std::vector<uint8_t> big(1000);
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7 + 3);
+    CHECK(lutham::crc32(lutham::crc32(0, big.data(), 333), big.data() + 333, 667) == lutham::crc32(0, big.data(), 1000),
+          "crc32 chaining over slices");
+  }
+  // kan_forward against a scalar reference of the same arithmetic, bit for bit: lane and
+  // sample paths, table and direct coefficient terms, u8/u16 indices, int and float values,
+  // B-spline and RBF bases, tasks run serially and in reverse order.
+  check_forward(Case{"int/table", 37, 40, 32, 6, 4, 5, false, false});
+  check_forward(Case{"int/direct", 37, 40, 128, 6, 4, 5, false, false});
+  check_forward(Case{"int8/u16-index", 23, 17, 300, 8, 8, 8, false, false});
+  check_forward(Case{"float/table", 29, 64, 48, 32, 32, 32, false, false});
+  check_forward(Case{"rbf/int", 19, 33, 16, 6, 4, 5, true, false});
+  check_forward(Case{"per-input knots", 21, 18, 16, 5, 5, 5, false, true});
   if (failures) {
     std::fprintf(stderr, "kernel_test: %d failures\n", failures);
     return 1;

@@ -15,6 +15,7 @@ from lutham.models import ModelConfig
 from lutham.ops import SharedKANLinear
 from lutham.partition import LuthamPartitioner, is_kan_linear
 from lutham.serialization import read_codebook, read_payload, write_payload
+from lutham.serialization.payload import SCHEMA_VERSION
 
 from helpers import export_bytes, small_config, small_pair
 
@@ -80,7 +81,7 @@ def test_payload_round_trip_equals_what_was_written():
     node = next(n for n in pre.graph_module.graph.nodes if is_kan_linear(n))
     layer, codebook = layer_from_node(pre, node)
     version, back = read_payload(write_payload(layer))
-    assert version == 1
+    assert version == SCHEMA_VERSION == 2
     for field in ("in_features", "out_features", "grid_size", "spline_order", "codebook_key", "codebook_size", "codebook_dim", "index_bits"):
         assert getattr(back, field) == getattr(layer, field), field
     assert np.array_equal(back.knots, layer.knots) and np.array_equal(back.indices, layer.indices)

@@ -207,9 +207,26 @@ def _index_ge_k(layer):
     return dataclasses.replace(layer, indices=idx, index_bits=layer.index_bits + 1)
 
 
-def _gains_wrong_rows(layer):
-    g = layer.gains
-    return dataclasses.replace(layer, gains=dataclasses.replace(g, values=g.values[:-1], scales=g.scales[:-1]))
+def _patched(name, replacement):
+    """An edit that re-writes the payload with one writer function of serialization.payload replaced."""
+
+    def edit(data: bytes) -> bytes:
+        _, layer = read_payload(data)
+        original = getattr(payload_mod, name)
+        setattr(payload_mod, name, replacement(original))
+        try:
+            return write_payload(layer)
+        finally:
+            setattr(payload_mod, name, original)
+
+    return edit
+
+
+def _flip_middle(data: bytes) -> bytes:
+    # The middle of a payload is edge panel data: a flipped bit there still verifies.
+    b = bytearray(data)
+    b[len(b) // 2] ^= 0x10
+    return bytes(b)
 
 
 def _nan_scale(layer):
@@ -234,11 +251,15 @@ CORRUPTIONS = {
     "truncated": (lambda d: d[: len(d) // 2], "verification"),
     "empty": (lambda d: b"", "too small"),
     "index_ge_k": (_with_layer(_index_ge_k), ">= codebook_size"),
-    "wrong_in_features": (_relayer(in_features=33), "indices has"),  # knots are one shared row: the indices disagree first
+    "wrong_in_features": (_relayer(in_features=33), "panel data has"),  # knots are one shared row: the panels disagree first
     "wrong_grid_size": (_relayer(grid_size=4), "knots has"),
     "wrong_codebook_dim": (_relayer(codebook_dim=9), "codebook_dim"),
-    "gains_wrong_rows": (_with_layer(_gains_wrong_rows), "gains: shape"),
+    "scales_short": (_patched("_padded_scales", lambda f: lambda q, n: f(q, n)[:-1]), "scales has"),
     "nan_scale": (_with_layer(_nan_scale), "non-finite scale"),
+    "checksum_mismatch": (_flip_middle, "checksum mismatch"),
+    "checksum_wrong": (_patched("payload_checksum", lambda f: lambda *a: f(*a) ^ 1), "checksum mismatch"),
+    "panel_width": (_patched("PANEL_WIDTH", lambda w: 8), "panel width 8"),
+    "record_truncated": (_patched("encode_panels", lambda f: lambda layer: (lambda rb, d: (rb, d[:-rb]))(*f(layer))), "panel data has"),
     "index_bits_too_small": (_with_layer(_too_few_index_bits), "index_bits"),
     "unsorted_knots": (_with_layer(_unsorted_knots), "strictly increasing"),
     "missing_codebook": (_relayer(codebook_key="lutham/codebook/none"), "not found"),
@@ -263,10 +284,10 @@ def test_corrupted_payload_fails_cleanly(int8_model, tmp, capfd, name):
     _expect_load_failure(bad, capfd, message)
 
 
-def test_schema_version_rejected(int8_model, tmp, capfd, monkeypatch):
-    monkeypatch.setattr(payload_mod, "SCHEMA_VERSION", 2)
-    bad = _pte_with(int8_model.lutham_pte, tmp / "bad_version.pte", edit_payload=_relayer())
-    _expect_load_failure(bad, capfd, "schema_version 2")
+def test_schema_version_rejected(int8_model, tmp, capfd):
+    future = _patched("SCHEMA_VERSION", lambda v: v + 1)
+    bad = _pte_with(int8_model.lutham_pte, tmp / "bad_version.pte", edit_payload=future)
+    _expect_load_failure(bad, capfd, f"schema_version {payload_mod.SCHEMA_VERSION + 1}")
 
 
 @pytest.mark.parametrize(

@@ -102,8 +102,9 @@ describe('inspect: .pte reader against Python', function () {
       if (q.r2 === null) assert.equal(l.r2, null);
       else assert.ok(Math.abs(l.r2! - q.r2) < 1e-6);
       for (const t of [l.gains, l.biases, l.baseWeight]) {
-        assert.equal(t.scaleCount, t.bits === 32 ? 0 : t.rows);
+        assert.equal(t.scaleCount, t.bits === 32 ? 0 : Math.ceil(l.outFeatures / 16) * 16);
       }
+      assert.equal(l.panelBytes, Math.ceil(l.outFeatures / 16) * l.inFeatures * l.recordBytes);
     });
     // Indices unpacked in TypeScript equal Python's.
     await PteFile.with(pair.lutham, async (pte) => {
@@ -112,6 +113,10 @@ describe('inspect: .pte reader against Python', function () {
         const bytes = await pte.readSegment(d.dataIndex);
         const dec = decodePayload(bytes);
         assert.deepEqual(Array.from(dec.indices.slice(0, 32)), pyLayers[k++].indices);
+        // A flipped bit in the edge data fails the checksum, with a typed one-line error.
+        const flipped = Uint8Array.from(bytes);
+        flipped[Math.floor(flipped.length / 2)] ^= 0x10;
+        assert.throws(() => decodePayload(flipped), /checksum mismatch/);
         assert.ok(dec.indices.every((v) => v < dec.info.codebookSize));
         assert.equal(dec.knots.length, dec.info.inFeatures * (dec.info.gridSize + 2 * dec.info.splineOrder + 1));
       }

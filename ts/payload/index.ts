@@ -11,13 +11,16 @@ import { KanLayer } from '../generated/lutham/payload/kan-layer.js';
 import { Payload } from '../generated/lutham/payload/payload.js';
 import { QuantTensor } from '../generated/lutham/payload/quant-tensor.js';
 import { BasisKind } from '../generated/lutham/payload/basis-kind.js';
+import { EdgeValues } from '../generated/lutham/payload/edge-values.js';
 import { CheckedByteBuffer, FlatbufferRangeError, fileIdentifier, showIdentifier } from '../pte/checked-buffer.js';
 
 export const PAYLOAD_IDENTIFIER = 'LTHM';
 export const CODEBOOK_IDENTIFIER = 'LTCB';
 /** Payload schema versions this reader understands. */
-export const KNOWN_SCHEMA_VERSIONS = [1];
+export const KNOWN_SCHEMA_VERSIONS = [2];
 export const FLOAT_BITS = 32;
+/** Outputs per edge panel (schema/lutham.fbs EdgePanels.width). */
+export const PANEL_WIDTH = 16;
 
 export interface QuantInfo {
   rows: number;
@@ -34,6 +37,14 @@ export interface QuantInfo {
   dataBytes: number;
 }
 
+/** How one per-edge value (gain, bias, base weight) is stored in the edge panels. */
+export interface EdgeValuesInfo {
+  /** 32 = float32 values; 2..8 = signed ints with one scale per (panel-padded) output. */
+  bits: number;
+  /** Number of per-output scales (bits < 32): outputs rounded up to whole panels. */
+  scaleCount: number;
+}
+
 export interface LayerInfo {
   schemaVersion: number;
   inFeatures: number;
@@ -48,12 +59,19 @@ export interface LayerInfo {
   /** K: number of codewords. */
   codebookSize: number;
   codebookDim: number;
-  /** Bits per codeword index. */
+  /** ceil(log2 K); indices are stored as uint8 (<= 8 bits) or uint16. */
   indexBits: number;
-  indicesBytes: number;
-  gains: QuantInfo;
-  biases: QuantInfo;
-  baseWeight: QuantInfo;
+  gains: EdgeValuesInfo;
+  biases: EdgeValuesInfo;
+  baseWeight: EdgeValuesInfo;
+  /** Output panels of PANEL_WIDTH, and the bytes of one (panel, input) record and of all. */
+  panels: number;
+  recordBytes: number;
+  panelBytes: number;
+  /** CRC-32 of the layer's data as stored (checked by decodePayload and the runtime). */
+  checksum: number;
+  /** Gaussian RBF width h (null for B-splines). */
+  rbfDenominator: number | null;
   /** R^2 of the compression, null when not recorded (NaN). */
   r2: number | null;
   /** Size of the whole payload buffer. */
@@ -130,30 +148,37 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
     const outFeatures = layer.outFeatures();
     const gridSize = grid.gridSize();
     const splineOrder = grid.splineOrder();
+    const rbf = grid.kind() === BasisKind.GaussianRBF;
     const knotCount = grid.knotsLength();
-    const row = gridSize + 2 * splineOrder + 1;
+    const row = nKnots(rbf, gridSize, splineOrder);
     const knotsShared = knotCount === row && inFeatures !== 1;
     if (knotCount !== inFeatures * row && knotCount !== row) {
       fail(what, `grid has ${knotCount} knots, ${inFeatures} inputs at grid ${gridSize} order ${splineOrder} need ${inFeatures * row} (or ${row} shared)`);
     }
     const indexBits = layer.indexBits();
-    if (indexBits < 1 || indexBits > 32) fail(what, `index width ${indexBits} bits is out of range`);
-    const indicesBytes = layer.indicesLength();
-    const edges = inFeatures * outFeatures;
-    if (indicesBytes !== packedLength(edges, indexBits)) {
-      fail(what, `${edges} indices of ${indexBits} bits need ${packedLength(edges, indexBits)} bytes, found ${indicesBytes}`);
-    }
+    if (indexBits < 1 || indexBits > 16) fail(what, `index width ${indexBits} bits is out of range 1..16`);
     const codebookSize = layer.codebookSize();
     const codebookDim = layer.codebookDim();
-    if (codebookSize < 1 || (indexBits < 32 && codebookSize > 2 ** indexBits)) fail(what, `codebook size ${codebookSize} does not fit ${indexBits}-bit indices`);
+    if (codebookSize < 1 || codebookSize > 2 ** indexBits) fail(what, `codebook size ${codebookSize} does not fit ${indexBits}-bit indices`);
     if (codebookDim !== gridSize + splineOrder) fail(what, `codebook dim ${codebookDim} != grid ${gridSize} + order ${splineOrder}`);
     const key = layer.codebookKey();
     if (!key) fail(what, 'has no codebook key');
-    const gains = quantInfo(layer.gains(), what, 'gains');
-    const biases = quantInfo(layer.biases(), what, 'biases');
-    const baseWeight = quantInfo(layer.baseWeight(), what, 'base_weight');
-    for (const [name, q] of [['gains', gains], ['biases', biases], ['base_weight', baseWeight]] as const) {
-      if (q.rows !== outFeatures || q.cols !== inFeatures) fail(what, `${name} is ${q.rows}x${q.cols}, the layer is ${outFeatures}x${inFeatures}`);
+    const panels = Math.ceil(outFeatures / PANEL_WIDTH);
+    const gains = edgeValuesInfo(layer.gain(), panels, what, 'gain');
+    const biases = edgeValuesInfo(layer.bias(), panels, what, 'bias');
+    const baseWeight = edgeValuesInfo(layer.base(), panels, what, 'base');
+    const floats = gains.bits === FLOAT_BITS;
+    if ((biases.bits === FLOAT_BITS) !== floats || (baseWeight.bits === FLOAT_BITS) !== floats) {
+      fail(what, 'gain, bias and base must be all float32 or all integers');
+    }
+    const edgePanels = layer.panels();
+    if (!edgePanels) fail(what, 'has no edge panels');
+    if (edgePanels.width() !== PANEL_WIDTH) fail(what, `panel width ${edgePanels.width()}, this reader knows ${PANEL_WIDTH}`);
+    const recordBytes = recordLength(indexBits, floats, gains.bits + biases.bits + baseWeight.bits);
+    if (edgePanels.recordBytes() !== recordBytes) fail(what, `panel records are ${edgePanels.recordBytes()} bytes, the layer's widths make them ${recordBytes}`);
+    const panelBytes = edgePanels.dataLength();
+    if (panelBytes !== panels * inFeatures * recordBytes) {
+      fail(what, `panel data has ${panelBytes} bytes, ${panels} panels x ${inFeatures} inputs x ${recordBytes} need ${panels * inFeatures * recordBytes}`);
     }
     const r2 = layer.r2();
     return {
@@ -169,14 +194,41 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
       codebookSize,
       codebookDim,
       indexBits,
-      indicesBytes,
       gains,
       biases,
       baseWeight,
+      panels,
+      recordBytes,
+      panelBytes,
+      checksum: layer.checksum(),
+      rbfDenominator: rbf ? grid.rbfDenominator() : null,
       r2: Number.isNaN(r2) ? null : r2,
       bytes: bytes.length,
     };
   });
+}
+
+function nKnots(rbf: boolean, gridSize: number, splineOrder: number): number {
+  return rbf ? gridSize : gridSize + 2 * splineOrder + 1;
+}
+
+function recordLength(indexBits: number, floats: boolean, valueBits: number): number {
+  const indexBytes = indexBits <= 8 ? 1 : 2;
+  return PANEL_WIDTH * (indexBytes + (floats ? 12 : valueBits <= 16 ? 2 : 4));
+}
+
+function edgeValuesInfo(v: EdgeValues | null, panels: number, what: string, name: string): EdgeValuesInfo {
+  if (!v) fail(what, `${name} is missing`);
+  const bits = v.bits();
+  const scaleCount = v.scalesLength();
+  if (bits === FLOAT_BITS) {
+    if (scaleCount !== 0) fail(what, `${name} is float32 but carries ${scaleCount} scales`);
+  } else if (bits >= 2 && bits <= 8) {
+    if (scaleCount !== panels * PANEL_WIDTH) fail(what, `${name} has ${scaleCount} scales for ${panels * PANEL_WIDTH} panel-padded outputs`);
+  } else {
+    fail(what, `${name} has unsupported bit width ${bits}`);
+  }
+  return { bits, scaleCount };
 }
 
 /** Parses and validates a shared codebook buffer. */
@@ -237,29 +289,78 @@ export interface DecodedLayer {
   gains: Float32Array;
   biases: Float32Array;
   baseWeight: Float32Array;
-  /** in x (grid + 2*order + 1) knots, row-major (a shared row is repeated for every input). */
+  /** in x n_knots knots (RBF: centers), row-major (a shared row is repeated for every input). */
   knots: Float32Array;
 }
 
-/** Validates and fully decodes a payload (values dequantized to float32). */
+/** CRC-32 as zlib computes it: the payload checksum. */
+export function crc32(data: Uint8Array, crc = 0): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let b = 0; b < 256; b++) {
+    let c = b;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[b] = c >>> 0;
+  }
+  return t;
+})();
+
+function floatBytes(values: number[]): Uint8Array {
+  return new Uint8Array(Float32Array.from(values).buffer);
+}
+
+/** Validates (checksum included) and fully decodes a payload (values dequantized to float32). */
 export function decodePayload(bytes: Uint8Array, what = 'LUTHAM payload'): DecodedLayer {
   const info = readPayload(bytes, what);
   return guard(what, () => {
     const layer = Payload.getRootAsPayload(new CheckedByteBuffer(bytes)).layer()!;
     const grid = layer.grid()!;
-    const raw = new Uint8Array(info.indicesBytes);
-    for (let i = 0; i < raw.length; i++) raw[i] = layer.indices(i)!;
+    const knotValues = Array.from({ length: info.knotCount }, (_, i) => grid.knots(i)!);
+    const data = Uint8Array.from(layer.panels()!.dataArray()!);
+    const fields = [layer.gain()!, layer.bias()!, layer.base()!];
+    const scales = fields.map((f) => Array.from({ length: f.scalesLength() }, (_, i) => f.scales(i)!));
+    let crc = crc32(floatBytes(knotValues));
+    crc = crc32(data, crc);
+    for (const s of scales) crc = crc32(floatBytes(s), crc);
+    if (crc !== info.checksum) fail(what, `checksum mismatch (stored ${info.checksum.toString(16)}, computed ${crc.toString(16)}): the data is corrupt`);
+    const { inFeatures: inF, outFeatures: outF, recordBytes } = info;
+    const indexBytes = info.indexBits <= 8 ? 1 : 2;
+    const floats = info.gains.bits === FLOAT_BITS;
+    const bits = [info.gains.bits, info.biases.bits, info.baseWeight.bits];
+    const wordBytes = bits[0] + bits[1] + bits[2] <= 16 ? 2 : 4;
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const indices = new Uint32Array(outF * inF);
+    const values = [new Float32Array(outF * inF), new Float32Array(outF * inF), new Float32Array(outF * inF)];
+    for (let o = 0; o < outF; o++) {
+      const p = Math.floor(o / PANEL_WIDTH), lane = o % PANEL_WIDTH;
+      for (let i = 0; i < inF; i++) {
+        const rec = (p * inF + i) * recordBytes;
+        const e = o * inF + i;
+        indices[e] = indexBytes === 1 ? view.getUint8(rec + lane) : view.getUint16(rec + 2 * lane, true);
+        const v = rec + PANEL_WIDTH * indexBytes;
+        if (floats) {
+          for (let f = 0; f < 3; f++) values[f][e] = view.getFloat32(v + (f * PANEL_WIDTH + lane) * 4, true);
+        } else {
+          const word = wordBytes === 2 ? view.getUint16(v + 2 * lane, true) : view.getUint32(v + 4 * lane, true);
+          let shift = 0;
+          for (let f = 0; f < 3; f++) {
+            let q = Math.floor(word / 2 ** shift) % 2 ** bits[f];
+            if (q >= 2 ** (bits[f] - 1)) q -= 2 ** bits[f];
+            values[f][e] = Math.fround(q * scales[f][o]);
+            shift += bits[f];
+          }
+        }
+      }
+    }
     const stored = info.knotCount;
     const knots = new Float32Array(info.knotsShared ? stored * info.inFeatures : stored);
-    for (let i = 0; i < knots.length; i++) knots[i] = grid.knots(i % stored)!;
-    return {
-      info,
-      indices: unpackBits(raw, info.indexBits, info.inFeatures * info.outFeatures, false) as Uint32Array,
-      gains: decodeQuant(layer.gains()!),
-      biases: decodeQuant(layer.biases()!),
-      baseWeight: decodeQuant(layer.baseWeight()!),
-      knots,
-    };
+    for (let i = 0; i < knots.length; i++) knots[i] = knotValues[i % stored];
+    return { info, indices, gains: values[0], biases: values[1], baseWeight: values[2], knots };
   });
 }
 

@@ -231,7 +231,7 @@ export function formatInspect(r: InspectReport): string {
       num(l.bytes),
     ]);
     out.push(indent(table(['delegate', 'in->out', 'grid', 'order', 'K', 'idx bits', 'gains', 'biases', 'base', 'codebook', 'R^2', 'bytes'], rows, [2, 3, 4, 5, 10, 11])));
-    out.push(indent('gains/biases/base: fp32, or intN/Ss = N-bit ints with S per-row float scales'));
+    out.push(indent('gains/biases/base: fp32, or intN/Ss = N-bit ints with S per-output float scales (outputs padded to panels of 16)'));
     out.push(indent(keys.map((k, i) => `cb${i} = ${k}`).join('\n')));
   }
   out.push('');

@@ -25,36 +25,46 @@ struct GridBuilder;
 struct Codebook;
 struct CodebookBuilder;
 
+struct EdgeValues;
+struct EdgeValuesBuilder;
+
+struct EdgePanels;
+struct EdgePanelsBuilder;
+
 struct KanLayer;
 struct KanLayerBuilder;
 
 struct Payload;
 struct PayloadBuilder;
 
-/// Basis of each edge's function. Room for FastKAN's Gaussian RBF later.
+/// Basis of each edge's function: efficient-kan's B-splines, or FastKAN's Gaussian radial
+/// basis functions phi_m(x) = exp(-((x - c_m) / h)^2).
 enum class BasisKind : uint8_t {
   BSpline = 0,
+  GaussianRBF = 1,
   MIN = BSpline,
-  MAX = BSpline
+  MAX = GaussianRBF
 };
 
-inline const BasisKind (&EnumValuesBasisKind())[1] {
+inline const BasisKind (&EnumValuesBasisKind())[2] {
   static const BasisKind values[] = {
-    BasisKind::BSpline
+    BasisKind::BSpline,
+    BasisKind::GaussianRBF
   };
   return values;
 }
 
 inline const char * const *EnumNamesBasisKind() {
-  static const char * const names[2] = {
+  static const char * const names[3] = {
     "BSpline",
+    "GaussianRBF",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameBasisKind(BasisKind e) {
-  if (flatbuffers::IsOutRange(e, BasisKind::BSpline, BasisKind::BSpline)) return "";
+  if (flatbuffers::IsOutRange(e, BasisKind::BSpline, BasisKind::GaussianRBF)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesBasisKind()[index];
 }
@@ -178,15 +188,19 @@ inline flatbuffers::Offset<QuantTensor> CreateQuantTensorDirect(
       scales__);
 }
 
-/// efficient-kan's B-spline grid: for input i the knots
-/// t[i][j], j = 0 .. grid_size + 2*spline_order, and grid_size + spline_order bases.
+/// The basis of every edge.
+/// BSpline (efficient-kan): for input i the knots t[i][j], j = 0 .. grid_size + 2*spline_order,
+///   and grid_size + spline_order bases, of which spline_order + 1 are non-zero at any x.
+/// GaussianRBF (FastKAN): spline_order = 0, the knots are the grid_size centers c[i][m], and
+///   all grid_size bases phi_m(x) = exp(-((x - c[i][m]) / rbf_denominator)^2) are used.
 struct Grid FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef GridBuilder Builder;
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
     VT_KIND = 4,
     VT_GRID_SIZE = 6,
     VT_SPLINE_ORDER = 8,
-    VT_KNOTS = 10
+    VT_KNOTS = 10,
+    VT_RBF_DENOMINATOR = 12
   };
   lutham::payload::BasisKind kind() const {
     return static_cast<lutham::payload::BasisKind>(GetField<uint8_t>(VT_KIND, 0));
@@ -197,10 +211,14 @@ struct Grid FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint32_t spline_order() const {
     return GetField<uint32_t>(VT_SPLINE_ORDER, 0);
   }
-  /// in_features x (grid_size + 2*spline_order + 1), row-major; or a single row of
-  /// grid_size + 2*spline_order + 1 knots shared by every input (efficient-kan's uniform grid).
+  /// in_features rows of n_knots values (B-spline: grid_size + 2*spline_order + 1; RBF: grid_size),
+  /// row-major; or a single row shared by every input (a uniform grid).
   const flatbuffers::Vector<float> *knots() const {
     return GetPointer<const flatbuffers::Vector<float> *>(VT_KNOTS);
+  }
+  /// h of the Gaussian RBF basis (> 0); unused for B-splines.
+  float rbf_denominator() const {
+    return GetField<float>(VT_RBF_DENOMINATOR, 0.0f);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -209,6 +227,7 @@ struct Grid FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyField<uint32_t>(verifier, VT_SPLINE_ORDER, 4) &&
            VerifyOffset(verifier, VT_KNOTS) &&
            verifier.VerifyVector(knots()) &&
+           VerifyField<float>(verifier, VT_RBF_DENOMINATOR, 4) &&
            verifier.EndTable();
   }
 };
@@ -229,6 +248,9 @@ struct GridBuilder {
   void add_knots(flatbuffers::Offset<flatbuffers::Vector<float>> knots) {
     fbb_.AddOffset(Grid::VT_KNOTS, knots);
   }
+  void add_rbf_denominator(float rbf_denominator) {
+    fbb_.AddElement<float>(Grid::VT_RBF_DENOMINATOR, rbf_denominator, 0.0f);
+  }
   explicit GridBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -245,8 +267,10 @@ inline flatbuffers::Offset<Grid> CreateGrid(
     lutham::payload::BasisKind kind = lutham::payload::BasisKind::BSpline,
     uint32_t grid_size = 0,
     uint32_t spline_order = 0,
-    flatbuffers::Offset<flatbuffers::Vector<float>> knots = 0) {
+    flatbuffers::Offset<flatbuffers::Vector<float>> knots = 0,
+    float rbf_denominator = 0.0f) {
   GridBuilder builder_(_fbb);
+  builder_.add_rbf_denominator(rbf_denominator);
   builder_.add_knots(knots);
   builder_.add_spline_order(spline_order);
   builder_.add_grid_size(grid_size);
@@ -259,14 +283,16 @@ inline flatbuffers::Offset<Grid> CreateGridDirect(
     lutham::payload::BasisKind kind = lutham::payload::BasisKind::BSpline,
     uint32_t grid_size = 0,
     uint32_t spline_order = 0,
-    const std::vector<float> *knots = nullptr) {
+    const std::vector<float> *knots = nullptr,
+    float rbf_denominator = 0.0f) {
   auto knots__ = knots ? _fbb.CreateVector<float>(*knots) : 0;
   return lutham::payload::CreateGrid(
       _fbb,
       kind,
       grid_size,
       spline_order,
-      knots__);
+      knots__,
+      rbf_denominator);
 }
 
 /// The shared codebook of unit-norm shapes, K x dim (dim = grid_size + spline_order).
@@ -333,10 +359,161 @@ inline flatbuffers::Offset<Codebook> CreateCodebook(
   return builder_.Finish();
 }
 
+/// How one per-edge value (gain, bias or base weight) is stored in the edge panels:
+/// bits in 2..8: two's-complement integers with one float scale per output,
+/// value[o][i] = q[o][i] * scales[o], scales padded with 0 to whole panels (a multiple of
+/// the panel width); bits == 32: float32 values, no scales.
+struct EdgeValues FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef EdgeValuesBuilder Builder;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_BITS = 4,
+    VT_SCALES = 6
+  };
+  uint8_t bits() const {
+    return GetField<uint8_t>(VT_BITS, 32);
+  }
+  const flatbuffers::Vector<float> *scales() const {
+    return GetPointer<const flatbuffers::Vector<float> *>(VT_SCALES);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<uint8_t>(verifier, VT_BITS, 1) &&
+           VerifyOffset(verifier, VT_SCALES) &&
+           verifier.VerifyVector(scales()) &&
+           verifier.EndTable();
+  }
+};
+
+struct EdgeValuesBuilder {
+  typedef EdgeValues Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_bits(uint8_t bits) {
+    fbb_.AddElement<uint8_t>(EdgeValues::VT_BITS, bits, 32);
+  }
+  void add_scales(flatbuffers::Offset<flatbuffers::Vector<float>> scales) {
+    fbb_.AddOffset(EdgeValues::VT_SCALES, scales);
+  }
+  explicit EdgeValuesBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<EdgeValues> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<EdgeValues>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<EdgeValues> CreateEdgeValues(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    uint8_t bits = 32,
+    flatbuffers::Offset<flatbuffers::Vector<float>> scales = 0) {
+  EdgeValuesBuilder builder_(_fbb);
+  builder_.add_scales(scales);
+  builder_.add_bits(bits);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<EdgeValues> CreateEdgeValuesDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    uint8_t bits = 32,
+    const std::vector<float> *scales = nullptr) {
+  auto scales__ = scales ? _fbb.CreateVector<float>(*scales) : 0;
+  return lutham::payload::CreateEdgeValues(
+      _fbb,
+      bits,
+      scales__);
+}
+
+/// The layer's edges in the layout the kernel streams (schema version 2).
+/// Outputs are grouped into panels of `width` (16) consecutive outputs; the last panel is
+/// padded with edges whose index, gain, bias and base weight are all 0. Record p*in_features + i
+/// holds the edges (o, i) of panel p, o = p*width + lane; records are back to back,
+/// `record_bytes` each, little-endian:
+///   width indices: uint8 when index_bits <= 8, else uint16;
+///   integer values (bits 2..8): width words, uint16 when gain+bias+base bits <= 16, else
+///     uint32, each gain | bias << gain_bits | base << (gain_bits + bias_bits);
+///   float values (bits 32): width float32 gains, then width biases, then width base weights.
+struct EdgePanels FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef EdgePanelsBuilder Builder;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_WIDTH = 4,
+    VT_RECORD_BYTES = 6,
+    VT_DATA = 8
+  };
+  uint32_t width() const {
+    return GetField<uint32_t>(VT_WIDTH, 16);
+  }
+  uint32_t record_bytes() const {
+    return GetField<uint32_t>(VT_RECORD_BYTES, 0);
+  }
+  const flatbuffers::Vector<uint8_t> *data() const {
+    return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_DATA);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyField<uint32_t>(verifier, VT_WIDTH, 4) &&
+           VerifyField<uint32_t>(verifier, VT_RECORD_BYTES, 4) &&
+           VerifyOffset(verifier, VT_DATA) &&
+           verifier.VerifyVector(data()) &&
+           verifier.EndTable();
+  }
+};
+
+struct EdgePanelsBuilder {
+  typedef EdgePanels Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_width(uint32_t width) {
+    fbb_.AddElement<uint32_t>(EdgePanels::VT_WIDTH, width, 16);
+  }
+  void add_record_bytes(uint32_t record_bytes) {
+    fbb_.AddElement<uint32_t>(EdgePanels::VT_RECORD_BYTES, record_bytes, 0);
+  }
+  void add_data(flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data) {
+    fbb_.AddOffset(EdgePanels::VT_DATA, data);
+  }
+  explicit EdgePanelsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<EdgePanels> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<EdgePanels>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<EdgePanels> CreateEdgePanels(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    uint32_t width = 16,
+    uint32_t record_bytes = 0,
+    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data = 0) {
+  EdgePanelsBuilder builder_(_fbb);
+  builder_.add_data(data);
+  builder_.add_record_bytes(record_bytes);
+  builder_.add_width(width);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<EdgePanels> CreateEdgePanelsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    uint32_t width = 16,
+    uint32_t record_bytes = 0,
+    const std::vector<uint8_t> *data = nullptr) {
+  auto data__ = data ? _fbb.CreateVector<uint8_t>(*data) : 0;
+  return lutham::payload::CreateEdgePanels(
+      _fbb,
+      width,
+      record_bytes,
+      data__);
+}
+
 /// One SHARe-KAN layer. Edge (o, i), o < out_features, i < in_features, computes
-///   base_weight[o][i] * silu(x_i)
-///   + gains[o][i] * sum_m B_m(x_i) * codebook[index[o][i]][m]
-///   + biases[o][i] * sum_m B_m(x_i)
+///   base[o][i] * silu(x_i)
+///   + gain[o][i] * sum_m B_m(x_i) * codebook[index[o][i]][m]
+///   + bias[o][i] * sum_m B_m(x_i)
 /// and output o is the sum over i.
 struct KanLayer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef KanLayerBuilder Builder;
@@ -348,11 +525,12 @@ struct KanLayer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_CODEBOOK_SIZE = 12,
     VT_CODEBOOK_DIM = 14,
     VT_INDEX_BITS = 16,
-    VT_INDICES = 18,
-    VT_GAINS = 20,
-    VT_BIASES = 22,
-    VT_BASE_WEIGHT = 24,
-    VT_R2 = 26
+    VT_GAIN = 18,
+    VT_BIAS = 20,
+    VT_BASE = 22,
+    VT_PANELS = 24,
+    VT_R2 = 26,
+    VT_CHECKSUM = 28
   };
   uint32_t in_features() const {
     return GetField<uint32_t>(VT_IN_FEATURES, 0);
@@ -374,26 +552,30 @@ struct KanLayer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   uint32_t codebook_dim() const {
     return GetField<uint32_t>(VT_CODEBOOK_DIM, 0);
   }
-  /// Bits per index, ceil(log2 K) (at least 1).
+  /// ceil(log2 K) (at least 1, at most 16): the information in an index; stored as uint8/uint16.
   uint8_t index_bits() const {
     return GetField<uint8_t>(VT_INDEX_BITS, 0);
   }
-  /// out_features x in_features unsigned indices of `index_bits` bits, packed LSB-first.
-  const flatbuffers::Vector<uint8_t> *indices() const {
-    return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_INDICES);
+  const lutham::payload::EdgeValues *gain() const {
+    return GetPointer<const lutham::payload::EdgeValues *>(VT_GAIN);
   }
-  const lutham::payload::QuantTensor *gains() const {
-    return GetPointer<const lutham::payload::QuantTensor *>(VT_GAINS);
+  const lutham::payload::EdgeValues *bias() const {
+    return GetPointer<const lutham::payload::EdgeValues *>(VT_BIAS);
   }
-  const lutham::payload::QuantTensor *biases() const {
-    return GetPointer<const lutham::payload::QuantTensor *>(VT_BIASES);
+  const lutham::payload::EdgeValues *base() const {
+    return GetPointer<const lutham::payload::EdgeValues *>(VT_BASE);
   }
-  const lutham::payload::QuantTensor *base_weight() const {
-    return GetPointer<const lutham::payload::QuantTensor *>(VT_BASE_WEIGHT);
+  const lutham::payload::EdgePanels *panels() const {
+    return GetPointer<const lutham::payload::EdgePanels *>(VT_PANELS);
   }
   /// R^2 of the coefficient reconstruction, recorded at compression (NaN if unknown).
   float r2() const {
     return GetField<float>(VT_R2, std::numeric_limits<float>::quiet_NaN());
+  }
+  /// CRC-32 (zlib's) of the data, in this order: grid.knots, panels.data, gain.scales,
+  /// bias.scales, base.scales (the vectors' bytes). Catches flipped bits that still verify.
+  uint32_t checksum() const {
+    return GetField<uint32_t>(VT_CHECKSUM, 0);
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -406,15 +588,16 @@ struct KanLayer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            VerifyField<uint32_t>(verifier, VT_CODEBOOK_SIZE, 4) &&
            VerifyField<uint32_t>(verifier, VT_CODEBOOK_DIM, 4) &&
            VerifyField<uint8_t>(verifier, VT_INDEX_BITS, 1) &&
-           VerifyOffset(verifier, VT_INDICES) &&
-           verifier.VerifyVector(indices()) &&
-           VerifyOffset(verifier, VT_GAINS) &&
-           verifier.VerifyTable(gains()) &&
-           VerifyOffset(verifier, VT_BIASES) &&
-           verifier.VerifyTable(biases()) &&
-           VerifyOffset(verifier, VT_BASE_WEIGHT) &&
-           verifier.VerifyTable(base_weight()) &&
+           VerifyOffset(verifier, VT_GAIN) &&
+           verifier.VerifyTable(gain()) &&
+           VerifyOffset(verifier, VT_BIAS) &&
+           verifier.VerifyTable(bias()) &&
+           VerifyOffset(verifier, VT_BASE) &&
+           verifier.VerifyTable(base()) &&
+           VerifyOffset(verifier, VT_PANELS) &&
+           verifier.VerifyTable(panels()) &&
            VerifyField<float>(verifier, VT_R2, 4) &&
+           VerifyField<uint32_t>(verifier, VT_CHECKSUM, 4) &&
            verifier.EndTable();
   }
 };
@@ -444,20 +627,23 @@ struct KanLayerBuilder {
   void add_index_bits(uint8_t index_bits) {
     fbb_.AddElement<uint8_t>(KanLayer::VT_INDEX_BITS, index_bits, 0);
   }
-  void add_indices(flatbuffers::Offset<flatbuffers::Vector<uint8_t>> indices) {
-    fbb_.AddOffset(KanLayer::VT_INDICES, indices);
+  void add_gain(flatbuffers::Offset<lutham::payload::EdgeValues> gain) {
+    fbb_.AddOffset(KanLayer::VT_GAIN, gain);
   }
-  void add_gains(flatbuffers::Offset<lutham::payload::QuantTensor> gains) {
-    fbb_.AddOffset(KanLayer::VT_GAINS, gains);
+  void add_bias(flatbuffers::Offset<lutham::payload::EdgeValues> bias) {
+    fbb_.AddOffset(KanLayer::VT_BIAS, bias);
   }
-  void add_biases(flatbuffers::Offset<lutham::payload::QuantTensor> biases) {
-    fbb_.AddOffset(KanLayer::VT_BIASES, biases);
+  void add_base(flatbuffers::Offset<lutham::payload::EdgeValues> base) {
+    fbb_.AddOffset(KanLayer::VT_BASE, base);
   }
-  void add_base_weight(flatbuffers::Offset<lutham::payload::QuantTensor> base_weight) {
-    fbb_.AddOffset(KanLayer::VT_BASE_WEIGHT, base_weight);
+  void add_panels(flatbuffers::Offset<lutham::payload::EdgePanels> panels) {
+    fbb_.AddOffset(KanLayer::VT_PANELS, panels);
   }
   void add_r2(float r2) {
     fbb_.AddElement<float>(KanLayer::VT_R2, r2, std::numeric_limits<float>::quiet_NaN());
+  }
+  void add_checksum(uint32_t checksum) {
+    fbb_.AddElement<uint32_t>(KanLayer::VT_CHECKSUM, checksum, 0);
   }
   explicit KanLayerBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
@@ -479,17 +665,19 @@ inline flatbuffers::Offset<KanLayer> CreateKanLayer(
     uint32_t codebook_size = 0,
     uint32_t codebook_dim = 0,
     uint8_t index_bits = 0,
-    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> indices = 0,
-    flatbuffers::Offset<lutham::payload::QuantTensor> gains = 0,
-    flatbuffers::Offset<lutham::payload::QuantTensor> biases = 0,
-    flatbuffers::Offset<lutham::payload::QuantTensor> base_weight = 0,
-    float r2 = std::numeric_limits<float>::quiet_NaN()) {
+    flatbuffers::Offset<lutham::payload::EdgeValues> gain = 0,
+    flatbuffers::Offset<lutham::payload::EdgeValues> bias = 0,
+    flatbuffers::Offset<lutham::payload::EdgeValues> base = 0,
+    flatbuffers::Offset<lutham::payload::EdgePanels> panels = 0,
+    float r2 = std::numeric_limits<float>::quiet_NaN(),
+    uint32_t checksum = 0) {
   KanLayerBuilder builder_(_fbb);
+  builder_.add_checksum(checksum);
   builder_.add_r2(r2);
-  builder_.add_base_weight(base_weight);
-  builder_.add_biases(biases);
-  builder_.add_gains(gains);
-  builder_.add_indices(indices);
+  builder_.add_panels(panels);
+  builder_.add_base(base);
+  builder_.add_bias(bias);
+  builder_.add_gain(gain);
   builder_.add_codebook_dim(codebook_dim);
   builder_.add_codebook_size(codebook_size);
   builder_.add_codebook_key(codebook_key);
@@ -509,13 +697,13 @@ inline flatbuffers::Offset<KanLayer> CreateKanLayerDirect(
     uint32_t codebook_size = 0,
     uint32_t codebook_dim = 0,
     uint8_t index_bits = 0,
-    const std::vector<uint8_t> *indices = nullptr,
-    flatbuffers::Offset<lutham::payload::QuantTensor> gains = 0,
-    flatbuffers::Offset<lutham::payload::QuantTensor> biases = 0,
-    flatbuffers::Offset<lutham::payload::QuantTensor> base_weight = 0,
-    float r2 = std::numeric_limits<float>::quiet_NaN()) {
+    flatbuffers::Offset<lutham::payload::EdgeValues> gain = 0,
+    flatbuffers::Offset<lutham::payload::EdgeValues> bias = 0,
+    flatbuffers::Offset<lutham::payload::EdgeValues> base = 0,
+    flatbuffers::Offset<lutham::payload::EdgePanels> panels = 0,
+    float r2 = std::numeric_limits<float>::quiet_NaN(),
+    uint32_t checksum = 0) {
   auto codebook_key__ = codebook_key ? _fbb.CreateString(codebook_key) : 0;
-  auto indices__ = indices ? _fbb.CreateVector<uint8_t>(*indices) : 0;
   return lutham::payload::CreateKanLayer(
       _fbb,
       in_features,
@@ -525,11 +713,12 @@ inline flatbuffers::Offset<KanLayer> CreateKanLayerDirect(
       codebook_size,
       codebook_dim,
       index_bits,
-      indices__,
-      gains,
-      biases,
-      base_weight,
-      r2);
+      gain,
+      bias,
+      base,
+      panels,
+      r2,
+      checksum);
 }
 
 struct Payload FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {

@@ -2,6 +2,8 @@
 
 # namespace: payload
 
-# Basis of each edge's function. Room for FastKAN's Gaussian RBF later.
+# Basis of each edge's function: efficient-kan's B-splines, or FastKAN's Gaussian radial
+# basis functions phi_m(x) = exp(-((x - c_m) / h)^2).
 class BasisKind(object):
     BSpline = 0
+    GaussianRBF = 1

@@ -6,8 +6,11 @@ import flatbuffers
 from flatbuffers.compat import import_numpy
 np = import_numpy()
 
-# efficient-kan's B-spline grid: for input i the knots
-# t[i][j], j = 0 .. grid_size + 2*spline_order, and grid_size + spline_order bases.
+# The basis of every edge.
+# BSpline (efficient-kan): for input i the knots t[i][j], j = 0 .. grid_size + 2*spline_order,
+#   and grid_size + spline_order bases, of which spline_order + 1 are non-zero at any x.
+# GaussianRBF (FastKAN): spline_order = 0, the knots are the grid_size centers c[i][m], and
+#   all grid_size bases phi_m(x) = exp(-((x - c[i][m]) / rbf_denominator)^2) are used.
 class Grid(object):
     __slots__ = ['_tab']
 
@@ -51,8 +54,8 @@ class Grid(object):
             return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
         return 0
 
-    # in_features x (grid_size + 2*spline_order + 1), row-major; or a single row of
-    # grid_size + 2*spline_order + 1 knots shared by every input (efficient-kan's uniform grid).
+    # in_features rows of n_knots values (B-spline: grid_size + 2*spline_order + 1; RBF: grid_size),
+    # row-major; or a single row shared by every input (a uniform grid).
     # Grid
     def Knots(self, j):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
@@ -80,8 +83,16 @@ class Grid(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
         return o == 0
 
+    # h of the Gaussian RBF basis (> 0); unused for B-splines.
+    # Grid
+    def RbfDenominator(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Float32Flags, o + self._tab.Pos)
+        return 0.0
+
 def GridStart(builder):
-    builder.StartObject(4)
+    builder.StartObject(5)
 
 def Start(builder):
     GridStart(builder)
@@ -115,6 +126,12 @@ def GridStartKnotsVector(builder, numElems):
 
 def StartKnotsVector(builder, numElems):
     return GridStartKnotsVector(builder, numElems)
+
+def GridAddRbfDenominator(builder, rbfDenominator):
+    builder.PrependFloat32Slot(4, rbfDenominator, 0.0)
+
+def AddRbfDenominator(builder, rbfDenominator):
+    GridAddRbfDenominator(builder, rbfDenominator)
 
 def GridEnd(builder):
     return builder.EndObject()

@@ -7,9 +7,9 @@ from flatbuffers.compat import import_numpy
 np = import_numpy()
 
 # One SHARe-KAN layer. Edge (o, i), o < out_features, i < in_features, computes
-#   base_weight[o][i] * silu(x_i)
-#   + gains[o][i] * sum_m B_m(x_i) * codebook[index[o][i]][m]
-#   + biases[o][i] * sum_m B_m(x_i)
+#   base[o][i] * silu(x_i)
+#   + gain[o][i] * sum_m B_m(x_i) * codebook[index[o][i]][m]
+#   + bias[o][i] * sum_m B_m(x_i)
 # and output o is the sum over i.
 class KanLayer(object):
     __slots__ = ['_tab']
@@ -81,7 +81,7 @@ class KanLayer(object):
             return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
         return 0
 
-    # Bits per index, ceil(log2 K) (at least 1).
+    # ceil(log2 K) (at least 1, at most 16): the information in an index; stored as uint8/uint16.
     # KanLayer
     def IndexBits(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
@@ -89,63 +89,46 @@ class KanLayer(object):
             return self._tab.Get(flatbuffers.number_types.Uint8Flags, o + self._tab.Pos)
         return 0
 
-    # out_features x in_features unsigned indices of `index_bits` bits, packed LSB-first.
     # KanLayer
-    def Indices(self, j):
+    def Gain(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
         if o != 0:
-            a = self._tab.Vector(o)
-            return self._tab.Get(flatbuffers.number_types.Uint8Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 1))
-        return 0
+            x = self._tab.Indirect(o + self._tab.Pos)
+            from lutham.payload.EdgeValues import EdgeValues
+            obj = EdgeValues()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
 
     # KanLayer
-    def IndicesAsNumpy(self):
-        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
-        if o != 0:
-            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint8Flags, o)
-        return 0
-
-    # KanLayer
-    def IndicesLength(self):
-        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
-        if o != 0:
-            return self._tab.VectorLen(o)
-        return 0
-
-    # KanLayer
-    def IndicesIsNone(self):
-        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
-        return o == 0
-
-    # KanLayer
-    def Gains(self):
+    def Bias(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
         if o != 0:
             x = self._tab.Indirect(o + self._tab.Pos)
-            from lutham.payload.QuantTensor import QuantTensor
-            obj = QuantTensor()
+            from lutham.payload.EdgeValues import EdgeValues
+            obj = EdgeValues()
             obj.Init(self._tab.Bytes, x)
             return obj
         return None
 
     # KanLayer
-    def Biases(self):
+    def Base(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
         if o != 0:
             x = self._tab.Indirect(o + self._tab.Pos)
-            from lutham.payload.QuantTensor import QuantTensor
-            obj = QuantTensor()
+            from lutham.payload.EdgeValues import EdgeValues
+            obj = EdgeValues()
             obj.Init(self._tab.Bytes, x)
             return obj
         return None
 
     # KanLayer
-    def BaseWeight(self):
+    def Panels(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
         if o != 0:
             x = self._tab.Indirect(o + self._tab.Pos)
-            from lutham.payload.QuantTensor import QuantTensor
-            obj = QuantTensor()
+            from lutham.payload.EdgePanels import EdgePanels
+            obj = EdgePanels()
             obj.Init(self._tab.Bytes, x)
             return obj
         return None
@@ -158,8 +141,17 @@ class KanLayer(object):
             return self._tab.Get(flatbuffers.number_types.Float32Flags, o + self._tab.Pos)
         return float('nan')
 
+    # CRC-32 (zlib's) of the data, in this order: grid.knots, panels.data, gain.scales,
+    # bias.scales, base.scales (the vectors' bytes). Catches flipped bits that still verify.
+    # KanLayer
+    def Checksum(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 0
+
 def KanLayerStart(builder):
-    builder.StartObject(12)
+    builder.StartObject(13)
 
 def Start(builder):
     KanLayerStart(builder)
@@ -206,41 +198,41 @@ def KanLayerAddIndexBits(builder, indexBits):
 def AddIndexBits(builder, indexBits):
     KanLayerAddIndexBits(builder, indexBits)
 
-def KanLayerAddIndices(builder, indices):
-    builder.PrependUOffsetTRelativeSlot(7, flatbuffers.number_types.UOffsetTFlags.py_type(indices), 0)
+def KanLayerAddGain(builder, gain):
+    builder.PrependUOffsetTRelativeSlot(7, flatbuffers.number_types.UOffsetTFlags.py_type(gain), 0)
 
-def AddIndices(builder, indices):
-    KanLayerAddIndices(builder, indices)
+def AddGain(builder, gain):
+    KanLayerAddGain(builder, gain)
 
-def KanLayerStartIndicesVector(builder, numElems):
-    return builder.StartVector(1, numElems, 1)
+def KanLayerAddBias(builder, bias):
+    builder.PrependUOffsetTRelativeSlot(8, flatbuffers.number_types.UOffsetTFlags.py_type(bias), 0)
 
-def StartIndicesVector(builder, numElems):
-    return KanLayerStartIndicesVector(builder, numElems)
+def AddBias(builder, bias):
+    KanLayerAddBias(builder, bias)
 
-def KanLayerAddGains(builder, gains):
-    builder.PrependUOffsetTRelativeSlot(8, flatbuffers.number_types.UOffsetTFlags.py_type(gains), 0)
+def KanLayerAddBase(builder, base):
+    builder.PrependUOffsetTRelativeSlot(9, flatbuffers.number_types.UOffsetTFlags.py_type(base), 0)
 
-def AddGains(builder, gains):
-    KanLayerAddGains(builder, gains)
+def AddBase(builder, base):
+    KanLayerAddBase(builder, base)
 
-def KanLayerAddBiases(builder, biases):
-    builder.PrependUOffsetTRelativeSlot(9, flatbuffers.number_types.UOffsetTFlags.py_type(biases), 0)
+def KanLayerAddPanels(builder, panels):
+    builder.PrependUOffsetTRelativeSlot(10, flatbuffers.number_types.UOffsetTFlags.py_type(panels), 0)
 
-def AddBiases(builder, biases):
-    KanLayerAddBiases(builder, biases)
-
-def KanLayerAddBaseWeight(builder, baseWeight):
-    builder.PrependUOffsetTRelativeSlot(10, flatbuffers.number_types.UOffsetTFlags.py_type(baseWeight), 0)
-
-def AddBaseWeight(builder, baseWeight):
-    KanLayerAddBaseWeight(builder, baseWeight)
+def AddPanels(builder, panels):
+    KanLayerAddPanels(builder, panels)
 
 def KanLayerAddR2(builder, r2):
     builder.PrependFloat32Slot(11, r2, float('nan'))
 
 def AddR2(builder, r2):
     KanLayerAddR2(builder, r2)
+
+def KanLayerAddChecksum(builder, checksum):
+    builder.PrependUint32Slot(12, checksum, 0)
+
+def AddChecksum(builder, checksum):
+    KanLayerAddChecksum(builder, checksum)
 
 def KanLayerEnd(builder):
     return builder.EndObject()

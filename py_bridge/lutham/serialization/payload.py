@@ -7,19 +7,24 @@ round trip can be compared field by field.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
 
 import flatbuffers
 import numpy as np
 
 from ..compress.quant import FLOAT_BITS, Quantized, pack_bits, unpack_bits
-from ..payload import BasisKind, Codebook, Grid, KanLayer, Payload, QuantTensor
+from ..payload import BasisKind, Codebook, EdgePanels, EdgeValues, Grid, KanLayer, Payload, QuantTensor
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PAYLOAD_IDENTIFIER = b"LTHM"
 CODEBOOK_IDENTIFIER = b"LTCB"
 # Named data alignment of codebook buffers; one value everywhere so identical blobs merge.
 CODEBOOK_ALIGNMENT = 16
+# Outputs per panel of the edge layout (schema/lutham.fbs EdgePanels): one AVX-512 register,
+# two AVX2 registers, four NEON registers of float32.
+PANEL_WIDTH = 16
+BSPLINE, GAUSSIAN_RBF = BasisKind.BasisKind.BSpline, BasisKind.BasisKind.GaussianRBF
 
 
 @dataclass
@@ -38,6 +43,13 @@ class LayerData:
     biases: Quantized
     base_weight: Quantized
     r2: float = float("nan")
+    basis_kind: int = BSPLINE
+    rbf_denominator: float = 0.0
+
+    @property
+    def n_knots(self) -> int:
+        """Knots (B-spline) or centers (Gaussian RBF) per input."""
+        return self.grid_size if self.basis_kind == GAUSSIAN_RBF else self.grid_size + 2 * self.spline_order + 1
 
 
 def codebook_key(codebook_bytes: bytes) -> str:
@@ -106,20 +118,127 @@ def _knots_to_store(knots: np.ndarray) -> np.ndarray:
     return knots.reshape(-1)
 
 
+def _panel_values(values: np.ndarray, out_padded: int) -> np.ndarray:
+    """(out, in) -> (panels, in, PANEL_WIDTH): panel-major, input-major, lanes last; padding is 0."""
+    out, inn = values.shape
+    padded = np.zeros((out_padded, inn), dtype=values.dtype)
+    padded[:out] = values
+    return padded.reshape(out_padded // PANEL_WIDTH, PANEL_WIDTH, inn).transpose(0, 2, 1)
+
+
+def _padded_scales(q: Quantized, out_padded: int) -> np.ndarray:
+    scales = np.zeros(out_padded, "<f4")
+    scales[: len(q.scales)] = q.scales
+    return scales
+
+
+def _edge_fields(layer: LayerData) -> tuple[Quantized, Quantized, Quantized]:
+    fields = (layer.gains, layer.biases, layer.base_weight)
+    float_fields = [q.bits == FLOAT_BITS for q in fields]
+    if any(float_fields) and not all(float_fields):
+        raise ValueError("gains, biases and base weights must be all float32 or all integers")
+    return fields
+
+
+def index_dtype(index_bits: int) -> str:
+    return "<u1" if index_bits <= 8 else "<u2"
+
+
+def word_dtype(bits_sum: int) -> str:
+    return "<u2" if bits_sum <= 16 else "<u4"
+
+
+def encode_panels(layer: LayerData) -> tuple[int, np.ndarray]:
+    """The edges in EdgePanels layout: (record_bytes, data as uint8)."""
+    if not 1 <= layer.index_bits <= 16:
+        raise ValueError(f"index_bits {layer.index_bits} is outside 1..16 (codebooks hold at most 65536 words)")
+    out_padded = -(-layer.out_features // PANEL_WIDTH) * PANEL_WIDTH
+    gains, biases, base = _edge_fields(layer)
+    parts = [_panel_values(np.asarray(layer.indices), out_padded).astype(index_dtype(layer.index_bits))]
+    if gains.bits == FLOAT_BITS:
+        parts += [_panel_values(q.values.astype(np.float32), out_padded).astype("<f4") for q in (gains, biases, base)]
+    else:
+        word = np.zeros(np.shape(layer.indices), np.uint32)
+        shift = 0
+        for q in (gains, biases, base):
+            word |= (q.values.astype(np.int64) & ((1 << q.bits) - 1)).astype(np.uint32) << shift
+            shift += q.bits
+        parts.append(_panel_values(word, out_padded).astype(word_dtype(shift)))
+    records = [np.ascontiguousarray(p).view(np.uint8).reshape(*p.shape[:2], -1) for p in parts]
+    data = np.concatenate(records, axis=2)
+    return data.shape[2], data.reshape(-1)
+
+
+def decode_panels(layer: LayerData, record_bytes: int, data: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Inverse of encode_panels: (indices (out, in), [gain, bias, base] values (out, in))."""
+    out, inn = layer.out_features, layer.in_features
+    panels = -(-out // PANEL_WIDTH)
+    records = np.asarray(data, np.uint8).reshape(panels, inn, record_bytes)
+
+    def lanes(offset: int, dtype: str) -> tuple[np.ndarray, int]:
+        size = np.dtype(dtype).itemsize * PANEL_WIDTH
+        v = np.ascontiguousarray(records[:, :, offset : offset + size]).view(dtype).reshape(panels, inn, PANEL_WIDTH)
+        return v.transpose(0, 2, 1).reshape(panels * PANEL_WIDTH, inn)[:out], offset + size
+
+    indices, offset = lanes(0, index_dtype(layer.index_bits))
+    bits = [q.bits for q in (layer.gains, layer.biases, layer.base_weight)]
+    if bits[0] == FLOAT_BITS:
+        values = []
+        for _ in range(3):
+            v, offset = lanes(offset, "<f4")
+            values.append(v.astype(np.float32))
+        return indices.astype(np.int64), values
+    word, _ = lanes(offset, word_dtype(sum(bits)))
+    word = word.astype(np.int64)
+    values, shift = [], 0
+    for b in bits:
+        v = (word >> shift) & ((1 << b) - 1)
+        values.append(np.where(v >= 1 << (b - 1), v - (1 << b), v).astype(np.int8))
+        shift += b
+    return indices.astype(np.int64), values
+
+
+def _write_edge_values(builder: flatbuffers.Builder, q: Quantized, out_padded: int) -> int:
+    scales = None if q.bits == FLOAT_BITS else _vector(builder, _padded_scales(q, out_padded))
+    EdgeValues.Start(builder)
+    EdgeValues.AddBits(builder, q.bits)
+    if scales is not None:
+        EdgeValues.AddScales(builder, scales)
+    return EdgeValues.End(builder)
+
+
+def payload_checksum(knots: np.ndarray, panels: np.ndarray, scales: list[np.ndarray]) -> int:
+    """KanLayer.checksum: CRC-32 of knots, panel data and the scales, as stored."""
+    crc = zlib.crc32(np.ascontiguousarray(knots, "<f4").tobytes())
+    crc = zlib.crc32(np.ascontiguousarray(panels, np.uint8).tobytes(), crc)
+    for s in scales:
+        crc = zlib.crc32(np.ascontiguousarray(s, "<f4").tobytes(), crc)
+    return crc
+
+
 def write_payload(layer: LayerData) -> bytes:
-    builder = flatbuffers.Builder(1024 + layer.knots.nbytes + layer.indices.size * 4)
+    record_bytes, panels = encode_panels(layer)
+    out_padded = -(-layer.out_features // PANEL_WIDTH) * PANEL_WIDTH
+    knots_stored = _knots_to_store(layer.knots)
+    fields = _edge_fields(layer)
+    scales = [] if fields[0].bits == FLOAT_BITS else [_padded_scales(q, out_padded) for q in fields]
+    builder = flatbuffers.Builder(1024 + knots_stored.nbytes + panels.nbytes + out_padded * 12)
     key = builder.CreateString(layer.codebook_key)
-    knots = _vector(builder, _knots_to_store(layer.knots))
-    indices = _vector(builder, np.frombuffer(pack_bits(layer.indices, layer.index_bits), dtype=np.uint8))
-    gains = _write_quant(builder, layer.gains)
-    biases = _write_quant(builder, layer.biases)
-    base = _write_quant(builder, layer.base_weight)
+    knots = _vector(builder, knots_stored)
+    data = _vector(builder, panels)
+    edge_values = [_write_edge_values(builder, q, out_padded) for q in fields]
     Grid.Start(builder)
-    Grid.AddKind(builder, BasisKind.BasisKind.BSpline)
+    Grid.AddKind(builder, layer.basis_kind)
     Grid.AddGridSize(builder, layer.grid_size)
     Grid.AddSplineOrder(builder, layer.spline_order)
     Grid.AddKnots(builder, knots)
+    Grid.AddRbfDenominator(builder, layer.rbf_denominator)
     grid = Grid.End(builder)
+    EdgePanels.Start(builder)
+    EdgePanels.AddWidth(builder, PANEL_WIDTH)
+    EdgePanels.AddRecordBytes(builder, record_bytes)
+    EdgePanels.AddData(builder, data)
+    edge_panels = EdgePanels.End(builder)
     KanLayer.Start(builder)
     KanLayer.AddInFeatures(builder, layer.in_features)
     KanLayer.AddOutFeatures(builder, layer.out_features)
@@ -128,11 +247,12 @@ def write_payload(layer: LayerData) -> bytes:
     KanLayer.AddCodebookSize(builder, layer.codebook_size)
     KanLayer.AddCodebookDim(builder, layer.codebook_dim)
     KanLayer.AddIndexBits(builder, layer.index_bits)
-    KanLayer.AddIndices(builder, indices)
-    KanLayer.AddGains(builder, gains)
-    KanLayer.AddBiases(builder, biases)
-    KanLayer.AddBaseWeight(builder, base)
+    KanLayer.AddGain(builder, edge_values[0])
+    KanLayer.AddBias(builder, edge_values[1])
+    KanLayer.AddBase(builder, edge_values[2])
+    KanLayer.AddPanels(builder, edge_panels)
     KanLayer.AddR2(builder, layer.r2)
+    KanLayer.AddChecksum(builder, payload_checksum(knots_stored, panels, scales))
     kan = KanLayer.End(builder)
     Payload.Start(builder)
     Payload.AddSchemaVersion(builder, SCHEMA_VERSION)
@@ -146,27 +266,39 @@ def read_payload(data: bytes) -> tuple[int, LayerData]:
     if len(data) < 8 or data[4:8] != PAYLOAD_IDENTIFIER:
         raise ValueError("not a LUTHAM payload (identifier LTHM missing)")
     p = Payload.Payload.GetRootAs(data, 0)
+    if p.SchemaVersion() != SCHEMA_VERSION:
+        raise ValueError(f"payload schema version {p.SchemaVersion()}, this reader knows {SCHEMA_VERSION}")
     k = p.Layer()
     grid = k.Grid()
-    n_edges = k.OutFeatures() * k.InFeatures()
-    indices = unpack_bits(k.IndicesAsNumpy().tobytes(), k.IndexBits(), n_edges, signed=False)
+    out = k.OutFeatures()
+
+    def values_of(v) -> Quantized:
+        bits = v.Bits()
+        scales = v.ScalesAsNumpy()[:out].astype(np.float32) if bits != FLOAT_BITS else np.ones(out, np.float32)
+        return Quantized(np.zeros((out, k.InFeatures()), np.int8), scales, bits)
+
     layer = LayerData(
         in_features=k.InFeatures(),
-        out_features=k.OutFeatures(),
+        out_features=out,
         grid_size=grid.GridSize(),
         spline_order=grid.SplineOrder(),
-        knots=np.broadcast_to(
-            grid.KnotsAsNumpy().astype(np.float32).reshape(-1, grid.GridSize() + 2 * grid.SplineOrder() + 1),
-            (k.InFeatures(), grid.GridSize() + 2 * grid.SplineOrder() + 1),
-        ).copy(),
+        knots=np.zeros((0, 0), np.float32),
         codebook_key=k.CodebookKey().decode(),
         codebook_size=k.CodebookSize(),
         codebook_dim=k.CodebookDim(),
         index_bits=k.IndexBits(),
-        indices=indices.reshape(k.OutFeatures(), k.InFeatures()),
-        gains=_read_quant(k.Gains()),
-        biases=_read_quant(k.Biases()),
-        base_weight=_read_quant(k.BaseWeight()),
+        indices=np.zeros((out, k.InFeatures()), np.int64),
+        gains=values_of(k.Gain()),
+        biases=values_of(k.Bias()),
+        base_weight=values_of(k.Base()),
         r2=k.R2(),
+        basis_kind=grid.Kind(),
+        rbf_denominator=grid.RbfDenominator(),
     )
+    n_knots = layer.n_knots
+    layer.knots = np.broadcast_to(grid.KnotsAsNumpy().astype(np.float32).reshape(-1, n_knots), (layer.in_features, n_knots)).copy()
+    panels = k.Panels()
+    layer.indices, values = decode_panels(layer, panels.RecordBytes(), panels.DataAsNumpy())
+    for q, v in zip((layer.gains, layer.biases, layer.base_weight), values):
+        q.values = v
     return p.SchemaVersion(), layer

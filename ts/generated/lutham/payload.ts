@@ -4,6 +4,8 @@
 
 export { BasisKind } from './payload/basis-kind.js';
 export { Codebook } from './payload/codebook.js';
+export { EdgePanels } from './payload/edge-panels.js';
+export { EdgeValues } from './payload/edge-values.js';
 export { Grid } from './payload/grid.js';
 export { KanLayer } from './payload/kan-layer.js';
 export { Payload } from './payload/payload.js';

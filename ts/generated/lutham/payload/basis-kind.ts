@@ -3,8 +3,10 @@
 /* eslint-disable @typescript-eslint/no-unused-vars, @typescript-eslint/no-explicit-any, @typescript-eslint/no-non-null-assertion */
 
 /**
- * Basis of each edge's function. Room for FastKAN's Gaussian RBF later.
+ * Basis of each edge's function: efficient-kan's B-splines, or FastKAN's Gaussian radial
+ * basis functions phi_m(x) = exp(-((x - c_m) / h)^2).
  */
 export enum BasisKind {
-  BSpline = 0
+  BSpline = 0,
+  GaussianRBF = 1
 }

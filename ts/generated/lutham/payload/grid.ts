@@ -8,8 +8,11 @@ import { BasisKind } from '../../lutham/payload/basis-kind.js';
 
 
 /**
- * efficient-kan's B-spline grid: for input i the knots
- * t[i][j], j = 0 .. grid_size + 2*spline_order, and grid_size + spline_order bases.
+ * The basis of every edge.
+ * BSpline (efficient-kan): for input i the knots t[i][j], j = 0 .. grid_size + 2*spline_order,
+ *   and grid_size + spline_order bases, of which spline_order + 1 are non-zero at any x.
+ * GaussianRBF (FastKAN): spline_order = 0, the knots are the grid_size centers c[i][m], and
+ *   all grid_size bases phi_m(x) = exp(-((x - c[i][m]) / rbf_denominator)^2) are used.
  */
 export class Grid {
   bb: flatbuffers.ByteBuffer|null = null;
@@ -45,8 +48,8 @@ splineOrder():number {
 }
 
 /**
- * in_features x (grid_size + 2*spline_order + 1), row-major; or a single row of
- * grid_size + 2*spline_order + 1 knots shared by every input (efficient-kan's uniform grid).
+ * in_features rows of n_knots values (B-spline: grid_size + 2*spline_order + 1; RBF: grid_size),
+ * row-major; or a single row shared by every input (a uniform grid).
  */
 knots(index: number):number|null {
   const offset = this.bb!.__offset(this.bb_pos, 10);
@@ -63,8 +66,16 @@ knotsArray():Float32Array|null {
   return offset ? new Float32Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+/**
+ * h of the Gaussian RBF basis (> 0); unused for B-splines.
+ */
+rbfDenominator():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readFloat32(this.bb_pos + offset) : 0.0;
+}
+
 static startGrid(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(5);
 }
 
 static addKind(builder:flatbuffers.Builder, kind:BasisKind) {
@@ -100,17 +111,22 @@ static startKnotsVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addRbfDenominator(builder:flatbuffers.Builder, rbfDenominator:number) {
+  builder.addFieldFloat32(4, rbfDenominator, 0.0);
+}
+
 static endGrid(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createGrid(builder:flatbuffers.Builder, kind:BasisKind, gridSize:number, splineOrder:number, knotsOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createGrid(builder:flatbuffers.Builder, kind:BasisKind, gridSize:number, splineOrder:number, knotsOffset:flatbuffers.Offset, rbfDenominator:number):flatbuffers.Offset {
   Grid.startGrid(builder);
   Grid.addKind(builder, kind);
   Grid.addGridSize(builder, gridSize);
   Grid.addSplineOrder(builder, splineOrder);
   Grid.addKnots(builder, knotsOffset);
+  Grid.addRbfDenominator(builder, rbfDenominator);
   return Grid.endGrid(builder);
 }
 }

@@ -4,15 +4,16 @@
 
 import * as flatbuffers from 'flatbuffers';
 
+import { EdgePanels } from '../../lutham/payload/edge-panels.js';
+import { EdgeValues } from '../../lutham/payload/edge-values.js';
 import { Grid } from '../../lutham/payload/grid.js';
-import { QuantTensor } from '../../lutham/payload/quant-tensor.js';
 
 
 /**
  * One SHARe-KAN layer. Edge (o, i), o < out_features, i < in_features, computes
- *   base_weight[o][i] * silu(x_i)
- *   + gains[o][i] * sum_m B_m(x_i) * codebook[index[o][i]][m]
- *   + biases[o][i] * sum_m B_m(x_i)
+ *   base[o][i] * silu(x_i)
+ *   + gain[o][i] * sum_m B_m(x_i) * codebook[index[o][i]][m]
+ *   + bias[o][i] * sum_m B_m(x_i)
  * and output o is the sum over i.
  */
 export class KanLayer {
@@ -72,44 +73,31 @@ codebookDim():number {
 }
 
 /**
- * Bits per index, ceil(log2 K) (at least 1).
+ * ceil(log2 K) (at least 1, at most 16): the information in an index; stored as uint8/uint16.
  */
 indexBits():number {
   const offset = this.bb!.__offset(this.bb_pos, 16);
   return offset ? this.bb!.readUint8(this.bb_pos + offset) : 0;
 }
 
-/**
- * out_features x in_features unsigned indices of `index_bits` bits, packed LSB-first.
- */
-indices(index: number):number|null {
+gain(obj?:EdgeValues):EdgeValues|null {
   const offset = this.bb!.__offset(this.bb_pos, 18);
-  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+  return offset ? (obj || new EdgeValues()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
-indicesLength():number {
-  const offset = this.bb!.__offset(this.bb_pos, 18);
-  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
-}
-
-indicesArray():Uint8Array|null {
-  const offset = this.bb!.__offset(this.bb_pos, 18);
-  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
-}
-
-gains(obj?:QuantTensor):QuantTensor|null {
+bias(obj?:EdgeValues):EdgeValues|null {
   const offset = this.bb!.__offset(this.bb_pos, 20);
-  return offset ? (obj || new QuantTensor()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+  return offset ? (obj || new EdgeValues()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
-biases(obj?:QuantTensor):QuantTensor|null {
+base(obj?:EdgeValues):EdgeValues|null {
   const offset = this.bb!.__offset(this.bb_pos, 22);
-  return offset ? (obj || new QuantTensor()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+  return offset ? (obj || new EdgeValues()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
-baseWeight(obj?:QuantTensor):QuantTensor|null {
+panels(obj?:EdgePanels):EdgePanels|null {
   const offset = this.bb!.__offset(this.bb_pos, 24);
-  return offset ? (obj || new QuantTensor()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+  return offset ? (obj || new EdgePanels()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
 /**
@@ -120,8 +108,17 @@ r2():number {
   return offset ? this.bb!.readFloat32(this.bb_pos + offset) : NaN;
 }
 
+/**
+ * CRC-32 (zlib's) of the data, in this order: grid.knots, panels.data, gain.scales,
+ * bias.scales, base.scales (the vectors' bytes). Catches flipped bits that still verify.
+ */
+checksum():number {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startKanLayer(builder:flatbuffers.Builder) {
-  builder.startObject(12);
+  builder.startObject(13);
 }
 
 static addInFeatures(builder:flatbuffers.Builder, inFeatures:number) {
@@ -152,36 +149,28 @@ static addIndexBits(builder:flatbuffers.Builder, indexBits:number) {
   builder.addFieldInt8(6, indexBits, 0);
 }
 
-static addIndices(builder:flatbuffers.Builder, indicesOffset:flatbuffers.Offset) {
-  builder.addFieldOffset(7, indicesOffset, 0);
+static addGain(builder:flatbuffers.Builder, gainOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(7, gainOffset, 0);
 }
 
-static createIndicesVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
-  builder.startVector(1, data.length, 1);
-  for (let i = data.length - 1; i >= 0; i--) {
-    builder.addInt8(data[i]!);
-  }
-  return builder.endVector();
+static addBias(builder:flatbuffers.Builder, biasOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(8, biasOffset, 0);
 }
 
-static startIndicesVector(builder:flatbuffers.Builder, numElems:number) {
-  builder.startVector(1, numElems, 1);
+static addBase(builder:flatbuffers.Builder, baseOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(9, baseOffset, 0);
 }
 
-static addGains(builder:flatbuffers.Builder, gainsOffset:flatbuffers.Offset) {
-  builder.addFieldOffset(8, gainsOffset, 0);
-}
-
-static addBiases(builder:flatbuffers.Builder, biasesOffset:flatbuffers.Offset) {
-  builder.addFieldOffset(9, biasesOffset, 0);
-}
-
-static addBaseWeight(builder:flatbuffers.Builder, baseWeightOffset:flatbuffers.Offset) {
-  builder.addFieldOffset(10, baseWeightOffset, 0);
+static addPanels(builder:flatbuffers.Builder, panelsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(10, panelsOffset, 0);
 }
 
 static addR2(builder:flatbuffers.Builder, r2:number) {
   builder.addFieldFloat32(11, r2, NaN);
+}
+
+static addChecksum(builder:flatbuffers.Builder, checksum:number) {
+  builder.addFieldInt32(12, checksum, 0);
 }
 
 static endKanLayer(builder:flatbuffers.Builder):flatbuffers.Offset {

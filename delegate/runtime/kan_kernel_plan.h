@@ -1,0 +1,54 @@
+// Internal to the kernel: what kan_kernel.cpp (planning, bases, threading) and the per-ISA
+// hot loops (kan_kernel_impl.h) share.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <cstddef>
+#include <cstdint>
+
+#include "kan_kernel.h"
+
+namespace lutham {
+
+// Per-sample values of the sample-vectorized path, samples padded to whole groups of 8.
+struct SamplePlan {
+  const float* silu_t = nullptr;    // [group][input][8]
+  const float* bsum_t = nullptr;    // [group][input][8]
+  const float* basis = nullptr;     // [(sample * in + input) * width + r]
+  const uint32_t* start = nullptr;  // [sample * in + input]
+  uint32_t input_block = 1;         // inputs whose coefficient table is built at once
+};
+
+// The hot loops of one instruction set.
+struct KernelOps {
+  void (*table_row)(const float* columns, uint32_t K, const float* basis, uint32_t start, uint32_t width, float* P);
+  void (*lane)(const KanLayerView& L, bool table, const float* silu, const float* bsum, const float* basis,
+               const uint32_t* start, const float* P, uint32_t p0, uint32_t p1, float* y);
+  void (*sample)(const KanLayerView& L, bool table, const SamplePlan& S, uint32_t group, uint32_t p0, uint32_t p1,
+                 float* scratch, float* y, size_t batch);
+};
+
+// Inputs per coefficient-table block of the sample path: the block's table (IB x K x 8
+// floats) stays within 64 KiB, in L1/L2.
+inline uint32_t sample_input_block(const KanLayerView& L) {
+  const uint32_t ib = static_cast<uint32_t>((64u * 1024u) / (static_cast<size_t>(L.codebook_size) * kSampleGroup * 4));
+  return std::max<uint32_t>(1, std::min<uint32_t>(ib, 64));
+}
+
+// Floats of one sample-path task's scratch (see sample_panels).
+inline size_t sample_task_floats(const KanLayerView& L, uint32_t panels, bool table) {
+  const size_t IB = sample_input_block(L), K = L.codebook_size;
+  return static_cast<size_t>(panels) * kPanelWidth * kSampleGroup + (table ? (IB + 1) * K * kSampleGroup : 0) +
+         4 * IB * kPanelWidth + 16;
+}
+
+namespace generic {
+const KernelOps& ops();
+}
+namespace avx2 {
+const KernelOps& ops();
+}
+
+}  // namespace lutham
