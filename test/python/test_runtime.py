@@ -479,6 +479,39 @@ def test_runner_rejects_corrupted_payload(int8_model, tmp):
     assert "loading method 'forward' failed" in r.stderr
 
 
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--seed", "abc"), ("--seed", "-1"), ("--seed", "1.5"), ("--seed", ""), ("--seed", " 7"), ("--seed", "0x10"),
+     ("--seed", "18446744073709551616"), ("--repeat", "abc"), ("--repeat", "0"), ("--repeat", "1e3"),
+     ("--repeat", "3x"), ("--repeat", "-2"), ("--repeat", "4294967297")],
+)
+def test_runner_rejects_non_numeric_flags(int8_model, flag, value):
+    r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), flag, value],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"lutham_runner: {flag} must be an integer from ") and f"got '{value}'" in lines[0]
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+def test_runner_numeric_flags_take_their_values(int8_model):
+    def checksum(*extra: str) -> dict:
+        r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), "--json", *extra],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    seven = checksum("--seed", "7", "--repeat", "2")
+    assert seven["repeat"] == 2
+    assert checksum("--seed", "7", "--repeat", "1")["fnv1a64"] == seven["fnv1a64"]
+    assert checksum("--seed", "0", "--repeat", "1")["fnv1a64"] != seven["fnv1a64"]
+    assert checksum("--seed", "18446744073709551615", "--repeat", "1")["fnv1a64"] != seven["fnv1a64"]
+    r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), "--seed"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr == "lutham_runner: missing value after --seed\n"
+
+
 # ---------------------------------------------------------------- aarch64 under qemu
 
 ARM_RUNNER = ROOT / "build" / "delegate-aarch64" / "lutham_runner"
