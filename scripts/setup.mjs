@@ -21,7 +21,9 @@ const stampFile = join(venv, '.lutham-requirements.sha256');
 // flatbuffers-compiler + libflatbuffers-dev: the C++ payload code and its headers.
 // g++-aarch64-linux-gnu + qemu-user: the Jetson-class (aarch64) build of the delegate and
 // its check under emulation.
-export const DEBIAN_PACKAGES = ['dataset-fashion-mnist', 'flatbuffers-compiler', 'libflatbuffers-dev', 'g++-aarch64-linux-gnu', 'qemu-user', 'chromium'];
+// clang + libclang-rt-14-dev (libFuzzer, ASan and UBSan runtimes; only recommended by clang,
+// and we install without recommends): scripts/fuzz.sh.
+export const DEBIAN_PACKAGES = ['dataset-fashion-mnist', 'flatbuffers-compiler', 'libflatbuffers-dev', 'g++-aarch64-linux-gnu', 'qemu-user', 'chromium', 'clang', 'libclang-rt-14-dev'];
 
 function log(msg) { process.stderr.write(`[lutham setup] ${msg}\n`); }
 

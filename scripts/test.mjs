@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// `npm test`: every suite (TypeScript/mocha, Python/pytest, C++/ctest when built), with their
-// own output, then ONE closing line `N passed, N failed[, N skipped]` that counts them all.
-//   node scripts/test.mjs --only ts|py|cpp
+// `npm test`: every suite (TypeScript/mocha, Python/pytest, C++/ctest when built, a 30-second
+// fuzz smoke), with their own output, then ONE closing line `N passed, N failed[, N skipped]`
+// that counts them all.
+//   node scripts/test.mjs --only ts|py|cpp|fuzz
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -65,6 +66,22 @@ if (!only || only === 'cpp') {
     const total = count(/tests passed.* out of (\d+)/, out);
     const failed = count(/(\d+) tests failed/, out);
     add('c++', total - failed, failed, 0, r.status === 0 || total > 0);
+  }
+}
+
+if (!only || only === 'fuzz') {
+  // 30-second libFuzzer smoke of the payload parsers and the kernel (scripts/fuzz.sh):
+  // 1 passed when it ends with no crash. Needs clang + libFuzzer (setup installs them as root).
+  if (spawnSync('sh', ['-c', 'command -v clang++']).status !== 0) {
+    process.stderr.write('test: no clang++ (apt-get install clang libclang-rt-14-dev): fuzz smoke skipped\n');
+    add('fuzz', 0, 0, 1, true);
+  } else {
+    const r = run('bash', [join(root, 'scripts', 'fuzz.sh'), '--seconds', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const ok = r.status === 0 && /^fuzz: \d+ executions in \d+ s, 0 crashes/m.test(r.stdout ?? '');
+    // libFuzzer's progress lines are noise on success; a crash shows its whole report.
+    const lines = (r.stderr ?? '').split('\n');
+    process.stdout.write((ok ? lines.filter((l) => l.startsWith('[lutham fuzz]')) : lines).join('\n') + '\n');
+    add('fuzz', ok ? 1 : 0, ok ? 0 : 1, 0, ok);
   }
 }
 

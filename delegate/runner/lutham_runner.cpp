@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -46,12 +47,31 @@ struct Args {
   bool json = false;
 };
 
-[[noreturn]] void usage(const char* msg) {
-  if (msg) std::fprintf(stderr, "lutham_runner: %s\n", msg);
-  std::fprintf(stderr,
-               "usage: lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]\n"
-               "                     [--repeat N] [--seed S] [--json]\n");
+constexpr const char* kUsage =
+    "usage: lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]\n"
+    "                     [--repeat N] [--seed S] [--json]\n";
+
+// Bad arguments: one line on stderr, exit status 2.
+[[noreturn]] void bad_argument(const std::string& msg) {
+  std::fprintf(stderr, "lutham_runner: %s\n", msg.c_str());
   std::exit(2);
+}
+
+// A whole decimal number in [lo, hi]; anything else (empty, sign where none is allowed,
+// trailing characters, out of range) is an error naming the flag.
+uint64_t parse_number(const std::string& flag, const std::string& text, uint64_t lo, uint64_t hi) {
+  const std::string what = flag + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) +
+                           ", got '" + text + "'";
+  if (text.empty()) bad_argument(what);
+  uint64_t value = 0;
+  for (char ch : text) {
+    if (ch < '0' || ch > '9') bad_argument(what);
+    const uint64_t digit = static_cast<uint64_t>(ch - '0');
+    if (value > (UINT64_MAX - digit) / 10) bad_argument(what);
+    value = value * 10 + digit;
+  }
+  if (value < lo || value > hi) bad_argument(what);
+  return value;
 }
 
 Args parse(int argc, char** argv) {
@@ -59,21 +79,22 @@ Args parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string k = argv[i];
     auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(("missing value after " + k).c_str());
+      if (i + 1 >= argc) bad_argument("missing value after " + k);
       return argv[++i];
     };
     if (k == "--model") a.model = value();
     else if (k == "--data") a.data = value();
     else if (k == "--input") a.inputs.push_back(value());
     else if (k == "--output") a.output = value();
-    else if (k == "--repeat") a.repeat = std::atoi(value().c_str());
-    else if (k == "--seed") a.seed = std::strtoull(value().c_str(), nullptr, 10);
+    else if (k == "--repeat") a.repeat = static_cast<int>(parse_number(k, value(), 1, 1000000000));
+    else if (k == "--seed") a.seed = parse_number(k, value(), 0, UINT64_MAX);
     else if (k == "--json") a.json = true;
-    else if (k == "-h" || k == "--help") usage(nullptr);
-    else usage(("unknown argument " + k).c_str());
+    else if (k == "-h" || k == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else bad_argument("unknown argument " + k + " (--help lists them)");
   }
-  if (a.model.empty()) usage("--model is required");
-  if (a.repeat < 1) usage("--repeat must be at least 1");
+  if (a.model.empty()) bad_argument("--model is required (--help lists the arguments)");
   return a;
 }
 

@@ -4,32 +4,36 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
 #include "payload.h"
+#include "sha256.h"
 
 namespace lutham {
 
 using executorch::runtime::FreeableBuffer;
 
+// One codebook: its bytes (an aligned copy owned by the entry) and the view into them.
 struct CodebookEntry {
-  CodebookEntry(std::string k, FreeableBuffer&& b) : key(std::move(k)), buffer(std::move(b)) {}
+  explicit CodebookEntry(std::string k) : key(std::move(k)) {}
+  CodebookEntry(const CodebookEntry&) = delete;
+  CodebookEntry& operator=(const CodebookEntry&) = delete;
+  ~CodebookEntry() { std::free(bytes); }
   std::string key;
-  FreeableBuffer buffer;       // what get_data returned (kept alive: it is the data)
-  void* copy = nullptr;        // aligned copy when the buffer was not 4-byte aligned
-  QuantView view;
+  void* bytes = nullptr;  // 16-byte aligned copy of the named data
+  size_t size = 0;
+  QuantView view;         // points into `bytes`
   // dim x K float32 copy the kernel reads its coefficient terms from (see dequantize_columns):
   // small (K * dim floats), made once per codebook per process.
   std::vector<float> columns;
   uint64_t refs = 0;
-  ~CodebookEntry() {
-    buffer.Free();
-    std::free(copy);
-  }
 };
 
 namespace {
+
+constexpr std::string_view kKeyPrefix = "lutham/codebook/sha256-";
 
 struct Cache {
   std::mutex mutex;
@@ -61,6 +65,28 @@ std::string printable(std::string_view key) {
   return out;
 }
 
+// This program's bytes for `key`; nothing, with `why` set, when it has none.
+std::optional<FreeableBuffer> fetch(std::string_view key, const executorch::runtime::NamedDataMap* map,
+                                    const std::string& shown, std::string* why) {
+  if (map == nullptr) {
+    if (why) *why = "the program has no named data map, so codebook '" + shown + "' cannot be found";
+    return std::nullopt;
+  }
+  auto data = map->get_data(key);
+  if (!data.ok()) {
+    if (why) *why = "codebook '" + shown + "' not found in the program's named data (error " +
+                    std::to_string(static_cast<int>(data.error())) + ")";
+    return std::nullopt;
+  }
+  return std::optional<FreeableBuffer>(std::in_place, std::move(data.get()));
+}
+
+// Kept short: ExecuTorch truncates log lines at 256 characters and the key takes 87.
+std::string corrupted(const std::string& shown, const std::string& actual_hex) {
+  return "codebook '" + shown + "': bytes do not match the key's sha256 (they hash to " + actual_hex.substr(0, 12) +
+         "...); the program is corrupted";
+}
+
 }  // namespace
 
 const CodebookEntry* acquire_codebook(std::string_view key, const executorch::runtime::NamedDataMap* map,
@@ -69,39 +95,44 @@ const CodebookEntry* acquire_codebook(std::string_view key, const executorch::ru
   std::lock_guard<std::mutex> lock(c.mutex);
   const std::string k(key);
   const std::string shown = printable(key);
+  std::optional<FreeableBuffer> data = fetch(key, map, shown, why);
+  if (!data) return nullptr;
+  const void* bytes = data->data();
+  const size_t size = data->size();
+
   auto it = c.entries.find(k);
   if (it != c.entries.end()) {
-    ++it->second->refs;
-    ++c.stats.hits;
-    return it->second.get();
-  }
-  if (map == nullptr) {
-    if (why) *why = "the program has no named data map, so codebook '" + shown + "' cannot be found";
-    return nullptr;
-  }
-  auto data = map->get_data(key);
-  ++c.stats.loads;
-  if (!data.ok()) {
-    if (why) *why = "codebook '" + shown + "' not found in the program's named data (error " +
-                    std::to_string(static_cast<int>(data.error())) + ")";
-    return nullptr;
-  }
-  auto entry = std::make_unique<CodebookEntry>(k, std::move(data.get()));
-  const void* bytes = entry->buffer.data();
-  const size_t size = entry->buffer.size();
-  if (reinterpret_cast<uintptr_t>(bytes) % 16 != 0) {
-    entry->copy = std::aligned_alloc(16, (size + 15) & ~static_cast<size_t>(15));
-    if (entry->copy == nullptr) {
-      if (why) *why = "out of memory copying codebook '" + shown + "'";
+    // Share only bytes equal to the entry's: those hashed to the key when it was created.
+    CodebookEntry& entry = *it->second;
+    if (size != entry.size || (size != 0 && std::memcmp(bytes, entry.bytes, size) != 0)) {
+      if (why) *why = corrupted(shown, sha256_hex(bytes, size));
       return nullptr;
     }
-    std::memcpy(entry->copy, bytes, size);
-    bytes = entry->copy;
-    entry->buffer.Free();
-    ++c.stats.copies;
+    ++entry.refs;
+    ++c.stats.hits;
+    return &entry;
   }
+
+  if (key.substr(0, kKeyPrefix.size()) != kKeyPrefix || key.size() != kKeyPrefix.size() + 64) {
+    if (why) *why = "codebook key '" + shown + "' is not lutham/codebook/sha256-<64 hex digits>, so its bytes cannot be checked";
+    return nullptr;
+  }
+  const std::string actual = sha256_hex(bytes, size);
+  if (key.substr(kKeyPrefix.size()) != actual) {
+    if (why) *why = corrupted(shown, actual);
+    return nullptr;
+  }
+  auto entry = std::make_unique<CodebookEntry>(k);
+  entry->bytes = std::aligned_alloc(16, (size + 15) & ~static_cast<size_t>(15));
+  if (entry->bytes == nullptr && size != 0) {
+    if (why) *why = "out of memory copying codebook '" + shown + "'";
+    return nullptr;
+  }
+  if (size != 0) std::memcpy(entry->bytes, bytes, size);
+  entry->size = size;
+  data->Free();
   std::string reason;
-  if (!parse_codebook(bytes, size, &entry->view, &reason)) {
+  if (!parse_codebook(entry->bytes, entry->size, &entry->view, &reason)) {
     if (why) *why = "codebook '" + shown + "': " + reason;
     return nullptr;
   }
@@ -110,7 +141,9 @@ const CodebookEntry* acquire_codebook(std::string_view key, const executorch::ru
   entry->refs = 1;
   CodebookEntry* raw = entry.get();
   c.entries.emplace(k, std::move(entry));
+  ++c.stats.loads;
   ++c.stats.live;
+  ++c.stats.copies;
   return raw;
 }
 

@@ -22,8 +22,9 @@ struct ParsedPayload {
   std::string_view codebook_key;
 };
 
-// Validates a payload buffer (must be 4-byte aligned) and fills `out`.
-bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::string* why);
+// Validates a payload buffer (must be 4-byte aligned) and fills `out`. verify_checksum=false
+// skips only the CRC (the fuzzer uses it to get past mutated data; the runtime never does).
+bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::string* why, bool verify_checksum = true);
 
 // Validates a codebook buffer (must be 4-byte aligned) and fills `out` (K x dim).
 bool parse_codebook(const void* data, size_t size, QuantView* out, std::string* why);

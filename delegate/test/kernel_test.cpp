@@ -1,15 +1,17 @@
 // Unit checks of the kernel pieces that need no ExecuTorch program: the B-spline window
 // against a full (all-bases) Cox-de Boor evaluation, partition of unity, zeros outside the
-// grid, bit readers, CRC-32, and kan_forward bit for bit against a scalar reference (on every
-// path; ctest runs it once more with LUTHAM_ISA=generic). Exit status 0 = pass. Runs on the
-// build machine and under qemu.
+// grid, bit readers, CRC-32, SHA-256 (codebook keys), and kan_forward bit for bit against a
+// scalar reference (on every path; ctest runs it once more with LUTHAM_ISA=generic).
+// Exit status 0 = pass. Runs on the build machine and under qemu.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "crc32.h"
 #include "kan_kernel.h"
+#include "sha256.h"
 
 namespace {
 
@@ -265,6 +267,43 @@ int main() {
   check_forward(Case{"float/table", 29, 64, 48, 32, 32, 32, false, false});
   check_forward(Case{"rbf/int", 19, 33, 16, 6, 4, 5, true, false});
   check_forward(Case{"per-input knots", 21, 18, 16, 5, 5, 5, false, true});
+  // SHA-256: the FIPS 180-2 examples, then lengths around the padding boundaries (55/56 bytes
+  // fit one padded block or not; 64/65, 119/120, 128) with bytes i % 251, digests from
+  // Python's hashlib (what codebook_key uses).
+  {
+    const std::string million(1000000, 'a');
+    const struct {
+      std::string text;
+      const char* hex;
+    } fips[] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {million, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    for (const auto& v : fips)
+      CHECK(lutham::sha256_hex(v.text.data(), v.text.size()) == v.hex, "sha256 of %zu bytes", v.text.size());
+    const struct {
+      size_t n;
+      const char* hex;
+    } lengths[] = {
+        {55, "463eb28e72f82e0a96c0a4cc53690c571281131f672aa229e0d45ae59b598b59"},
+        {56, "da2ae4d6b36748f2a318f23e7ab1dfdf45acdc9d049bd80e59de82a60895f562"},
+        {63, "29af2686fd53374a36b0846694cc342177e428d1647515f078784d69cdb9e488"},
+        {64, "fdeab9acf3710362bd2658cdc9a29e8f9c757fcf9811603a8c447cd1d9151108"},
+        {65, "4bfd2c8b6f1eec7a2afeb48b934ee4b2694182027e6d0fc075074f2fabb31781"},
+        {119, "da18797ed7c3a777f0847f429724a2d8cd5138e6ed2895c3fa1a6d39d18f7ec6"},
+        {120, "f52b23db1fbb6ded89ef42a23ce0c8922c45f25c50b568a93bf1c075420bbb7c"},
+        {128, "471fb943aa23c511f6f72f8d1652d9c880cfa392ad80503120547703e56a2be5"},
+        {1000, "4e4c294b331f7a2099a379bec34b9f9fc03dc46ab465d998f4d683da53487e6d"},
+    };
+    for (const auto& v : lengths) {
+      std::vector<uint8_t> bytes(v.n);
+      for (size_t i = 0; i < v.n; ++i) bytes[i] = static_cast<uint8_t>(i % 251);
+      CHECK(lutham::sha256_hex(bytes.data(), bytes.size()) == v.hex, "sha256 of %zu bytes i %% 251", v.n);
+    }
+  }
   if (failures) {
     std::fprintf(stderr, "kernel_test: %d failures\n", failures);
     return 1;

@@ -185,6 +185,25 @@ def _pte_with(src: Path, dst: Path, edit_payload=None, edit_codebook=None, deleg
     return dst
 
 
+def _pte_with_rekeyed_codebook(src: Path, dst: Path, edit_codebook) -> Path:
+    """Edits codebook 0 and renames it to the content-hash key of its new bytes, in the named
+    data and in every payload that uses it."""
+    from executorch.exir._serialize._program import deserialize_pte_binary, serialize_pte_binary
+
+    pte = deserialize_pte_binary(src.read_bytes())
+    nd = pte.named_data
+    old_key = next(k for k, e in nd.pte_data.items() if e.buffer_index == 0)
+    nd.buffers[0] = edit_codebook(bytes(nd.buffers[0]))
+    new_key = payload_mod.codebook_key(nd.buffers[0])
+    nd.pte_data[new_key] = nd.pte_data.pop(old_key)
+    for blob in pte.program.backend_delegate_data:
+        _, layer = read_payload(bytes(blob.data))
+        if layer.codebook_key == old_key:
+            blob.data = write_payload(dataclasses.replace(layer, codebook_key=new_key))
+    dst.write_bytes(bytes(serialize_pte_binary(pte, extract_delegate_segments=True)))
+    return dst
+
+
 def _relayer(**changes):
     def edit(data: bytes) -> bytes:
         _, layer = read_payload(data)
@@ -298,8 +317,110 @@ def test_schema_version_rejected(int8_model, tmp, capfd):
     ],
 )
 def test_corrupted_codebook_fails_cleanly(int8_model, tmp, capfd, name, edit, message):
-    bad = _pte_with(int8_model.lutham_pte, tmp / f"bad_{name}.pte", edit_codebook=edit)
+    # Re-keyed to the edited bytes' hash, as if the writer had produced them: the hash check
+    # passes and the structural checks must refuse them.
+    bad = _pte_with_rekeyed_codebook(int8_model.lutham_pte, tmp / f"bad_{name}.pte", edit)
     _expect_load_failure(bad, capfd, message)
+
+
+def test_corrupted_codebook_without_rekey_fails_on_its_hash(int8_model, tmp, capfd):
+    bad = _pte_with(int8_model.lutham_pte, tmp / "bad_cb_identifier_hash.pte",
+                    edit_codebook=lambda d: d[:4] + b"ZZZZ" + d[8:])
+    _expect_load_failure(bad, capfd, "bytes do not match the key's sha256")
+
+
+# ---------------------------------------------------------------- codebook integrity
+
+
+def _flip_codebook_value_byte(index: int):
+    """Flips one bit of one byte inside the packed codeword values of codebook `index`: the
+    buffer still passes every structural check, only its content hash gives it away."""
+
+    def edit(buffers: list[bytes]) -> list[bytes]:
+        from lutham.compress.quant import pack_bits
+        from lutham.serialization.payload import read_codebook
+
+        blob = bytearray(buffers[index])
+        words = read_codebook(bytes(blob))
+        packed = pack_bits(words.values, words.bits)
+        at = bytes(blob).find(packed)
+        assert at > 0 and bytes(blob).find(packed, at + 1) == -1
+        blob[at + len(packed) // 2] ^= 0x04
+        return [bytes(blob) if i == index else b for i, b in enumerate(buffers)]
+
+    return edit
+
+
+def _pte_with_codebooks(src: Path, dst: Path, edit_buffers) -> Path:
+    from executorch.exir._serialize._program import deserialize_pte_binary, serialize_pte_binary
+
+    pte = deserialize_pte_binary(src.read_bytes())
+    pte.named_data.buffers = edit_buffers([bytes(b) for b in pte.named_data.buffers])
+    dst.write_bytes(bytes(serialize_pte_binary(pte, extract_delegate_segments=True)))
+    return dst
+
+
+def _live_codebooks() -> int:
+    import gc
+
+    gc.collect()
+    return runtime.codebook_cache_stats()["live"]
+
+
+def test_corrupted_codebook_byte_fails_init(int8_model, tmp, capfd):
+    bad = _pte_with_codebooks(int8_model.lutham_pte, tmp / "cb_flip.pte", _flip_codebook_value_byte(0))
+    _expect_load_failure(bad, capfd, "bytes do not match the key's sha256")
+    assert _live_codebooks() == 0  # the entries of the refused program's good codebook died with it
+
+
+def test_good_program_after_corrupted_one_gets_its_own_codebook(int8_model, tmp, capfd):
+    """A corrupted program loaded first must not leave its codebook in the shared cache for a
+    later good program with the same key, nor borrow a good program's live entry."""
+    assert _live_codebooks() == 0
+    x = inputs_for(int8_model.cfg, 5)
+    with torch.no_grad():
+        ref = int8_model.compressed(x)
+    bad = _pte_with_codebooks(int8_model.lutham_pte, tmp / "cb_flip_first.pte", _flip_codebook_value_byte(1))
+    _expect_load_failure(bad, capfd, "bytes do not match the key's sha256")
+    loads = runtime.codebook_cache_stats()["loads"]
+    program, method = runtime.load_method(int8_model.lutham_pte)
+    assert runtime.codebook_cache_stats()["loads"] - loads == 2  # both codebooks fetched and checked afresh
+    good = method.execute([x])[0]
+    assert rel_l2(good, ref) < 1e-5, rel_l2(good, ref)
+    # The good program's entries are live now: the corrupted one is still refused.
+    _expect_load_failure(bad, capfd, "bytes do not match the key's sha256")
+    assert torch.equal(method.execute([x])[0], good)
+    del method, program
+    assert _live_codebooks() == 0
+
+
+def test_shared_codebook_outlives_the_buffer_of_the_program_that_loaded_it(int8_model):
+    """Program A is loaded from bytes (ExecuTorch reads them in place and does not own them),
+    program B shares A's codebooks. Once A is gone its buffer may be reused: B must not read it."""
+    import ctypes
+
+    from executorch.runtime import Runtime
+
+    assert _live_codebooks() == 0
+    x = inputs_for(int8_model.cfg, 6)
+    with torch.no_grad():
+        ref = int8_model.compressed(x)
+    a_bytes = bytes(bytearray(int8_model.lutham_pte.read_bytes()))
+    program_a = Runtime.get().load_program(a_bytes)
+    method_a = program_a.load_method("forward")
+    before = runtime.codebook_cache_stats()
+    program_b = Runtime.get().load_program(int8_model.lutham_pte)
+    method_b = program_b.load_method("forward")
+    assert runtime.codebook_cache_stats()["hits"] - before["hits"] == 6  # B shares A's entries
+    del method_a, program_a
+    assert _live_codebooks() == 2
+    # A is destroyed; what was its buffer now holds other data (we keep `a_bytes` alive only
+    # so that overwriting it is safe for this process).
+    ctypes.memset(id(a_bytes) + bytes.__basicsize__ - 1, 0x55, len(a_bytes))
+    got = method_b.execute([x])[0]
+    assert rel_l2(got, ref) < 1e-5, rel_l2(got, ref)
+    del method_b, program_b
+    assert _live_codebooks() == 0
 
 
 def test_random_byte_flips_never_crash(int8_model, tmp):
@@ -377,6 +498,39 @@ def test_runner_rejects_corrupted_payload(int8_model, tmp):
     assert r.returncode == 1
     assert "LuthamBackend: invalid payload" in r.stderr
     assert "loading method 'forward' failed" in r.stderr
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--seed", "abc"), ("--seed", "-1"), ("--seed", "1.5"), ("--seed", ""), ("--seed", " 7"), ("--seed", "0x10"),
+     ("--seed", "18446744073709551616"), ("--repeat", "abc"), ("--repeat", "0"), ("--repeat", "1e3"),
+     ("--repeat", "3x"), ("--repeat", "-2"), ("--repeat", "4294967297")],
+)
+def test_runner_rejects_non_numeric_flags(int8_model, flag, value):
+    r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), flag, value],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"lutham_runner: {flag} must be an integer from ") and f"got '{value}'" in lines[0]
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+def test_runner_numeric_flags_take_their_values(int8_model):
+    def checksum(*extra: str) -> dict:
+        r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), "--json", *extra],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    seven = checksum("--seed", "7", "--repeat", "2")
+    assert seven["repeat"] == 2
+    assert checksum("--seed", "7", "--repeat", "1")["fnv1a64"] == seven["fnv1a64"]
+    assert checksum("--seed", "0", "--repeat", "1")["fnv1a64"] != seven["fnv1a64"]
+    assert checksum("--seed", "18446744073709551615", "--repeat", "1")["fnv1a64"] != seven["fnv1a64"]
+    r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), "--seed"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr == "lutham_runner: missing value after --seed\n"
 
 
 # ---------------------------------------------------------------- aarch64 under qemu
