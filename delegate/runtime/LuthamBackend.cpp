@@ -15,6 +15,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include <executorch/runtime/backend/interface.h>
 #include <executorch/runtime/core/error.h>
@@ -75,21 +76,81 @@ void run_on_pool(void* /*context*/, int64_t n_tasks, void* job, void (*task)(voi
   });
 }
 
-// One scratch buffer per calling thread, 64-byte aligned, grown on demand.
-void* thread_scratch(size_t bytes) {
-  struct Buffer {
-    void* data = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(data); }
-  };
-  thread_local Buffer buffer;
-  if (bytes > buffer.size) {
-    std::free(buffer.data);
-    const size_t size = (bytes + 63) & ~static_cast<size_t>(63);
-    buffer.data = std::aligned_alloc(64, size);
-    buffer.size = buffer.data ? size : 0;
+// A 64-byte aligned buffer that grows on demand (contents are lost when it grows).
+struct Buffer {
+  void* data = nullptr;
+  size_t size = 0;
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(data); }
+  void* reserve(size_t bytes) {
+    if (bytes > size || data == nullptr) {
+      std::free(data);
+      size = (std::max<size_t>(bytes, 64) + 63) & ~static_cast<size_t>(63);
+      data = std::aligned_alloc(64, size);
+      if (data == nullptr) size = 0;
+    }
+    return data;
   }
-  return buffer.data;
+};
+
+// The kernel's prepared inputs (bases, silu, coefficient tables) of the last two layers run
+// on this thread, with copies of what they depend on. The first layers of many heads on one
+// backbone read the same features with the same grid and codebook: the second and later
+// ones reuse the first one's preparation instead of recomputing it (checked by content, so a
+// hit is always exact). Two slots, so a head's second layer does not evict its first layer's.
+struct PreparedSlot {
+  KanLayerView layer;  // knots and codebook_columns point into the copies below
+  std::vector<float> knots, columns, x;
+  size_t batch = 0;
+  uint64_t used = 0;
+  bool valid = false;
+  Buffer buffer;
+};
+
+struct ThreadState {
+  PreparedSlot slots[2];
+  Buffer work;
+  uint64_t clock = 0;
+};
+
+ThreadState& thread_state() {
+  thread_local ThreadState state;
+  return state;
+}
+
+size_t knot_count(const KanLayerView& L) {
+  return static_cast<size_t>(L.knot_stride ? L.in_features : 1) * L.n_knots;
+}
+
+// The slot to use for this call and whether its prepared data is already right.
+PreparedSlot* find_prepared(ThreadState& st, const KanLayerView& layer, const float* x, size_t batch, bool* hit) {
+  const size_t n = batch * layer.in_features;
+  for (PreparedSlot& slot : st.slots) {
+    if (slot.valid && slot.batch == batch && slot.x.size() == n && kan_same_preparation(slot.layer, layer, batch) &&
+        std::memcmp(slot.x.data(), x, n * sizeof(float)) == 0) {
+      *hit = true;
+      return &slot;
+    }
+  }
+  *hit = false;
+  PreparedSlot* lru = &st.slots[0];
+  for (PreparedSlot& slot : st.slots)
+    if (slot.used < lru->used) lru = &slot;
+  return lru;
+}
+
+void remember(PreparedSlot& slot, const KanLayerView& layer, const float* x, size_t batch) {
+  slot.layer = layer;
+  slot.knots.assign(layer.knots, layer.knots + knot_count(layer));
+  slot.columns.assign(layer.codebook_columns,
+                      layer.codebook_columns + static_cast<size_t>(layer.codebook_size) * layer.codebook_dim);
+  slot.layer.knots = slot.knots.data();
+  slot.layer.codebook_columns = slot.columns.data();
+  slot.x.assign(x, x + batch * layer.in_features);
+  slot.batch = batch;
+  slot.valid = true;
 }
 
 // Totals read by lutham_execute_stats (bench: head time vs the rest of a program).
@@ -196,13 +257,21 @@ class LuthamBackend final : public BackendInterface {
     TaskRunner runner;
     runner.run = run_on_pool;
     runner.threads = kernel_threads();
-    const size_t bytes = kan_scratch_bytes(layer, batch, runner.threads);
-    void* scratch = thread_scratch(bytes);
-    if (scratch == nullptr) {
-      ET_LOG(Error, "LuthamBackend: out of memory for %zu bytes of kernel scratch", bytes);
+    ThreadState& st = thread_state();
+    const float* xs = x.const_data_ptr<float>();
+    bool hit = false;
+    PreparedSlot* slot = find_prepared(st, layer, xs, batch, &hit);
+    const size_t prepared_bytes = kan_prepared_bytes(layer, batch), work_bytes = kan_work_bytes(layer, batch, runner.threads);
+    void* prepared = slot->buffer.reserve(prepared_bytes);
+    void* work = st.work.reserve(work_bytes);
+    if (prepared == nullptr || work == nullptr) {
+      slot->valid = false;
+      ET_LOG(Error, "LuthamBackend: out of memory for %zu bytes of kernel scratch", prepared_bytes + work_bytes);
       return Error::MemoryAllocationFailed;
     }
-    kan_forward(layer, x.const_data_ptr<float>(), batch, y.mutable_data_ptr<float>(), scratch, &runner);
+    if (!hit) remember(*slot, layer, xs, batch);
+    slot->used = ++st.clock;
+    kan_forward_prepared(layer, xs, batch, y.mutable_data_ptr<float>(), prepared, hit, work, &runner);
     const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
     g_execute_calls.fetch_add(1, std::memory_order_relaxed);
     g_execute_nanos.fetch_add(static_cast<uint64_t>(nanos.count()), std::memory_order_relaxed);

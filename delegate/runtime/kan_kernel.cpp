@@ -56,7 +56,10 @@ const KernelOps& kernel_ops() {
   return ops;
 }
 
-// Where each piece of a call's scratch lives (offsets in bytes).
+// Where each piece of a call's scratch lives (offsets in bytes). The prepared region (phase
+// A's results: bases, silu, coefficient table) depends only on the inputs and the layer's
+// basis and codebook, so layers that share those can share it; the work region holds the
+// sample path's per-task buffers.
 struct Layout {
   bool sample = false;
   bool table = false;
@@ -64,7 +67,8 @@ struct Layout {
   size_t groups = 0;
   uint32_t ranges = 1;  // panel ranges per sample (lane) or per group (sample)
   uint32_t panels_per_range = 1;
-  size_t basis = 0, start = 0, silu = 0, bsum = 0, table_or_tasks = 0, task_floats = 0, total = 0;
+  size_t basis = 0, start = 0, silu = 0, bsum = 0, lane_table = 0, prepared_total = 0;  // in `prepared`
+  size_t task_floats = 0, work_total = 0;                                                // in `work`
 };
 
 Layout plan(const KanLayerView& L, size_t batch, uint32_t threads) {
@@ -94,13 +98,12 @@ Layout plan(const KanLayerView& L, size_t batch, uint32_t threads) {
   s.start = take(s.rows * sizeof(uint32_t));
   s.silu = take(s.rows * sizeof(float));
   s.bsum = take(s.rows * sizeof(float));
+  s.lane_table = take(!s.sample && s.table ? s.rows * L.codebook_size * sizeof(float) : 0);
+  s.prepared_total = off;
   if (s.sample) {
     s.task_floats = align16(sample_task_floats(L, s.panels_per_range, s.table) * sizeof(float)) / sizeof(float);
-    s.table_or_tasks = take(s.groups * s.ranges * s.task_floats * sizeof(float));
-  } else {
-    s.table_or_tasks = take(s.table ? s.rows * L.codebook_size * sizeof(float) : 0);
+    s.work_total = s.groups * s.ranges * s.task_floats * sizeof(float);
   }
-  s.total = off;
   return s;
 }
 
@@ -111,10 +114,11 @@ struct Call {
   const float* x;
   float* y;
   size_t batch;
-  uint8_t* scratch;
+  uint8_t* prepared;
+  float* work;
   template <typename T>
   T* at(size_t offset) const {
-    return reinterpret_cast<T*>(scratch + offset);
+    return reinterpret_cast<T*>(prepared + offset);
   }
 };
 
@@ -156,7 +160,7 @@ void prepare_rows(const Call& c, size_t r0, size_t r1) {
     } else {
       silu_out[r] = sv;
       bsum_out[r] = bsum;
-      if (s.table) c.ops->table_row(L.codebook_columns, L.codebook_size, b, st, width, c.at<float>(s.table_or_tasks) + r * L.codebook_size);
+      if (s.table) c.ops->table_row(L.codebook_columns, L.codebook_size, b, st, width, c.at<float>(s.lane_table) + r * L.codebook_size);
     }
   }
 }
@@ -182,13 +186,13 @@ void phase_b_task(void* job, int64_t t) {
     plan.basis = c.at<float>(s.basis);
     plan.start = c.at<uint32_t>(s.start);
     plan.input_block = sample_input_block(L);
-    float* task_scratch = c.at<float>(s.table_or_tasks) + static_cast<size_t>(t) * s.task_floats;
+    float* task_scratch = c.work + static_cast<size_t>(t) * s.task_floats;
     c.ops->sample(L, s.table, plan, static_cast<uint32_t>(unit), p0, p1, task_scratch, c.y, c.batch);
   } else {
     const size_t n = unit, width = basis_width(L);
     c.ops->lane(L, s.table, c.at<float>(s.silu) + n * in, c.at<float>(s.bsum) + n * in,
                 c.at<float>(s.basis) + n * in * width, c.at<uint32_t>(s.start) + n * in,
-                s.table ? c.at<float>(s.table_or_tasks) + n * in * L.codebook_size : nullptr, p0, p1,
+                s.table ? c.at<float>(s.lane_table) + n * in * L.codebook_size : nullptr, p0, p1,
                 c.y + n * L.out_features);
   }
 }
@@ -268,19 +272,50 @@ float bspline_window(const float* t, uint32_t n_knots, uint32_t order, float x, 
   return sum;
 }
 
+size_t kan_prepared_bytes(const KanLayerView& layer, size_t batch) {
+  return plan(layer, std::max<size_t>(batch, 1), 1).prepared_total;
+}
+
+size_t kan_work_bytes(const KanLayerView& layer, size_t batch, uint32_t threads) {
+  return plan(layer, std::max<size_t>(batch, 1), threads).work_total;
+}
+
 size_t kan_scratch_bytes(const KanLayerView& layer, size_t batch, uint32_t threads) {
-  return plan(layer, std::max<size_t>(batch, 1), threads).total;
+  const Layout s = plan(layer, std::max<size_t>(batch, 1), threads);
+  return align16(s.prepared_total) + s.work_total;
+}
+
+bool kan_same_preparation(const KanLayerView& a, const KanLayerView& b, size_t batch) {
+  const bool sample = sample_path(batch);
+  if (a.in_features != b.in_features || a.basis != b.basis || a.grid_size != b.grid_size ||
+      a.spline_order != b.spline_order || a.n_knots != b.n_knots || a.knot_stride != b.knot_stride ||
+      a.codebook_size != b.codebook_size || a.codebook_dim != b.codebook_dim ||
+      use_table(a, sample) != use_table(b, sample) ||
+      std::memcmp(&a.rbf_denominator, &b.rbf_denominator, sizeof(float)) != 0)
+    return false;
+  const size_t knots = static_cast<size_t>(a.knot_stride ? a.in_features : 1) * a.n_knots;
+  const size_t words = static_cast<size_t>(a.codebook_size) * a.codebook_dim;
+  return (a.knots == b.knots || std::memcmp(a.knots, b.knots, knots * sizeof(float)) == 0) &&
+         (a.codebook_columns == b.codebook_columns ||
+          std::memcmp(a.codebook_columns, b.codebook_columns, words * sizeof(float)) == 0);
+}
+
+void kan_forward_prepared(const KanLayerView& layer, const float* x, size_t batch, float* y, void* prepared,
+                          bool reuse_prepared, void* work, const TaskRunner* runner) {
+  if (batch == 0) return;
+  const uint32_t threads = runner != nullptr ? std::max<uint32_t>(1, runner->threads) : 1;
+  const Layout s = plan(layer, batch, threads);
+  Call call{&layer, &kernel_ops(), &s, x, y, batch, static_cast<uint8_t*>(prepared), static_cast<float*>(work)};
+  if (!reuse_prepared)
+    run_tasks(runner, static_cast<int64_t>((s.rows + kRowsPerTask - 1) / kRowsPerTask), &call, phase_a_task);
+  const size_t units = s.sample ? s.groups : batch;
+  run_tasks(runner, static_cast<int64_t>(units * s.ranges), &call, phase_b_task);
 }
 
 void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float* y, void* scratch,
                  const TaskRunner* runner) {
-  if (batch == 0) return;
-  const uint32_t threads = runner != nullptr ? std::max<uint32_t>(1, runner->threads) : 1;
-  const Layout s = plan(layer, batch, threads);
-  Call call{&layer, &kernel_ops(), &s, x, y, batch, static_cast<uint8_t*>(scratch)};
-  run_tasks(runner, static_cast<int64_t>((s.rows + kRowsPerTask - 1) / kRowsPerTask), &call, phase_a_task);
-  const size_t units = s.sample ? s.groups : batch;
-  run_tasks(runner, static_cast<int64_t>(units * s.ranges), &call, phase_b_task);
+  const size_t prepared = align16(kan_prepared_bytes(layer, batch));
+  kan_forward_prepared(layer, x, batch, y, scratch, false, static_cast<uint8_t*>(scratch) + prepared, runner);
 }
 
 const char* kan_isa() { return &kernel_ops() == &generic::ops() ? "generic" : "avx2"; }

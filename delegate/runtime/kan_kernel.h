@@ -119,6 +119,17 @@ size_t kan_scratch_bytes(const KanLayerView& layer, size_t batch = 1, uint32_t t
 void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float* y, void* scratch,
                  const TaskRunner* runner = nullptr);
 
+// The same computation in two buffers, so that layers reading the same input can share the
+// first half (bases, silu, coefficient table): `prepared` (kan_prepared_bytes) and `work`
+// (kan_work_bytes), both 16-aligned. With reuse_prepared, `prepared` must hold what an earlier
+// call computed for the same x and batch with a layer for which kan_same_preparation is true
+// (the 50 heads of a model on one backbone: their first layers share input, grid and codebook).
+size_t kan_prepared_bytes(const KanLayerView& layer, size_t batch);
+size_t kan_work_bytes(const KanLayerView& layer, size_t batch, uint32_t threads);
+bool kan_same_preparation(const KanLayerView& a, const KanLayerView& b, size_t batch);
+void kan_forward_prepared(const KanLayerView& layer, const float* x, size_t batch, float* y, void* prepared,
+                          bool reuse_prepared, void* work, const TaskRunner* runner);
+
 // Which implementation kan_forward uses: "avx2" or "generic". LUTHAM_ISA=generic forces the
 // portable one (the tests compare both bit for bit).
 const char* kan_isa();
