@@ -38,6 +38,8 @@ class LayerData:
     biases: Quantized
     base_weight: Quantized
     r2: float = float("nan")
+    basis_kind: int = 0  # 0 B-spline, 1 Gaussian RBF (knots then hold the (in, G) centers)
+    rbf_denominator: float = 0.0  # h of the RBF exp(-((x - c) / h)^2); unused for B-splines
 
 
 def codebook_key(codebook_bytes: bytes) -> str:
