@@ -77,7 +77,7 @@ class FastKANBlock(nn.Module):
 
     Without a LayerNorm the base weight sits inside the KAN node and only its bias is added here."""
 
-    def __init__(self, kan: KANLinear, layernorm: nn.Module | None, base_linear: nn.Linear | None, base_bias: torch.Tensor | None):
+    def __init__(self, kan: KANLinear, layernorm: nn.Module | None, base_linear: nn.Module | None, base_bias: torch.Tensor | None):
         super().__init__()
         self.kan = kan
         self.layernorm = layernorm
@@ -103,8 +103,36 @@ def _tensor(m: nn.Module, name: str, dim: int | None = None) -> torch.Tensor | N
     return None
 
 
+def _graph_calls(m) -> list | None:
+    """The call_function nodes of a module that is an FX graph (torch.export.unflatten's
+    InterpreterModules, where attributes like `base_activation` are graphs); else None."""
+    graph = getattr(m, "graph", None)
+    if not isinstance(graph, torch.fx.Graph):
+        return None
+    return [n for n in graph.nodes if n.op == "call_function"]
+
+
 def _is_silu(f) -> bool:
-    return isinstance(f, nn.SiLU) or f is nn.SiLU or f is F.silu or f is torch.nn.functional.silu
+    if isinstance(f, nn.SiLU) or f is nn.SiLU or f is F.silu:
+        return True
+    calls = _graph_calls(f)
+    return calls is not None and len(calls) == 1 and "silu" in str(calls[0].target)
+
+
+def _rbf_denominator(name: str, rbf: nn.Module) -> float:
+    """h of FastKAN's exp(-((x - c) / h)^2): its `denominator`; in an exported graph the constant
+    x - c is divided by; fast-kan's first releases had no denominator, exp(-(x - c)^2): h = 1."""
+    if hasattr(rbf, "denominator"):
+        return float(rbf.denominator)
+    calls = _graph_calls(rbf)
+    if calls is None:
+        return 1.0
+    divs = [n.args[1] for n in calls if "div" in str(n.target) and isinstance(n.args[1], (int, float))]
+    if len(divs) == 1:
+        return float(divs[0])
+    if not divs and not any("mul" in str(n.target) for n in calls):
+        return 1.0
+    raise ConversionError(f"{name}.rbf: cannot read the RBF denominator from its graph")
 
 
 def _check_silu(name: str, f) -> None:
@@ -210,8 +238,8 @@ def _fastkan(name: str, m: nn.Module) -> FastKANBlock | None:
     centers = _tensor(rbf, "grid") if isinstance(rbf, nn.Module) else None
     if centers is None:
         return None
-    spline_linear = getattr(m, "spline_linear", None)
-    if isinstance(spline_linear, nn.Linear):
+    spline_linear = getattr(m, "spline_linear", None)  # an nn.Linear, or its graph in a .pt2
+    if isinstance(spline_linear, nn.Module) and _tensor(spline_linear, "weight", 2) is not None:
         w = spline_linear.weight
     elif _tensor(m, "spline_weight", 3) is not None:  # fast-kan's first releases: spline_weight (out, in, G)
         w = m.spline_weight.reshape(m.spline_weight.shape[0], -1)
@@ -224,8 +252,7 @@ def _fastkan(name: str, m: nn.Module) -> FastKANBlock | None:
         raise ConversionError(f"{name}: FastKAN tensors do not fit together: {g} centers, spline weight {tuple(w.shape)}")
     if getattr(spline_linear, "bias", None) is not None:
         raise ConversionError(f"{name}: spline_linear has a bias; FastKAN's has none")
-    # fast-kan's first releases had no denominator: exp(-(x - c)^2), i.e. h = 1.
-    denominator = float(getattr(rbf, "denominator", 1.0))
+    denominator = _rbf_denominator(name, rbf)
     grid = centers.expand(in_f, g) if centers.dim() == 1 else centers
     if g < 2 or not bool((grid[:, 1:] > grid[:, :-1]).all()):
         raise ConversionError(f"{name}: FastKAN needs at least 2 increasing RBF centers")
@@ -235,14 +262,14 @@ def _fastkan(name: str, m: nn.Module) -> FastKANBlock | None:
     base_linear = getattr(m, "base_linear", None) if getattr(m, "use_base_update", True) else None
     if base_linear is not None:
         _check_silu(name, getattr(m, "base_activation", nn.SiLU()))
-        if base_linear.weight.shape != (out_f, in_f):
+        if _tensor(base_linear, "weight", 2) is None or base_linear.weight.shape != (out_f, in_f):
             raise ConversionError(f"{name}: base_linear {tuple(base_linear.weight.shape)} does not fit {in_f} -> {out_f}")
     with torch.no_grad():
         spline = w.reshape(out_f, in_f, g)
         inside = base_linear is not None and layernorm is None  # base and spline see the same x
         base_w = base_linear.weight if inside else torch.zeros(out_f, in_f)
         kan = _kan_linear(in_f, out_f, grid, 0, base_w, spline, torch.ones(out_f, in_f), RBF, denominator)
-        bias = base_linear.bias.detach().clone() if inside and base_linear.bias is not None else None
+        bias = base_linear.bias.detach().clone() if inside and getattr(base_linear, "bias", None) is not None else None
     return FastKANBlock(kan, copy.deepcopy(layernorm), copy.deepcopy(base_linear) if not inside else None, bias)
 
 
