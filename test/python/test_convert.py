@@ -141,16 +141,16 @@ def pykan_model(width, seed=0, **kw):
     return kan.MultKAN(width=width, grid=5, k=3, seed=seed, auto_save=False, save_act=True, **kw)
 
 
-def fit_briefly(model, fn, n_in, seed=0):
+def fit_briefly(model, fn, n_in, seed=0, settle=True):
     """A few real pykan training steps, with its grid update from samples (non-uniform grids)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(200, n_in, generator=gen) * 2 - 1
     dataset = {"train_input": x, "train_label": fn(x), "test_input": x[:50], "test_label": fn(x[:50])}
     model.fit(dataset, opt="Adam", steps=6, lr=0.01, update_grid=True, grid_update_num=2, log=10**9)
-    # pykan keeps graph tensors of its last forward, which deepcopy refuses: one quiet forward clears them.
-    model.save_act = False
-    with torch.no_grad():
-        model(x[:1])
+    if settle:  # pykan keeps graph tensors of its last forward, which deepcopy refuses: one quiet forward clears them
+        model.save_act = False
+        with torch.no_grad():
+            model(x[:1])
     return x
 
 
@@ -173,6 +173,13 @@ def test_pykan_multkan_fitted(fitted_pykan):
     check_same(model, converted, x)
 
 
+def test_pykan_right_after_fit():
+    """convert copies everything but the KAN layers, so pykan's leftover graph tensors do not matter."""
+    model = pykan_model([2, 3, 1], seed=3)
+    fit_briefly(model, lambda x: (x[:, :1] * x[:, 1:]), 2, seed=3, settle=False)
+    check_same(model, lutham.convert(nn.Sequential(nn.Identity(), model)), torch.rand(40, 2) * 2 - 1)
+
+
 def test_pykan_masks_affine_and_input_order(fitted_pykan):
     import copy
 
@@ -190,6 +197,10 @@ def test_pykan_masks_affine_and_input_order(fitted_pykan):
     assert converted.input_id.tolist() == [2, 0, 1]
     assert float(converted.layers[0].base_weight[2, 1]) == 0.0 and float(converted.layers[0].spline_scaler[2, 1]) == 0.0
     check_same(model, converted, torch.rand(64, 3) * 2 - 1)
+    # A masked edge stays exactly 0 after SHARe-KAN: zero gain, bias and base weight.
+    compressed, _ = compress_model(converted, CompressionConfig(codebook_size=4, scope="layer"))
+    layer = compressed.layers[0]
+    assert (int(layer.gains[2, 1]), int(layer.biases[2, 1]), int(layer.base_weight[2, 1])) == (0, 0, 0)
 
 
 def test_pykan_inside_a_bigger_model(fitted_pykan):
