@@ -93,6 +93,19 @@ class FastKANBlock(nn.Module):
         return y
 
 
+class SizeArgsDropped(nn.Module):
+    """In a module unflattened from a .pt2 with dynamic shapes, each submodule is called with its
+    tensor input plus the symbolic sizes its graph uses; the converted layer takes the tensor only."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, *args):
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]  # the sizes come first, as ints
+        return self.layer(tensors[0])
+
+
 # ---------------------------------------------------------------- recognition
 
 
@@ -298,9 +311,10 @@ def _find(parent: nn.Module, prefix: str, found: dict[int, tuple[str, nn.Module,
             found.setdefault(id(child), (name, child, new))
 
 
-def convert(model: nn.Module) -> nn.Module:
+def convert(model: nn.Module, inplace: bool = False) -> nn.Module:
     """A copy of `model` whose KAN layers (efficient-kan, pykan, FastKAN) are LUTHAM layers with
-    the same outputs, in eval mode; `model` itself is untouched. Raises ConversionError."""
+    the same outputs, in eval mode; `model` itself is untouched unless `inplace` (then its KAN
+    layers are swapped where they sit and it is returned). Raises ConversionError."""
     if not isinstance(model, nn.Module):
         raise ConversionError(f"convert takes an nn.Module, got {type(model).__name__}")
     root = _convert_one("", model)
@@ -310,6 +324,13 @@ def convert(model: nn.Module) -> nn.Module:
     _find(model, "", found)
     if not found:
         raise ConversionError("the model has no KAN layers LUTHAM recognises (efficient-kan KANLinear, pykan KANLayer/MultKAN, FastKAN FastKANLayer)")
+    if inplace:  # e.g. a loaded .pt2, whose graphs hold symbolic shapes that deepcopy refuses
+        for name, old, new in found.values():
+            if new is not old:
+                parent, _, child = name.rpartition(".")
+                takes_sizes = _graph_calls(old) is not None and sum(n.op == "placeholder" for n in old.graph.nodes) > 1
+                setattr(model.get_submodule(parent) if parent else model, child, SizeArgsDropped(new) if takes_sizes else new)
+        return model.eval()
     # Copy everything else; each recognised module is replaced by its conversion (never copied:
     # a fitted pykan model holds tensors that deepcopy refuses).
     memo = {key: new for key, (_, old, new) in found.items() if new is not old}

@@ -160,8 +160,17 @@ def load_user_model(spec: str, weights: str | None = None, flag: str = "--model"
                 program = torch.export.load(str(path))
             except Exception as e:
                 raise ValueError(f"{flag} {spec} is not a torch.export program: {_first_line(e)}") from None
+            shape = _program_input_shape(program)
             model = torch.export.unflatten(program)
-            model.example_shape = _program_input_shape(program)
+            model.example_shape = shape
+            # Running the graphs needs no example values; with dynamic shapes they hold symbolic
+            # tensors that deepcopy (compression copies the model) refuses.
+            for m in model.modules():
+                graph = getattr(m, "graph", None)
+                if isinstance(graph, torch.fx.Graph):
+                    for node in graph.nodes:
+                        for key in ("val", "example_value", "tensor_meta", "unbacked_bindings"):
+                            node.meta.pop(key, None)
         else:
             obj = _torch_load(path, flag)
             if isinstance(obj, nn.Module):
@@ -187,7 +196,9 @@ def _program_input_shape(program) -> list[int] | None:
     for node in program.graph.nodes:
         if node.op == "placeholder" and node.name == specs[0].arg.name:
             val = node.meta.get("val")
-            return [int(d) for d in val.shape] if val is not None else None
+            # A dynamic dim is a SymInt: take its example value; int() on it would add a guard
+            # that specialises the program to that size.
+            return [d if isinstance(d, int) else int(d.node.hint) for d in val.shape] if val is not None else None
     return None
 
 
@@ -219,7 +230,7 @@ def user_model(spec: str, weights: str | None, input_shape: list[int] | None, fl
     """(converted model, input shape) for the CLI; ValueError with one clear line otherwise."""
     model = load_user_model(spec, weights, flag)
     try:
-        converted = convert(model)
+        converted = convert(model, inplace=True)  # the model was loaded for this alone
     except ConversionError as e:
         raise ValueError(f"{flag} {spec}: {e}") from None
     shape = list(input_shape) if input_shape else infer_input_shape(converted)

@@ -35,6 +35,17 @@ def kan_layers(model):
 # ---------------------------------------------------------------- efficient-kan
 
 
+def test_reference_layers_have_the_published_keys_and_shapes():
+    """The state dicts the conversion is tested on are those of efficient-kan's KAN and FastKAN."""
+    eff = {k: tuple(v.shape) for k, v in EfficientKAN([4, 3], grid_size=5, spline_order=3).state_dict().items()}
+    assert eff == {"layers.0.grid": (4, 12), "layers.0.base_weight": (3, 4), "layers.0.spline_weight": (3, 4, 8),
+                   "layers.0.spline_scaler": (3, 4)}
+    fast = {k: tuple(v.shape) for k, v in FastKAN([4, 3], num_grids=8).state_dict().items()}
+    assert fast == {"layers.0.layernorm.weight": (4,), "layers.0.layernorm.bias": (4,), "layers.0.rbf.grid": (8,),
+                    "layers.0.spline_linear.weight": (3, 32), "layers.0.base_linear.weight": (3, 4),
+                    "layers.0.base_linear.bias": (3,)}
+
+
 def test_efficient_kan_inside_a_conv_bn_model():
     torch.manual_seed(0)
     model = ConvBNKAN().eval()

@@ -11,6 +11,7 @@ import torch
 
 import lutham
 from lutham import api
+from lutham.compress import CompressionConfig, compress_model
 from lutham.evaluation import evaluate
 from lutham.load import load_state_any_prefix, load_user_model, user_model
 
@@ -122,6 +123,22 @@ def test_cli_export_of_pykan_pickled_module_and_pt2_fastkan(tmp_path):
     # The runtime side of the RBF basis is the C++ backend's; this checks the .pt2 path up to the .pte.
     r = api.export(dict(model=str(tmp_path / "fast.pt2"), out=str(tmp_path / "f"), **SMALL))
     assert r["model"]["input_shape"] == [2, 6] and r["lutham"]["delegates"] == 2
+
+
+def test_pt2_with_dynamic_batch(conv_bn, tmp_path):
+    """A .pt2 exported with a dynamic batch runs at any batch after conversion (what eval needs)."""
+    model, _ = conv_bn
+    batch = torch.export.Dim.DYNAMIC
+    program = torch.export.export(model, (torch.randn(2, 1, 28, 28),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(program, tmp_path / "dyn.pt2")
+    converted, shape = user_model(str(tmp_path / "dyn.pt2"), None, None)
+    assert shape == [2, 1, 28, 28]  # the program's example, no guard added by reading it
+    x = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(converted(x), model(x), rtol=1e-5, atol=1e-5)
+        assert converted(x[:1]).shape == (1, 10)
+    compressed, _ = compress_model(converted, CompressionConfig(codebook_size=8))  # copies the model
+    assert compressed(x).shape == (5, 10)
 
 
 def test_lutham_export_python_api(tmp_path):
