@@ -10,6 +10,19 @@ The package follows the pipeline:
   backend.py        LuthamBackend.preprocess
   export.py         Dense and SHARe-KAN .pte files
   api.py            the entry points the TypeScript CLI calls
+  convert.py, load.py   other libraries' KAN layers (efficient-kan, pykan, FastKAN) and user models
+
+    import lutham
+    m = lutham.convert(model)                        # KAN layers -> LUTHAM layers, same outputs
+    lutham.export(m, example_input, "out", codebook_size=128)   # dense.pte, lutham.pte, report.json
 """
 
 __version__ = "0.1.0"
+
+# Imported here, after which the submodules `lutham.convert` and `lutham.export` are loaded and
+# these names stay the functions (a submodule only sets its parent's attribute on first load).
+# api first: it loads compress/ before ops.py, the order their mutual imports need.
+from .api import export_model as export  # noqa: E402
+from .convert import ConversionError, convert  # noqa: E402
+
+__all__ = ["ConversionError", "convert", "export"]

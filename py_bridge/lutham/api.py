@@ -17,6 +17,7 @@ import torch
 from .compress import CompressionConfig, compress_model, relative_output_error
 from .export import to_executorch_bytes, write_atomic
 from .kan import KANLinear
+from .convert import convert, kan_layer_names
 from .models import ModelConfig, build_model
 
 ProgressFn = Callable[[str, float], None]
@@ -70,11 +71,14 @@ def lutham_part_bytes(pte: bytes) -> dict:
     return {"payload_bytes": payload, "codebook_bytes": codebooks, "codebook_segments": codebook_segments, "delegates": delegates}
 
 
-def export(options: dict, progress: ProgressFn | None = None) -> dict:
+def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Module | None = None,
+           example: torch.Tensor | None = None) -> dict:
     """Build the model, compress it, write dense.pte, lutham.pte and report.json into options['out'].
 
     options: backbone, heads, widths (list or None), grid, order, weights, seed, out,
-             codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch.
+             codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch;
+             or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model.
+    `model` + `example`: an already converted model and its example input (export_model).
     Returns the report (also written as report.json).
     """
     started = time.time()
@@ -108,7 +112,22 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
         raise ValueError(f"--out {out} is not writable")
 
     _stage_progress(progress, "build")("build model", 0.0)
-    dense = build_model(model_config)
+    if model is None and options.get("model"):  # the user's own model: its KAN layers converted
+        from .load import example_input, user_model
+
+        model, shape = user_model(options["model"], options.get("weights"), options.get("input_shape"))
+        example = example_input(shape, model_config.seed)
+    if model is not None:
+        dense = model
+        error_input = example_error_input(example, model_config.seed)
+        model_report = {"source": options.get("model") or "lutham.export", "input_shape": list(example.shape),
+                        "kan_layers": kan_layer_names(dense), "seed": model_config.seed}
+    else:
+        dense = build_model(model_config)
+        error_config = ModelConfig(**{**vars(model_config), "batch": ERROR_BATCH, "seed": model_config.seed + 1000})
+        error_input = error_config.example_input()
+        example = model_config.example_input()
+        model_report = {**vars(model_config), "head_widths": model_config.head_widths()}
     _stage_progress(progress, "build")("build model", 1.0)
 
     compress_progress = _stage_progress(progress, "compress")
@@ -117,10 +136,8 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
         compressed, compression_report = compress_model(dense, compression, compress_progress)
 
     _stage_progress(progress, "error")("output error", 0.0)
-    error_config = ModelConfig(**{**vars(model_config), "batch": ERROR_BATCH, "seed": model_config.seed + 1000})
-    output_error = relative_output_error(dense, compressed, error_config.example_input())
+    output_error = relative_output_error(dense, compressed, error_input)
 
-    example = model_config.example_input()
     _stage_progress(progress, "dense")("export dense.pte", 0.0)
     dense_pte = to_executorch_bytes(dense, example, delegate=False)
     write_atomic(out / "dense.pte", dense_pte)
@@ -135,7 +152,7 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
     dense_file = os.path.getsize(out / "dense.pte")
     lutham_file = os.path.getsize(out / "lutham.pte")
     report = {
-        "model": {**vars(model_config), "head_widths": model_config.head_widths()},
+        "model": model_report,
         "compression": vars(compression),
         "dense": {"path": str(out / "dense.pte"), "file_bytes": dense_file, "kan_bytes": dense_kan},
         "lutham": {"path": str(out / "lutham.pte"), "file_bytes": lutham_file, "kan_bytes": lutham_kan, **lutham_part},
@@ -147,3 +164,32 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
     }
     write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     return report
+
+
+def example_error_input(example: torch.Tensor, seed: int) -> torch.Tensor:
+    """Inputs to measure the output error on: the example plus seeded noise of its own scale."""
+    gen = torch.Generator().manual_seed(seed + 1000)
+    scale = example.detach().float().std().clamp_min(1e-3) if example.numel() > 1 else torch.tensor(1.0)
+    return example.detach().float() + 0.1 * scale * torch.randn(example.shape, generator=gen)
+
+
+def export_model(model: torch.nn.Module, example_inputs, out_dir: str | os.PathLike, progress: ProgressFn | None = None,
+                 **compression) -> dict:
+    """`lutham.export`: converts the model's KAN layers, compresses them and writes dense.pte,
+    lutham.pte and report.json into out_dir, as `lutham export` does.
+
+    example_inputs: one input tensor (or a 1-tuple), the shape the .pte files take.
+    compression: codebook_size, codebook_scope, int8, gain_bits, bias_bits, base_bits, seed.
+    """
+    if isinstance(example_inputs, (tuple, list)):
+        if len(example_inputs) != 1:
+            raise ValueError(f"lutham.export takes one input tensor, got {len(example_inputs)}")
+        example_inputs = example_inputs[0]
+    if not isinstance(example_inputs, torch.Tensor):
+        raise ValueError(f"example_inputs must be a tensor, got {type(example_inputs).__name__}")
+    known = {"codebook_size", "codebook_scope", "int8", "gain_bits", "bias_bits", "base_bits", "seed"}
+    unknown = sorted(set(compression) - known)
+    if unknown:
+        raise ValueError(f"unknown compression option(s) {unknown} (choose from {sorted(known)})")
+    options = {**compression, "out": str(out_dir)}
+    return export(options, progress, model=convert(model), example=example_inputs.detach().to(torch.float32).contiguous())

@@ -12,6 +12,7 @@ from torch._export.utils import get_buffer, get_lifted_tensor_constant, get_para
 from torch.export import ExportedProgram
 
 from .compress.quant import Quantized
+from .kan import BSPLINE
 from .partition.partitioner import is_kan_linear
 from .serialization.payload import CODEBOOK_ALIGNMENT, LayerData, codebook_key, write_codebook, write_payload
 
@@ -20,6 +21,7 @@ _TENSOR_ARGS = ("x", "knots", "codebook", "codebook_scales", "indices", "gains",
                 "biases", "bias_scales", "base_weight", "base_scales")
 _INT_ARGS = ("spline_order", "codebook_bits", "index_bits", "gain_bits", "bias_bits", "base_bits")
 _FLOAT_ARGS = ("r2",)
+_BASIS_ARGS = ("basis_kind", "rbf_denominator")
 
 
 def _constant(program: ExportedProgram, node: torch.fx.Node) -> np.ndarray:
@@ -31,17 +33,20 @@ def _constant(program: ExportedProgram, node: torch.fx.Node) -> np.ndarray:
 
 
 def layer_from_node(program: ExportedProgram, node: torch.fx.Node) -> tuple[LayerData, Quantized]:
-    args = dict(zip(_TENSOR_ARGS + _INT_ARGS + _FLOAT_ARGS, node.args))
+    args = dict(zip(_TENSOR_ARGS + _INT_ARGS + _FLOAT_ARGS + _BASIS_ARGS, node.args))
     t = {name: _constant(program, args[name]) for name in _TENSOR_ARGS[1:]}
     ints = {name: int(args[name]) for name in _INT_ARGS}
     codebook = Quantized(t["codebook"], t["codebook_scales"].astype(np.float32), ints["codebook_bits"])
     blob = write_codebook(codebook)
     out_features, in_features = t["indices"].shape
     order = ints["spline_order"]
+    basis_kind = int(args["basis_kind"])
+    # B-splines: knots (in, G+2k+1); RBF: knots are the (in, G) centers, so G is their count.
+    grid_size = t["knots"].shape[1] - 2 * order - 1 if basis_kind == BSPLINE else t["knots"].shape[1]
     layer = LayerData(
         in_features=in_features,
         out_features=out_features,
-        grid_size=t["knots"].shape[1] - 2 * order - 1,
+        grid_size=grid_size,
         spline_order=order,
         knots=t["knots"].astype(np.float32),
         codebook_key=codebook_key(blob),
@@ -53,6 +58,8 @@ def layer_from_node(program: ExportedProgram, node: torch.fx.Node) -> tuple[Laye
         biases=Quantized(t["biases"], t["bias_scales"], ints["bias_bits"]),
         base_weight=Quantized(t["base_weight"], t["base_scales"], ints["base_bits"]),
         r2=float(args["r2"]),
+        basis_kind=basis_kind,
+        rbf_denominator=float(args["rbf_denominator"]),
     )
     return layer, codebook
 

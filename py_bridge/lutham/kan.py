@@ -3,6 +3,9 @@
 Buffers/parameters: grid (in, G+2k+1), base_weight (out, in), spline_weight (out, in, G+k),
 spline_scaler (out, in). Edge (o, i) computes
     base_weight[o,i] * silu(x_i) + spline_scaler[o,i] * sum_m spline_weight[o,i,m] * B_m(x_i).
+
+The same layer with basis_kind RBF is FastKAN's: `grid` holds G Gaussian centers per input,
+spline_order is 0 and B_m(x) = exp(-((x - c_m) / h)^2) with h = rbf_denominator.
 """
 
 from __future__ import annotations
@@ -36,7 +39,31 @@ def b_splines(x: torch.Tensor, knots: torch.Tensor, spline_order: int) -> torch.
     return bases
 
 
+# Basis kinds, the numbering of lutham::kan_linear's `basis_kind` argument.
+BSPLINE = 0
+RBF = 1
+
+
+def rbf_bases(x: torch.Tensor, centers: torch.Tensor, denominator: float) -> torch.Tensor:
+    """FastKAN's Gaussian bases: x (N, in), centers (in, G) -> (N, in, G), all G non-zero."""
+    return torch.exp(-(((x.unsqueeze(-1) - centers) / denominator) ** 2))
+
+
+def basis(x: torch.Tensor, knots: torch.Tensor, spline_order: int, basis_kind: int = BSPLINE,
+          rbf_denominator: float = 0.0) -> torch.Tensor:
+    """The basis values every KAN layer here multiplies its coefficients with: (N, in, d)."""
+    if basis_kind == BSPLINE:
+        return b_splines(x, knots, spline_order)
+    if basis_kind == RBF:
+        return rbf_bases(x, knots, rbf_denominator)
+    raise ValueError(f"unknown basis kind {basis_kind} (0 = B-spline, 1 = Gaussian RBF)")
+
+
 class KANLinear(nn.Module):
+    # Class-level defaults keep modules pickled before these attributes existed loadable.
+    basis_kind = BSPLINE
+    rbf_denominator = 0.0
+
     def __init__(
         self,
         in_features: int,
@@ -47,7 +74,11 @@ class KANLinear(nn.Module):
         scale_base: float = 1.0,
         scale_spline: float = 1.0,
         grid_range=(-1.0, 1.0),
+        basis_kind: int = BSPLINE,
+        rbf_denominator: float = 0.0,
     ):
+        """basis_kind RBF: grid_size Gaussian centers spread evenly over grid_range (FastKAN's
+        grid), spline_order must be 0, rbf_denominator defaults to the center spacing."""
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -56,7 +87,17 @@ class KANLinear(nn.Module):
         self.scale_noise = scale_noise
         self.scale_base = scale_base
         self.scale_spline = scale_spline
-        self.register_buffer("grid", uniform_knots(in_features, grid_size, spline_order, grid_range))
+        self.basis_kind = int(basis_kind)
+        self.rbf_denominator = float(rbf_denominator)
+        if self.basis_kind == RBF:
+            if spline_order != 0 or grid_size < 2:
+                raise ValueError(f"an RBF KAN layer needs spline_order 0 and at least 2 centers, got {spline_order}, {grid_size}")
+            lo, hi = grid_range
+            self.rbf_denominator = self.rbf_denominator or (hi - lo) / (grid_size - 1)
+            centers = torch.linspace(lo, hi, grid_size).expand(in_features, -1).contiguous()
+            self.register_buffer("grid", centers)
+        else:
+            self.register_buffer("grid", uniform_knots(in_features, grid_size, spline_order, grid_range))
         self.base_weight = nn.Parameter(torch.empty(out_features, in_features))
         self.spline_weight = nn.Parameter(torch.empty(out_features, in_features, grid_size + spline_order))
         self.spline_scaler = nn.Parameter(torch.empty(out_features, in_features))
@@ -73,6 +114,10 @@ class KANLinear(nn.Module):
         Draws come from torch's global generator: seed it for reproducible models.
         """
         nn.init.kaiming_uniform_(self.base_weight, a=math.sqrt(5) * self.scale_base)
+        if self.basis_kind == RBF:  # FastKAN's init: small normal spline weights, unit scalers
+            nn.init.trunc_normal_(self.spline_weight, mean=0.0, std=self.scale_noise)
+            nn.init.ones_(self.spline_scaler)
+            return
         # Fit each edge's spline to noise sampled at the G+1 grid points inside the range.
         k = self.spline_order
         points = self.grid[:, k:-k].T.contiguous()  # (G+1, in)
@@ -94,6 +139,10 @@ class KANLinear(nn.Module):
         solution = torch.linalg.lstsq(design, y.transpose(0, 1)).solution  # (in, G+k, out)
         return solution.permute(2, 0, 1).contiguous()
 
+    def basis(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, in) -> (N, in, G+k) basis values of this layer's kind."""
+        return basis(x, self.grid, self.spline_order, self.basis_kind, self.rbf_denominator)
+
     def scaled_spline_weight(self) -> torch.Tensor:
         """Each edge's effective coefficient vector c = spline_weight * spline_scaler, (out, in, G+k)."""
         return self.spline_weight * self.spline_scaler.unsqueeze(-1)
@@ -103,7 +152,7 @@ class KANLinear(nn.Module):
         x = x.reshape(-1, self.in_features)
         base = F.linear(F.silu(x), self.base_weight)
         spline = F.linear(
-            b_splines(x, self.grid, self.spline_order).reshape(x.shape[0], -1),
+            self.basis(x).reshape(x.shape[0], -1),
             self.scaled_spline_weight().reshape(self.out_features, -1),
         )
         return (base + spline).reshape(*lead, self.out_features)

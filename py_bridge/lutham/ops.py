@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .compress.quant import FLOAT_BITS
-from .kan import b_splines
+from .kan import BSPLINE, basis
 
 
 def dequantize(values: Tensor, scales: Tensor, bits: int) -> Tensor:
@@ -43,20 +43,26 @@ def kan_linear(
     bias_bits: int,
     base_bits: int,
     r2: float,
+    basis_kind: int,
+    rbf_denominator: float,
 ) -> Tensor:
-    """`r2` (the layer's reconstruction R^2) only travels to the payload; it does not change y."""
+    """`r2` (the layer's reconstruction R^2) only travels to the payload; it does not change y.
+
+    basis_kind 0: B-splines of order `spline_order` on `knots` (in, G+2k+1); 1: FastKAN's
+    Gaussian RBFs exp(-((x - c) / rbf_denominator)^2) with centers `knots` (in, G), order 0.
+    """
     out_features, in_features = indices.shape
     lead = x.shape[:-1]
     x2 = x.reshape(-1, in_features).to(torch.float32)
-    basis = b_splines(x2, knots, spline_order)  # (N, in, d)
+    bases = basis(x2, knots, spline_order, basis_kind, rbf_denominator)  # (N, in, d)
     words = dequantize(codebook, codebook_scales, codebook_bits)  # (K, d)
     g = dequantize(gains, gain_scales, gain_bits)
     b = dequantize(biases, bias_scales, bias_bits)
     w = dequantize(base_weight, base_scales, base_bits)
     coeffs = g.unsqueeze(-1) * words[indices.long()]  # (out, in, d)
     y = F.linear(F.silu(x2), w)
-    y = y + F.linear(basis.reshape(basis.shape[0], -1), coeffs.reshape(out_features, -1))
-    y = y + F.linear(basis.sum(-1), b)
+    y = y + F.linear(bases.reshape(bases.shape[0], -1), coeffs.reshape(out_features, -1))
+    y = y + F.linear(bases.sum(-1), b)
     return y.reshape(*lead, out_features)
 
 
@@ -72,9 +78,12 @@ class SharedKANLinear(nn.Module):
     row (bits == 32: float32 values, scales unused).
     """
 
+    basis_kind = BSPLINE  # class-level defaults: modules pickled before these existed still load
+    rbf_denominator = 0.0
+
     def __init__(self, *, knots, codebook, codebook_scales, indices, gains, gain_scales, biases, bias_scales,
                  base_weight, base_scales, spline_order, codebook_bits, index_bits, gain_bits, bias_bits, base_bits,
-                 r2: float = float("nan")):
+                 r2: float = float("nan"), basis_kind: int = BSPLINE, rbf_denominator: float = 0.0):
         super().__init__()
         for name, value in dict(knots=knots, codebook=codebook, codebook_scales=codebook_scales, indices=indices,
                                 gains=gains, gain_scales=gain_scales, biases=biases, bias_scales=bias_scales,
@@ -87,6 +96,8 @@ class SharedKANLinear(nn.Module):
         self.bias_bits = int(bias_bits)
         self.base_bits = int(base_bits)
         self.r2 = float(r2)
+        self.basis_kind = int(basis_kind)
+        self.rbf_denominator = float(rbf_denominator)
 
     @property
     def in_features(self) -> int:
@@ -101,4 +112,5 @@ class SharedKANLinear(nn.Module):
             x, self.knots, self.codebook, self.codebook_scales, self.indices, self.gains, self.gain_scales,
             self.biases, self.bias_scales, self.base_weight, self.base_scales, self.spline_order,
             self.codebook_bits, self.index_bits, self.gain_bits, self.bias_bits, self.base_bits, self.r2,
+            self.basis_kind, self.rbf_denominator,
         )

@@ -106,6 +106,56 @@ describe('lutham CLI', () => {
     assert.match(bad.stderr, /^lutham: cannot load .*report\.json/m);
   });
 
+  it('export --model and eval --checkpoint take the user\'s own model (code + prefixed weights)', () => {
+    // A conv+BatchNorm backbone with an efficient-kan head (test/python/kan_formats.py), and its
+    // state dict saved under a `module.` prefix.
+    const net = join(dir, 'my_net.py');
+    writeFileSync(net, [
+      'import sys, torch',
+      `sys.path.insert(0, ${JSON.stringify(join(PROJECT_ROOT, 'test', 'python'))})`,
+      'from kan_formats import ConvBNKAN',
+      'def build():',
+      '    torch.manual_seed(0)',
+      '    return ConvBNKAN(hidden=8)',
+      'if __name__ == "__main__":',
+      '    torch.save({"module." + k: v for k, v in build().state_dict().items()}, sys.argv[1])',
+      '',
+    ].join('\n'));
+    const weights = join(dir, 'state.pt');
+    const py = process.env.LUTHAM_PYTHON ?? join(PROJECT_ROOT, '.venv', 'bin', 'python');
+    const save = spawnSync(py, [net, weights], { encoding: 'utf8' });
+    assert.equal(save.status, 0, save.stderr);
+    const out = join(dir, 'user');
+    const r = lutham(['export', '--model', `${net}:build`, '--weights', weights, '--input-shape', '1,1,28,28',
+      '--codebook-size', '16', '--out', out, '--json', '--no-progress']);
+    assert.equal(r.status, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual(report.model.kan_layers, ['head.layers.0', 'head.layers.1']);
+    assert.deepEqual(report.model.input_shape, [1, 1, 28, 28]);
+    assert.equal(report.lutham.delegates, 2);
+    assert.equal(statSync(join(out, 'lutham.pte')).size, report.lutham.file_bytes);
+
+    const e = lutham(['eval', '--checkpoint', `${net}:build`, '--weights', weights, '--subset', '40', '--engine', 'eager',
+      '--ks', '8', '--sparsities', '0', '--uniform-bits', '8', '--codebook-size', '8', '--json', '--no-progress']);
+    assert.equal(e.status, 0, e.stderr);
+    const results = JSON.parse(e.stdout);
+    assert.equal(results.models[0].edges, 4 * 7 * 7 * 8 + 8 * 10);
+    assert.deepEqual(results.models[0].table1.map((row: { method: string }) => row.method), ['Dense', 'SHARe-KAN fp32', 'SHARe-KAN int']);
+    assert.ok(results.models[0].table1.every((row: { accuracy: number }) => row.accuracy >= 0 && row.accuracy <= 1));
+
+    const cases: [string[], RegExp][] = [
+      [['export', '--model', join(dir, 'none.py:build')], /^lutham: --model: no such file .*none\.py\n$/],
+      [['export', '--model', `${net}:build`, '--input-shape', '1,x'], /^lutham: --input-shape must be comma-separated numbers/],
+      [['export', '--model', `${net}:build`, '--grid', '4'], /^lutham: --widths, --grid and --order describe the built model/],
+      [['export', '--model', `${net}:build`, '--out', join(dir, 'noshape')], /^lutham: --model .*my_net\.py:build: cannot tell the input shape of this model: pass --input-shape/m],
+    ];
+    for (const [args, re] of cases) {
+      const b = lutham(args);
+      assert.equal(b.status, 1, `${args.join(' ')}: ${b.stderr}`);
+      assert.match(b.stderr.replace(/^W\d{4} .*\n/gm, '').replace(/^lutham: (build|starting).*\n/gm, ''), re);
+    }
+  });
+
   it('a missing Python environment is a clear error', () => {
     const r = lutham(['export', ...SMALL, '--out', join(dir, 'nopy')], { LUTHAM_PYTHON: join(dir, 'no-such-python') });
     assert.equal(r.status, 1);

@@ -21,6 +21,8 @@ interface Args {
   'gain-bits'?: number;
   'bias-bits'?: number;
   'base-bits'?: number;
+  model?: string;
+  'input-shape'?: string;
   json: boolean;
   progress: boolean;
 }
@@ -78,6 +80,8 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('gain-bits', { type: 'number', describe: 'bits per gain, 2..8 (default 6)' })
       .option('bias-bits', { type: 'number', describe: 'bits per bias, 2..8 (default 4)' })
       .option('base-bits', { type: 'number', describe: 'bits per base weight, 2..8 (default 5)' })
+      .option('model', { type: 'string', describe: 'your model instead of --backbone/--heads: model.pt (pickled nn.Module), model.pt2 (torch.export) or my_net.py:build (with --weights); its efficient-kan/pykan/FastKAN layers are converted' })
+      .option('input-shape', { type: 'string', describe: 'input shape for --model when it cannot be inferred, e.g. 1,1,28,28' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout' })
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as Argv<Args>,
   handler: async (argv) => {
@@ -100,6 +104,8 @@ const exportCommand: CommandModule<{}, Args> = {
           gainBits: argv['gain-bits'],
           biasBits: argv['bias-bits'],
           baseBits: argv['base-bits'],
+          model: argv.model,
+          inputShape: numberList('--input-shape', argv['input-shape']),
         },
         bar.update,
       );

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
 import { formatBytes, table } from './format.js';
+import { modelSpec } from './export.js';
 
 export const EVAL_MODELS = ['pure_kan', 'vision_kan'] as const;
 export type EvalModel = (typeof EVAL_MODELS)[number];
@@ -13,6 +14,8 @@ export interface EvalOptions {
   dataset?: string;
   data?: string;
   checkpoint?: string;
+  /** With checkpoint `my_net.py:build`: the state dict to load into the model it builds. */
+  weights?: string;
   subset?: number;
   epochs?: number;
   seed?: number;
@@ -110,7 +113,9 @@ export function validateEvalOptions(o: EvalOptions): void {
   }
   if (o.dataset !== undefined && o.dataset !== 'fashion-mnist' && !o.data) throw new LuthamError(`unknown --dataset '${o.dataset}' (fashion-mnist, or pass --data)`);
   if (o.data && !existsSync(o.data)) throw new LuthamError(`--data: no such file or folder ${o.data}`);
-  if (o.checkpoint && !existsSync(o.checkpoint)) throw new LuthamError(`--checkpoint: no such file ${o.checkpoint}`);
+  if (o.checkpoint) modelSpec(o.checkpoint, '--checkpoint');
+  if (o.weights && !o.checkpoint) throw new LuthamError('--weights goes with --checkpoint');
+  if (o.weights && !existsSync(o.weights)) throw new LuthamError(`--weights: no such file ${o.weights}`);
   if (o.models?.some((m) => !EVAL_MODELS.includes(m))) throw new LuthamError(`--models must be among ${EVAL_MODELS.join(', ')}, got ${o.models.join(',')}`);
   o.ks?.forEach((k) => positiveInt('--ks', k));
   o.uniformBits?.forEach((b) => { if (!(Number.isInteger(b) && b >= 2 && b <= 8)) throw new LuthamError(`--uniform-bits must be 2..8, got ${b}`); });
@@ -122,7 +127,8 @@ export function evalArgs(o: EvalOptions): Record<string, unknown> {
   return {
     dataset: o.dataset ?? 'fashion-mnist',
     data: o.data ? resolve(o.data) : null,
-    checkpoint: o.checkpoint ? resolve(o.checkpoint) : null,
+    checkpoint: o.checkpoint ? modelSpec(o.checkpoint, '--checkpoint') : null,
+    weights: o.weights ? resolve(o.weights) : null,
     subset: o.subset ?? null,
     epochs: o.epochs ?? null,
     seed: o.seed ?? 0,

@@ -1,4 +1,5 @@
 /** Library API of `lutham export`: the CLI command and the tests both call exportModels(). */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
@@ -22,10 +23,15 @@ export interface ExportOptions {
   gainBits?: number;
   biasBits?: number;
   baseBits?: number;
+  /** The user's own model instead of backbone + heads: model.pt, model.pt2 or my_net.py:build. */
+  model?: string;
+  /** Input shape for --model when it cannot be inferred, e.g. [1, 1, 28, 28]. */
+  inputShape?: number[];
 }
 
 export interface ExportReport {
-  model: Record<string, unknown> & { head_widths: number[] };
+  /** Built models: the config + head_widths; --model: source, input_shape, kan_layers, seed. */
+  model: Record<string, unknown> & ({ head_widths: number[] } | { source: string; input_shape: number[]; kan_layers: string[] });
   compression: Record<string, unknown>;
   dense: { path: string; file_bytes: number; kan_bytes: number };
   lutham: { path: string; file_bytes: number; kan_bytes: number; payload_bytes: number; codebook_bytes: number; codebook_segments: number; delegates: number };
@@ -60,6 +66,22 @@ export function validateExportOptions(o: ExportOptions): void {
   }
   if (o.codebookScope && !['heads', 'layer'].includes(o.codebookScope)) throw new LuthamError(`--codebook-scope must be heads or layer, got ${o.codebookScope}`);
   if (o.seed !== undefined && (!Number.isInteger(o.seed) || o.seed < 0)) throw new LuthamError(`--seed must be a non-negative integer, got ${o.seed}`);
+  if (o.inputShape && (o.inputShape.length < 1 || o.inputShape.some((d) => !Number.isInteger(d) || d < 1))) {
+    throw new LuthamError(`--input-shape must be positive integers like 1,1,28,28, got ${o.inputShape.join(',')}`);
+  }
+  if (o.inputShape && !o.model) throw new LuthamError('--input-shape goes with --model');
+  if (o.model && (o.widths || o.grid !== undefined || o.order !== undefined)) {
+    throw new LuthamError('--widths, --grid and --order describe the built model; --model brings its own');
+  }
+  if (o.model) modelSpec(o.model, '--model');
+}
+
+/** `file.py:fn` -> absolute file + `:fn`; a .pt/.pt2 path -> absolute path. Checks the file exists. */
+export function modelSpec(spec: string, flag: string): string {
+  const m = /^(.+\.py):([A-Za-z_][A-Za-z0-9_]*)$/.exec(spec);
+  const file = m ? m[1] : spec;
+  if (!existsSync(file)) throw new LuthamError(`${flag}: no such file ${file}`);
+  return m ? `${resolve(file)}:${m[2]}` : resolve(file);
 }
 
 export async function exportModels(o: ExportOptions, progress?: Progress): Promise<ExportReport> {
@@ -79,6 +101,8 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     gain_bits: o.gainBits ?? null,
     bias_bits: o.biasBits ?? null,
     base_bits: o.baseBits ?? null,
+    model: o.model ? modelSpec(o.model, '--model') : null,
+    input_shape: o.inputShape ?? null,
   };
   const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
   return { ...report, files: await comparePte(report.dense.path, report.lutham.path) };

@@ -102,8 +102,8 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
     for gi, (group_name, members) in enumerate(groups):
         first = members[0][1]
         for _, m in members:
-            if (m.grid_size, m.spline_order) != (first.grid_size, first.spline_order):
-                raise ValueError(f"layers sharing a codebook ({group_name}) must have the same grid and order")
+            if (m.grid_size, m.spline_order, m.basis_kind) != (first.grid_size, first.spline_order, first.basis_kind):
+                raise ValueError(f"layers sharing a codebook ({group_name}) must have the same grid, order and basis kind")
         edges = sum(m.out_features * m.in_features for _, m in members)
         all_coeffs = np.empty((edges, first.coefficients_per_edge), np.float32)
         start = 0
@@ -150,7 +150,7 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
                 base_weight=torch.from_numpy(base.values), base_scales=torch.from_numpy(base.scales),
                 spline_order=m.spline_order, codebook_bits=config.codebook_bits, index_bits=index_bits,
                 gain_bits=config.gain_bits, bias_bits=config.bias_bits, base_bits=config.base_bits,
-                r2=layer_r2,
+                r2=layer_r2, basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator,
             )
             _replace_module(compressed, name, layer)
         del all_coeffs

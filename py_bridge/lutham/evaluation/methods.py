@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..compress.quant import FLOAT_BITS, quantize_rows
-from ..kan import KANLinear, b_splines
+from ..kan import BSPLINE, KANLinear, basis
 from ..ops import SharedKANLinear, dequantize
 
 EVAL_BATCH = 1000
@@ -136,7 +136,7 @@ class CodebookKANLinear(nn.Module):
     may be shared with other layers, so it can be fine-tuned."""
 
     def __init__(self, knots, codebook: nn.Parameter, indices, base_weight, spline_order, gains=None, biases=None,
-                 index_bits=None, base_bits=FLOAT_BITS, codebook_bits=FLOAT_BITS):
+                 index_bits=None, base_bits=FLOAT_BITS, codebook_bits=FLOAT_BITS, basis_kind=BSPLINE, rbf_denominator=0.0):
         super().__init__()
         self.codebook = codebook
         self.register_buffer("knots", knots)
@@ -145,6 +145,8 @@ class CodebookKANLinear(nn.Module):
         self.register_buffer("gains", gains)
         self.register_buffer("biases", biases)
         self.spline_order = spline_order
+        self.basis_kind = basis_kind
+        self.rbf_denominator = rbf_denominator
         self.index_bits = index_bits or max(1, math.ceil(math.log2(max(2, codebook.shape[0]))))
         self.base_bits = base_bits
         self.codebook_bits = codebook_bits
@@ -166,9 +168,9 @@ class CodebookKANLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        basis = b_splines(x2, self.knots, self.spline_order)
+        bases = basis(x2, self.knots, self.spline_order, self.basis_kind, self.rbf_denominator)
         y = F.linear(F.silu(x2), self.base_weight)
-        y = y + F.linear(basis.reshape(len(x2), -1), self.coefficients().reshape(self.out_features, -1))
+        y = y + F.linear(bases.reshape(len(x2), -1), self.coefficients().reshape(self.out_features, -1))
         return y.reshape(*lead, self.out_features)
 
 
@@ -208,7 +210,8 @@ def plain_kmeans(model: nn.Module, k: int, seed: int = 0, codebook_bits: int = 8
         layer = CodebookKANLinear(
             m.grid.detach().clone(), nn.Parameter(torch.from_numpy(cb.dequantize())),
             torch.from_numpy(idx.reshape(m.out_features, m.in_features)), torch.from_numpy(base.dequantize()),
-            m.spline_order, base_bits=base_bits, codebook_bits=codebook_bits)
+            m.spline_order, base_bits=base_bits, codebook_bits=codebook_bits,
+            basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator)
         n = len(c)
         total += m.grid.shape[1] * FLOAT_BYTES + _packed(n, layer.index_bits) + _field_bytes(m.out_features, n, base_bits)
         total += _field_bytes(len(cents), cents.size, codebook_bits)
@@ -296,7 +299,8 @@ def finetune_codebooks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch
             m.knots.clone(), params[key], m.indices,
             dequantize(m.base_weight, m.base_scales, m.base_bits),
             m.spline_order, gains=dequantize(m.gains, m.gain_scales, m.gain_bits),
-            biases=dequantize(m.biases, m.bias_scales, m.bias_bits))
+            biases=dequantize(m.biases, m.bias_scales, m.bias_bits),
+            basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator)
         layer.shared_key = key
         originals[name] = m
         _replace(work, name, layer)

@@ -144,9 +144,16 @@ def _kan_dims(state: dict, prefix: str) -> tuple[list[int], int, int]:
     return widths, grid, order
 
 
-def load_checkpoint(path: str, data: Data) -> tuple[nn.Module, str]:
-    """A user's model: a pickled nn.Module, or a state dict of the pure KAN (`layers.*`) or of
-    the Vision KAN (`backbone.*` + `head.layers.*`). Returns (model in eval mode, kind)."""
+def load_checkpoint(path: str, data: Data, weights: str | None = None) -> tuple[nn.Module, str]:
+    """A user's model: a pickled nn.Module (any KAN format, converted), a torch.export .pt2, a
+    factory `my_net.py:build` with `weights` (a state dict under any key prefix), or a state dict
+    of the pure KAN (`layers.*`, or efficient-kan layers under another prefix) or of the Vision
+    KAN (`backbone.*` + `head.layers.*`). Returns (model in eval mode, kind)."""
+    from ..load import FACTORY, kan_state, user_model
+
+    if weights or FACTORY.match(path) or path.endswith(".pt2"):
+        model, _ = user_model(path, weights, [1, *data.x_test.shape[1:]], flag="--checkpoint")
+        return model, "checkpoint"
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"--checkpoint: no such file {path}")
@@ -158,9 +165,12 @@ def load_checkpoint(path: str, data: Data) -> tuple[nn.Module, str]:
         except Exception as e:
             raise ValueError(f"checkpoint {path} cannot be read by torch.load: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
     if isinstance(obj, nn.Module):
-        if not any(isinstance(m, KANLinear) for m in obj.modules()):
-            raise ValueError(f"checkpoint {path}: the model has no lutham.kan.KANLinear layers to compress")
-        return obj.eval(), "checkpoint"
+        from ..convert import ConversionError, convert
+
+        try:
+            return convert(obj), "checkpoint"
+        except ConversionError as e:
+            raise ValueError(f"checkpoint {path}: {e}") from None
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
@@ -174,8 +184,12 @@ def load_checkpoint(path: str, data: Data) -> tuple[nn.Module, str]:
             widths, grid, order = _kan_dims(obj, "head.layers.")
             c, h, _ = data.x_train.shape[1:]
             model, kind = VisionKAN(c, h, widths[-1], widths[1], grid, order), "vision_kan"
+        elif kan_state(obj) is not None:  # efficient-kan layers under another prefix, e.g. `head.layers.*`
+            widths, grid, order, obj = kan_state(obj)
+            model, kind = PureKAN(widths, grid_size=grid, spline_order=order), "pure_kan"
         else:
-            raise ValueError(f"unrecognised keys (e.g. {keys[:3]})")
+            raise ValueError(f"unrecognised keys (e.g. {keys[:3]}); for another model pass its code: "
+                             f"--checkpoint my_net.py:build --weights {path}")
         model.load_state_dict(obj)
     except (ValueError, RuntimeError, KeyError) as e:
         first = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__

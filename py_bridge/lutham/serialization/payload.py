@@ -43,8 +43,8 @@ class LayerData:
     biases: Quantized
     base_weight: Quantized
     r2: float = float("nan")
-    basis_kind: int = BSPLINE
-    rbf_denominator: float = 0.0
+    basis_kind: int = BSPLINE  # or GAUSSIAN_RBF: knots then hold the (in, G) centers
+    rbf_denominator: float = 0.0  # h of the RBF exp(-((x - c) / h)^2); unused for B-splines
 
     @property
     def n_knots(self) -> int:
