@@ -22,12 +22,19 @@ export interface ExportOptions {
   gainBits?: number;
   biasBits?: number;
   baseBits?: number;
+  /** Both programs serve any batch from 1 to maxBatch (dynamic batch dimension); default 1. */
+  maxBatch?: number;
+  /** Measure the Dense-int8-XNNPACK baseline's size (default true). */
+  int8Baseline?: boolean;
 }
 
 export interface ExportReport {
   model: Record<string, unknown> & { head_widths: number[] };
   compression: Record<string, unknown>;
   dense: { path: string; file_bytes: number; kan_bytes: number };
+  /** Size of the folded dense model on XNNPACK with dynamic int8 (what users ship today); null when skipped. */
+  dense_int8_xnnpack: { file_bytes: number; method: string } | null;
+  max_batch: number;
   lutham: { path: string; file_bytes: number; kan_bytes: number; payload_bytes: number; codebook_bytes: number; codebook_segments: number; delegates: number };
   ratio: { file: number; kan: number };
   layers: { name: string; edges: number; coefficients_per_edge: number; codebook_size: number; index_bits: number; exact: boolean; r2: number }[];
@@ -49,6 +56,7 @@ export function validateExportOptions(o: ExportOptions): void {
   positiveInt('--grid', o.grid);
   positiveInt('--order', o.order);
   positiveInt('--codebook-size', o.codebookSize);
+  positiveInt('--max-batch', o.maxBatch);
   if (o.codebookSize !== undefined && o.codebookSize > 65536) throw new LuthamError(`--codebook-size must be at most 65536 (16-bit indices), got ${o.codebookSize}`);
   if (o.widths) {
     if (o.widths.length < 2 || o.widths.some((w) => !Number.isInteger(w) || w < 1)) {
@@ -79,6 +87,8 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     gain_bits: o.gainBits ?? null,
     bias_bits: o.biasBits ?? null,
     base_bits: o.baseBits ?? null,
+    max_batch: o.maxBatch ?? 1,
+    int8_baseline: o.int8Baseline ?? true,
   };
   const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
   return { ...report, files: await comparePte(report.dense.path, report.lutham.path) };
