@@ -277,7 +277,8 @@ def _machine() -> dict:
             cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
     except OSError:
         pass
-    return {"cpu": cpu or os.uname().machine, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    return {"cpu": cpu or os.uname().machine, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average_1min": os.getloadavg()[0]}
 
 
 def _mb(n: int | None) -> str:
@@ -291,7 +292,8 @@ def format_markdown(result: dict) -> str:
     m = result["model"]
     lines = [
         f"{m['heads']} head(s) {' -> '.join(map(str, m['widths']))}, grid {m['grid']}, order {m['order']}, no backbone; "
-        f"{result['machine']['cpu']}, {result['machine']['cores']} cores; medians after {result['warmup']} warm-up runs "
+        f"{result['machine']['cpu']}, {result['machine']['cores']} cores (load average {result['machine']['load_average_1min']:.1f} "
+        f"when the runs ended: other jobs share the machine above 0); medians after {result['warmup']} warm-up runs "
         f"(at least {result['repeat']} timed runs, each variant in its own process).",
         "",
         "| variant | batch | median | time / LUTHAM int | peak RSS (model) | file | rel. L2 error vs eager |",

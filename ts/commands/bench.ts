@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { BENCH_VARIANTS, runBench, updateMarkdown, type BenchVariant } from '../lib/bench.js';
+import { BENCH_VARIANTS, checkMarkdown, runBench, updateMarkdown, type BenchVariant } from '../lib/bench.js';
 import { numberList } from '../lib/args.js';
 import { progressBar } from '../lib/progress.js';
 
@@ -40,6 +40,7 @@ const benchCommand: CommandModule<{}, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the results as JSON' })
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as Argv<Args>,
   handler: async (argv) => {
+    if (argv.update) await checkMarkdown(argv.update);
     const bar = progressBar(argv.progress);
     let result;
     try {

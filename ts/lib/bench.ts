@@ -52,7 +52,7 @@ export interface BenchResult {
   repeat: number;
   reference: BenchVariant;
   bandwidth: { bytes_per_second: number; buffer_bytes: number; rounds: number; method: string };
-  machine: { cpu: string; cores: number; torch_threads: number };
+  machine: { cpu: string; cores: number; torch_threads: number; load_average_1min: number };
   rows: BenchRow[];
   markdown: string;
 }
@@ -113,15 +113,22 @@ export function replaceSection(text: string, section: string, file = 'the file')
   return `${text.slice(0, begin + SECTION_BEGIN.length)}\n${section.trim()}\n${text.slice(end)}`;
 }
 
-/** Rewrites the bench section of a Markdown file in place (temp file + rename). */
-export async function updateMarkdown(path: string, section: string): Promise<void> {
-  let text: string;
+async function readMarkdown(path: string): Promise<string> {
   try {
-    text = await readFile(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch {
     throw new LuthamError(`--update: cannot read ${path}`);
   }
-  const updated = replaceSection(text, section, path);
+}
+
+/** Fails unless `path` can be updated (readable, with both markers): checked before a long bench. */
+export async function checkMarkdown(path: string): Promise<void> {
+  replaceSection(await readMarkdown(path), '', path);
+}
+
+/** Rewrites the bench section of a Markdown file in place (temp file + rename). */
+export async function updateMarkdown(path: string, section: string): Promise<void> {
+  const updated = replaceSection(await readMarkdown(path), section, path);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   await writeFile(tmp, updated);
   await rename(tmp, path);
