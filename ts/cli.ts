@@ -13,6 +13,7 @@ import inspectCommand from './commands/inspect.js';
 import compareCommand from './commands/compare.js';
 import evalCommand from './commands/eval.js';
 import reportCommand from './commands/report.js';
+import benchCommand from './commands/bench.js';
 
 function fail(err: unknown): never {
   shutdownPython(true);
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(compareCommand)
     .command(evalCommand)
     .command(reportCommand)
+    .command(benchCommand)
     .demandCommand(1, 'name a command (see lutham --help)')
     .strict()
     .fail((msg, err) => {

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from .compress import CompressionConfig, compress_model, relative_output_error
+from .baselines import dense_int8_xnnpack_size
 from .export import to_executorch_bytes, write_atomic
 from .kan import KANLinear
 from .convert import convert, kan_layer_names
@@ -76,9 +77,9 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     """Build the model, compress it, write dense.pte, lutham.pte and report.json into options['out'].
 
     options: backbone, heads, widths (list or None), grid, order, weights, seed, out,
-             codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch;
+             codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch,
+             max_batch (programs serve batch 1..max_batch), int8_baseline (bool, default true);
              or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model.
-    `model` + `example`: an already converted model and its example input (export_model).
     Returns the report (also written as report.json).
     """
     started = time.time()
@@ -102,6 +103,9 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     compression = CompressionConfig(**common, **bits) if int8 else CompressionConfig.fp32(**common)
     model_config.validate()
     compression.validate()
+    max_batch = int(options.get("max_batch") or 1)
+    if max_batch < 1:
+        raise ValueError(f"--max-batch must be at least 1, got {max_batch}")
     if model_config.weights and not os.path.isfile(model_config.weights):
         raise ValueError(f"--weights: no such file {model_config.weights}")
     # Fail now, not after minutes of compression, if the outputs cannot be written.
@@ -139,10 +143,15 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     output_error = relative_output_error(dense, compressed, error_input)
 
     _stage_progress(progress, "dense")("export dense.pte", 0.0)
-    dense_pte = to_executorch_bytes(dense, example, delegate=False)
+    dense_pte = to_executorch_bytes(dense, example, delegate=False, max_batch=max_batch)
     write_atomic(out / "dense.pte", dense_pte)
+    del dense_pte
+    dense_int8 = None
+    if options.get("int8_baseline", True):
+        _stage_progress(progress, "dense")("size of dense int8 (XNNPACK)", 0.6)
+        dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch)
     _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
-    lutham_pte = to_executorch_bytes(compressed, example, delegate=True)
+    lutham_pte = to_executorch_bytes(compressed, example, delegate=True, max_batch=max_batch)
     write_atomic(out / "lutham.pte", lutham_pte)
     _stage_progress(progress, "lutham")("done", 1.0)
 
@@ -155,6 +164,9 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         "model": model_report,
         "compression": vars(compression),
         "dense": {"path": str(out / "dense.pte"), "file_bytes": dense_file, "kan_bytes": dense_kan},
+        # What users ship today: not written, only measured (baselines.py says how).
+        "dense_int8_xnnpack": dense_int8,
+        "max_batch": max_batch,
         "lutham": {"path": str(out / "lutham.pte"), "file_bytes": lutham_file, "kan_bytes": lutham_kan, **lutham_part},
         "ratio": {"file": dense_file / lutham_file, "kan": dense_kan / lutham_kan},
         "layers": compression_report.to_dict()["layers"],

@@ -71,3 +71,12 @@ def report(args_json: str, callback=None) -> str:
     from .evaluation import report_data
 
     return json.dumps(report_data(json.loads(args_json), _progress(callback)))
+
+
+def bench(args_json: str, callback=None) -> str:
+    """`lutham bench`: every variant in its own child process; results + their Markdown table."""
+    from . import bench as _bench
+
+    result = _bench.run_bench(json.loads(args_json), _progress(callback))
+    result["markdown"] = _bench.format_markdown(result)
+    return json.dumps(result)

@@ -2,6 +2,7 @@
 
 dense.pte:  the KAN layers as ordinary ATen ops (ExecuTorch's portable/optimized kernels).
 lutham.pte: every KAN layer delegated to LuthamBackend; codebooks in named data.
+In both the backbone runs on XNNPACK (fp32); see lowering.py.
 Both are memory-planned (greedy) and written atomically (temp file + rename).
 """
 
@@ -12,18 +13,16 @@ import tempfile
 from pathlib import Path
 
 import torch
-from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
-from executorch.exir.passes import MemoryPlanningPass
 
-from . import backend as _backend  # noqa: F401  (LuthamBackend must be imported to be found by name)
-from .partition import LuthamPartitioner
+from . import lowering
 
 
-def to_executorch_bytes(model: torch.nn.Module, example: torch.Tensor, delegate: bool) -> bytes:
-    exported = torch.export.export(model, (example,), strict=False)
-    edge = to_edge_transform_and_lower(exported, partitioner=[LuthamPartitioner()] if delegate else None)
-    program = edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
-    return program.buffer
+def to_executorch_bytes(model: torch.nn.Module, example: torch.Tensor, delegate: bool, max_batch: int = 1,
+                        backbone_xnnpack: bool = True) -> bytes:
+    """The .pte bytes; lowering.py says which partitioner takes what (backbone: XNNPACK) and
+    makes the batch dynamic (1..max_batch) when max_batch > 1."""
+    exported = lowering.export_program(model, example, max_batch)
+    return lowering.lower_to_bytes(exported, lowering.partitioners(delegate, backbone_xnnpack))
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> int:

@@ -128,11 +128,19 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
             tensors.append(torch.from_numpy(arr))
         else:
             tensors.append(torch.rand(shape, generator=gen) * 2.2 - 1.1)
-    times, outputs = [], []
+    from .backend_stats import ExecuteClock
+
+    clock = ExecuteClock()  # splits each run into KAN heads (inside LuthamBackend) and the rest
+    times, head_times, head_calls, outputs = [], [], 0, []
     for _ in range(repeat):
+        before = clock.read()
         t0 = time.perf_counter()
         outputs = list(method.execute(tensors))
         times.append((time.perf_counter() - t0) * 1e3)
+        after = clock.read()
+        if after is not None:
+            head_times.append((after[1] - before[1]) / 1e6)
+            head_calls += after[0] - before[0]
     flat = np.concatenate([o.detach().numpy().astype(np.float32).reshape(-1) for o in outputs])
     if output:
         np.save(output, outputs[0].detach().numpy())
@@ -140,13 +148,31 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
     return dict(model=str(model), outputs=[list(o.shape) for o in outputs],
                 dtypes=[str(o.dtype).replace("torch.", "") for o in outputs],
                 sum=float(flat.sum(dtype=np.float64)), abs_sum=float(np.abs(flat).sum(dtype=np.float64)),
-                median_ms=float(np.median(times)), repeat=repeat, output=output)
+                median_ms=float(np.median(times)), repeat=repeat, output=output,
+                **_time_split(times, head_times, head_calls, clock.available))
+
+
+def _time_split(times: list[float], head_times: list[float], head_calls: int, available: bool) -> dict:
+    """Median time inside LuthamBackend (the KAN heads) and of the rest (backbone + glue ops)."""
+    import numpy as np
+
+    if not available:
+        return dict(head_ms=None, backbone_ms=None,
+                    split="unavailable: this liblutham_backend.so has no lutham_execute_stats")
+    if head_calls == 0:
+        return dict(head_ms=None, backbone_ms=None,
+                    split="unavailable: no LuthamBackend delegate ran (the heads run on ExecuTorch's kernels)")
+    return dict(head_ms=float(np.median(head_times)),
+                backbone_ms=float(np.median([t - h for t, h in zip(times, head_times)])),
+                split="head: time inside LuthamBackend (the KAN layers); backbone: the rest of each run")
 
 
 def format_run(info: dict) -> str:
     lines = [f"output {i}: {d} {shape}" for i, (d, shape) in enumerate(zip(info["dtypes"], info["outputs"]))]
     lines.append(f"checksum: sum={info['sum']:.9g} abs_sum={info['abs_sum']:.9g}")
     lines.append(f"median: {info['median_ms']:.4f} ms over {info['repeat']} runs")
+    if info.get("head_ms") is not None:
+        lines.append(f"  backbone: {info['backbone_ms']:.4f} ms, KAN heads (LuthamBackend): {info['head_ms']:.4f} ms")
     return "\n".join(lines)
 
 

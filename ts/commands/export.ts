@@ -25,6 +25,8 @@ interface Args {
   'input-shape'?: string;
   json: boolean;
   progress: boolean;
+  'max-batch'?: number;
+  'int8-baseline': boolean;
 }
 
 function parseWidths(s: string | undefined): number[] | undefined {
@@ -45,6 +47,9 @@ export function summarize(r: ExportReport): string {
       ['', 'file', 'KAN part', 'ratio (file)', 'ratio (KAN)', 'R^2 (min)', 'output error'],
       [
         ['Dense', formatBytes(f.dense.fileBytes), formatBytes(f.kanPart.dense), '1.00x', '1.00x', '1', '0'],
+        ...(r.dense_int8_xnnpack
+          ? [['Dense int8 (XNNPACK)', formatBytes(r.dense_int8_xnnpack.file_bytes), '-', x(f.dense.fileBytes / r.dense_int8_xnnpack.file_bytes), '-', '-', '-']]
+          : []),
         ['SHARe-KAN', formatBytes(f.lutham.fileBytes), formatBytes(f.kanPart.lutham), x(f.ratios.total), x(f.kanPart.ratio),
           Math.min(...r.layers.map((l) => l.r2)).toFixed(4), r.output_relative_l2_error.toExponential(2)],
       ],
@@ -54,6 +59,10 @@ export function summarize(r: ExportReport): string {
     `lutham.pte ${r.lutham.path} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
     `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
     `R^2 of the coefficients per codebook: ${r2}`,
+    ...(r.dense_int8_xnnpack
+      ? [`Dense int8 (XNNPACK): what users ship today, the heads folded to one matmul per layer with dynamic int8 weights (PT2E XNNPACKQuantizer, per-channel), backbone fp32; size ${r.dense_int8_xnnpack.method}, not written`]
+      : []),
+    ...(r.max_batch > 1 ? [`both programs take any batch from 1 to ${r.max_batch}`] : []),
     `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
   ];
   for (const w of r.warnings) lines.push(`warning: ${w}`);
@@ -83,7 +92,9 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('model', { type: 'string', describe: 'your model instead of --backbone/--heads: model.pt (pickled nn.Module), model.pt2 (torch.export) or my_net.py:build (with --weights); its efficient-kan/pykan/FastKAN layers are converted' })
       .option('input-shape', { type: 'string', describe: 'input shape for --model when it cannot be inferred, e.g. 1,1,28,28' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout' })
-      .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as Argv<Args>,
+      .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' })
+      .option('max-batch', { alias: 'batch', type: 'number', describe: 'both .pte files serve any batch from 1 to N (dynamic batch dimension; default 1)' })
+      .option('int8-baseline', { type: 'boolean', default: true, describe: 'also measure the size of the folded dense model on XNNPACK int8 (--no-int8-baseline skips it)' }) as Argv<Args>,
   handler: async (argv) => {
     const bar = progressBar(argv.progress);
     let report: ExportReport;
@@ -106,6 +117,8 @@ const exportCommand: CommandModule<{}, Args> = {
           baseBits: argv['base-bits'],
           model: argv.model,
           inputShape: numberList('--input-shape', argv['input-shape']),
+          maxBatch: argv['max-batch'],
+          int8Baseline: argv['int8-baseline'],
         },
         bar.update,
       );

@@ -27,6 +27,10 @@ export interface ExportOptions {
   model?: string;
   /** Input shape for --model when it cannot be inferred, e.g. [1, 1, 28, 28]. */
   inputShape?: number[];
+  /** Both programs serve any batch from 1 to maxBatch (dynamic batch dimension); default 1. */
+  maxBatch?: number;
+  /** Measure the Dense-int8-XNNPACK baseline's size (default true). */
+  int8Baseline?: boolean;
 }
 
 export interface ExportReport {
@@ -34,6 +38,9 @@ export interface ExportReport {
   model: Record<string, unknown> & ({ head_widths: number[] } | { source: string; input_shape: number[]; kan_layers: string[] });
   compression: Record<string, unknown>;
   dense: { path: string; file_bytes: number; kan_bytes: number };
+  /** Size of the folded dense model on XNNPACK with dynamic int8 (what users ship today); null when skipped. */
+  dense_int8_xnnpack: { file_bytes: number; method: string } | null;
+  max_batch: number;
   lutham: { path: string; file_bytes: number; kan_bytes: number; payload_bytes: number; codebook_bytes: number; codebook_segments: number; delegates: number };
   ratio: { file: number; kan: number };
   layers: { name: string; edges: number; coefficients_per_edge: number; codebook_size: number; index_bits: number; exact: boolean; r2: number }[];
@@ -55,6 +62,7 @@ export function validateExportOptions(o: ExportOptions): void {
   positiveInt('--grid', o.grid);
   positiveInt('--order', o.order);
   positiveInt('--codebook-size', o.codebookSize);
+  positiveInt('--max-batch', o.maxBatch);
   if (o.codebookSize !== undefined && o.codebookSize > 65536) throw new LuthamError(`--codebook-size must be at most 65536 (16-bit indices), got ${o.codebookSize}`);
   if (o.widths) {
     if (o.widths.length < 2 || o.widths.some((w) => !Number.isInteger(w) || w < 1)) {
@@ -103,6 +111,8 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     base_bits: o.baseBits ?? null,
     model: o.model ? modelSpec(o.model, '--model') : null,
     input_shape: o.inputShape ?? null,
+    max_batch: o.maxBatch ?? 1,
+    int8_baseline: o.int8Baseline ?? true,
   };
   const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
   return { ...report, files: await comparePte(report.dense.path, report.lutham.path) };

@@ -20,6 +20,11 @@ export interface RunResult {
   median_ms: number;
   repeat: number;
   output: string | null;
+  /** Median ms inside LuthamBackend (the KAN heads) and of the rest (backbone + glue); null when not measurable. */
+  head_ms: number | null;
+  backbone_ms: number | null;
+  /** How the split was measured, or why it is unavailable. */
+  split: string;
   text: string;
 }
 

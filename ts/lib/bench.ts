@@ -1,0 +1,135 @@
+/**
+ * Library API of `lutham bench`: LUTHAM against PyTorch eager, dense.pte and the folded dense
+ * model on XNNPACK (fp32, dynamic int8), each in its own child process of one Python run
+ * (py_bridge/lutham/bench.py), plus the BENCHMARKS.md section that `npm run bench` regenerates.
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { callPython, type Progress } from '../bridge/python.js';
+import { LuthamError } from '../errors.js';
+
+export const BENCH_VARIANTS = ['eager', 'dense', 'folded-fp32', 'folded-int8', 'lutham-int', 'lutham-fp32'] as const;
+export type BenchVariant = (typeof BENCH_VARIANTS)[number];
+
+export interface BenchOptions {
+  heads?: number;
+  batches?: number[];
+  widths?: number[];
+  grid?: number;
+  codebookSize?: number;
+  seed?: number;
+  warmup?: number;
+  repeat?: number;
+  /** Keep timing each batch until this many seconds have passed (after `repeat` runs). */
+  minSeconds?: number;
+  variants?: BenchVariant[];
+  /** Size of the copy loop's buffer that measures read bandwidth. */
+  bandwidthMb?: number;
+}
+
+export interface BenchRow {
+  variant: BenchVariant;
+  label: string;
+  batch: number;
+  median_ms: number;
+  runs: number;
+  /** median / LUTHAM int's median at the same batch, in the same run. */
+  vs_lutham: number;
+  peak_rss_bytes: number;
+  model_rss_bytes: number;
+  file_bytes: number | null;
+  relative_l2_error_vs_eager: number | null;
+  kernel_read_bytes?: number;
+  codebook_bytes?: number;
+  bound_ms?: number;
+  x_bound?: number;
+}
+
+export interface BenchResult {
+  model: { heads: number; widths: number[]; grid: number; order: number; seed: number; backbone: string };
+  batches: number[];
+  warmup: number;
+  repeat: number;
+  reference: BenchVariant;
+  bandwidth: { bytes_per_second: number; buffer_bytes: number; rounds: number; method: string };
+  machine: { cpu: string; cores: number; torch_threads: number; load_average_1min: number };
+  rows: BenchRow[];
+  markdown: string;
+}
+
+export const SECTION_BEGIN = '<!-- lutham bench: begin (npm run bench regenerates this section) -->';
+export const SECTION_END = '<!-- lutham bench: end -->';
+
+function check(flag: string, v: number | undefined, min: number, integer = true): void {
+  if (v !== undefined && (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v)))) {
+    throw new LuthamError(`${flag} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${v}`);
+  }
+}
+
+export function validateBenchOptions(o: BenchOptions): void {
+  check('--heads', o.heads, 1);
+  check('--grid', o.grid, 1);
+  check('--codebook-size', o.codebookSize, 1);
+  check('--seed', o.seed, 0);
+  check('--warmup', o.warmup, 0);
+  check('--repeat', o.repeat, 1);
+  check('--min-seconds', o.minSeconds, 0, false);
+  check('--bandwidth-mb', o.bandwidthMb, 1);
+  if (o.batches !== undefined) {
+    if (o.batches.length === 0 || o.batches.some((b) => !Number.isInteger(b) || b < 1)) {
+      throw new LuthamError(`--batch must be positive integers like 1,32, got ${o.batches.join(',')}`);
+    }
+  }
+  if (o.widths && (o.widths.length < 2 || o.widths.some((w) => !Number.isInteger(w) || w < 1))) {
+    throw new LuthamError(`--widths needs at least two positive integers, e.g. 2048,512,25; got ${o.widths.join(',')}`);
+  }
+  for (const v of o.variants ?? []) {
+    if (!BENCH_VARIANTS.includes(v)) throw new LuthamError(`unknown variant '${v}' (choose from ${BENCH_VARIANTS.join(', ')})`);
+  }
+}
+
+export async function runBench(o: BenchOptions, progress?: Progress): Promise<BenchResult> {
+  validateBenchOptions(o);
+  return (await callPython('bench', {
+    heads: o.heads ?? 1,
+    batches: o.batches ?? [1, 32],
+    widths: o.widths ?? null,
+    grid: o.grid ?? null,
+    codebook_size: o.codebookSize ?? null,
+    seed: o.seed ?? 0,
+    warmup: o.warmup ?? 3,
+    repeat: o.repeat ?? 10,
+    min_seconds: o.minSeconds ?? 1,
+    variants: o.variants ?? null,
+    bandwidth_mb: o.bandwidthMb ?? 256,
+  }, progress)) as BenchResult;
+}
+
+/** `text` with the part between the bench markers replaced by `section`. */
+export function replaceSection(text: string, section: string, file = 'the file'): string {
+  const begin = text.indexOf(SECTION_BEGIN);
+  const end = text.indexOf(SECTION_END);
+  if (begin < 0 || end < begin) throw new LuthamError(`${file} has no '${SECTION_BEGIN}' ... '${SECTION_END}' markers`);
+  return `${text.slice(0, begin + SECTION_BEGIN.length)}\n${section.trim()}\n${text.slice(end)}`;
+}
+
+async function readMarkdown(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    throw new LuthamError(`--update: cannot read ${path}`);
+  }
+}
+
+/** Fails unless `path` can be updated (readable, with both markers): checked before a long bench. */
+export async function checkMarkdown(path: string): Promise<void> {
+  replaceSection(await readMarkdown(path), '', path);
+}
+
+/** Rewrites the bench section of a Markdown file in place (temp file + rename). */
+export async function updateMarkdown(path: string, section: string): Promise<void> {
+  const updated = replaceSection(await readMarkdown(path), section, path);
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  await writeFile(tmp, updated);
+  await rename(tmp, path);
+}
