@@ -15,9 +15,10 @@ from typing import Callable
 import torch
 
 from .compress import CompressionConfig, compress_model, relative_output_error
-from .export import to_executorch_bytes, write_atomic
+from .export import to_executorch_bytes
 from .kan import KANLinear
-from .models import ModelConfig, build_model
+from .models import ModelConfig, build_model, check_memory
+from .outputs import OutputSet
 
 ProgressFn = Callable[[str, float], None]
 
@@ -88,6 +89,7 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
         seed=int(options.get("seed", 0)),
         weights=options.get("weights"),
         batch=int(options.get("batch", 1)),
+        allow_partial=bool(options.get("allow_partial", False)),
     )
     int8 = bool(options.get("int8", True))
     bits = {
@@ -95,17 +97,17 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
     }
     common = dict(codebook_size=int(options.get("codebook_size", CompressionConfig.codebook_size)),
                   scope=options.get("codebook_scope", "heads"), seed=model_config.seed)
+    if bits and not int8:
+        raise ValueError(f"--{'/--'.join(k.replace('_', '-') for k in bits)} cannot be used with --fp32 (everything is stored as float32)")
     compression = CompressionConfig(**common, **bits) if int8 else CompressionConfig.fp32(**common)
     model_config.validate()
     compression.validate()
     if model_config.weights and not os.path.isfile(model_config.weights):
         raise ValueError(f"--weights: no such file {model_config.weights}")
+    check_memory(model_config)
     # Fail now, not after minutes of compression, if the outputs cannot be written.
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"--out {out} is not writable")
+    outputs = OutputSet(out, ("dense.pte", "lutham.pte", "report.json"))
+    outputs.prepare()
 
     _stage_progress(progress, "build")("build model", 0.0)
     dense = build_model(model_config)
@@ -123,17 +125,17 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
     example = model_config.example_input()
     _stage_progress(progress, "dense")("export dense.pte", 0.0)
     dense_pte = to_executorch_bytes(dense, example, delegate=False)
-    write_atomic(out / "dense.pte", dense_pte)
+    outputs.add("dense.pte", dense_pte)
     _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
     lutham_pte = to_executorch_bytes(compressed, example, delegate=True)
-    write_atomic(out / "lutham.pte", lutham_pte)
+    outputs.add("lutham.pte", lutham_pte)
     _stage_progress(progress, "lutham")("done", 1.0)
 
     dense_kan = kan_parameter_bytes(dense)
     lutham_part = lutham_part_bytes(lutham_pte)
     lutham_kan = lutham_part["payload_bytes"] + lutham_part["codebook_bytes"]
-    dense_file = os.path.getsize(out / "dense.pte")
-    lutham_file = os.path.getsize(out / "lutham.pte")
+    dense_file = len(dense_pte)
+    lutham_file = len(lutham_pte)
     report = {
         "model": {**vars(model_config), "head_widths": model_config.head_widths()},
         "compression": vars(compression),
@@ -145,5 +147,6 @@ def export(options: dict, progress: ProgressFn | None = None) -> dict:
         "output_relative_l2_error": output_error,
         "seconds": round(time.time() - started, 2),
     }
-    write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    outputs.add("report.json", (json.dumps(report, indent=2, allow_nan=False) + "\n").encode())
+    outputs.commit()  # all three files or none
     return report
