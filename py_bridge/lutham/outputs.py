@@ -146,6 +146,12 @@ class OutputSet:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
+            with _live_lock:
+                _live.discard(tmp)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
             raise ValueError(f"cannot write {target}: {e.strerror or e}") from None
         return tmp
 

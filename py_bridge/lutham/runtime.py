@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import re
 import sys
 import os
 from pathlib import Path
@@ -103,11 +104,11 @@ class NativeLog:
         with open(self.path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def last_error(self) -> str:
-        """The last ExecuTorch error line ("E 00:00:00.001 executorch:program.cpp:123] why"), or ''."""
+    def first_line(self) -> str:
+        """The first line logged (the cause; later ones say what failed because of it), without
+        its "[file.cpp:12] " or "E 00:00:00.001 executorch:file.cpp:12] " prefix; '' if none."""
         lines = [l.strip() for l in self.text().splitlines() if l.strip()]
-        errors = [l for l in lines if l.startswith("E ")] or lines
-        return errors[-1].split("] ", 1)[-1] if errors else ""
+        return re.sub(r"^(?:[EWIDF] [\d:.]+ \S+\] |\[[^\]]+\] )", "", lines[0]) if lines else ""
 
 
 @contextlib.contextmanager
@@ -115,21 +116,26 @@ def capture_native_log():
     """Points fds 1 and 2 at a temp file: ExecuTorch's log lines reach the user only through our errors."""
     import tempfile
 
-    # fd 1 too: some C code prints to stdout, which would corrupt `--json` output.
+    # fd 1 too: some C code prints to stdout, which would corrupt `--json` output. And the
+    # Python objects: ExecuTorch's Python extension logs through sys.stderr.
     sys.stdout.flush()
     sys.stderr.flush()
     saved = {n: os.dup(n) for n in (1, 2)}
+    saved_streams = sys.stdout, sys.stderr
     fd, path = tempfile.mkstemp(prefix="lutham-native-", suffix=".log")
+    stream = open(fd, "w", buffering=1, closefd=False)
     try:
         for n in saved:
             os.dup2(fd, n)
+        sys.stdout = sys.stderr = stream
         yield NativeLog(path)
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        stream.flush()
+        sys.stdout, sys.stderr = saved_streams
         for n, old in saved.items():
             os.dup2(old, n)
             os.close(old)
+        stream.close()
         os.close(fd)
         try:
             os.unlink(path)
@@ -195,7 +201,7 @@ def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
     except BackendNotBuilt:
         raise
     except Exception as e:  # ExecuTorch reports load failures as RuntimeError; details are in its log
-        detail = log.last_error()
+        detail = log.first_line()
         raise RunError(f"cannot load {model}: {e}" + (f" ({detail})" if detail else "")) from None
     meta = method.metadata
     n_inputs = meta.num_inputs()
@@ -221,7 +227,7 @@ def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
         try:
             outputs = list(method.execute(tensors))
         except Exception as e:
-            detail = log.last_error()
+            detail = log.first_line()
             raise RunError(f"{model} failed to run: {e}" + (f" ({detail})" if detail else "")) from None
         times.append((time.perf_counter() - t0) * 1e3)
     flat = np.concatenate([o.detach().numpy().astype(np.float32).reshape(-1) for o in outputs])
