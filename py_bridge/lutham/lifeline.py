@@ -6,7 +6,9 @@ Installed by bridge_entry (the CLI's child only):
 - SIGTERM/SIGHUP remove this process's temp files (outputs.py) and exit at once;
 - PR_SET_PDEATHSIG turns the parent's death (even SIGKILL) into SIGTERM here;
 - a watchdog thread notices those signals while the main thread is busy in C code (through
-  the signal wakeup fd) and a changed parent pid (if PDEATHSIG is unavailable).
+  the signal wakeup fd) and a changed parent pid (if PDEATHSIG is unavailable);
+- once the parent is gone, pythonia's failing writes to it must not print tracebacks on the
+  user's terminal: the error hooks exit quietly instead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ctypes
 import os
 import select
 import signal
+import sys
 import threading
 
 from .outputs import discard_temporaries
@@ -29,6 +32,15 @@ def _die(code: int) -> None:
         return
     discard_temporaries()
     os._exit(code)
+
+
+def _quiet_when_orphaned(default_hook, parent: int):
+    def hook(*args):
+        if parent and os.getppid() != parent:
+            _die(1)
+        default_hook(*args)
+
+    return hook
 
 
 def _on_signal(signum, _frame) -> None:
@@ -59,6 +71,8 @@ def install() -> None:
         pass  # not Linux: the parent-pid watchdog below still works
     if parent and os.getppid() != parent:
         _die(1)  # the CLI died before PDEATHSIG was set
+    sys.unraisablehook = _quiet_when_orphaned(sys.unraisablehook, parent)
+    sys.excepthook = _quiet_when_orphaned(sys.excepthook, parent)
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
