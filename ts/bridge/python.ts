@@ -146,7 +146,7 @@ async function start(): Promise<{ pythonia: Pythonia; api: any }> {
     shutdownPython(true);
     const e = pythonError(err);
     const interpreter = process.env.LUTHAM_PYTHON ? `LUTHAM_PYTHON=${process.env.PYTHON_BIN}` : process.env.PYTHON_BIN;
-    throw new LuthamError(`the Python side did not start (${interpreter}): ${e.message}` +
+    throw new LuthamError(`the Python side did not start (${interpreter}): ${e.message.replace(/^the Python side /, '')}` +
       (/No module named/.test(e.message) ? `; install py_bridge/requirements.txt into that environment (npm run setup)` : ''));
   } finally {
     watch.stop();
