@@ -27,6 +27,15 @@ function fail(err: unknown): never {
   process.exit(1);
 }
 
+/** yargs turns a repeated flag into an array; only flags declared as arrays may repeat. */
+function refuseRepeatedFlags(argv: Record<string, unknown>, y: { getOptions(): { array: string[] } }): void {
+  const arrays = new Set(y.getOptions().array);
+  for (const [key, value] of Object.entries(argv)) {
+    if (key === '_' || key === '$0' || !Array.isArray(value) || arrays.has(key)) continue;
+    if (key.includes('-') || !/[A-Z]/.test(key)) throw new LuthamError(`--${key} was given ${value.length} times; give it once`);
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('lutham')
@@ -40,9 +49,11 @@ export async function main(argv: string[]): Promise<void> {
     .command(benchCommand)
     .demandCommand(1, 'name a command (see lutham --help)')
     .strict()
+    .middleware(refuseRepeatedFlags as unknown as (argv: object) => void, true)
     .fail((msg, err) => {
       if (err) throw err;
-      throw new LuthamError(msg);
+      // yargs spreads some messages (choices) over several lines; ours are one line.
+      throw new LuthamError(msg.split('\n').map((l) => l.trim()).filter(Boolean).join(' '));
     })
     .help()
     .version()

@@ -16,10 +16,11 @@ import torch
 
 from .compress import CompressionConfig, compress_model, relative_output_error
 from .baselines import dense_int8_xnnpack_size
-from .export import to_executorch_bytes, write_atomic
-from .kan import KANLinear
 from .convert import convert, kan_layer_names
-from .models import ModelConfig, build_model
+from .export import to_executorch_bytes
+from .kan import KANLinear
+from .models import ModelConfig, build_model, check_memory
+from .outputs import OutputSet
 
 ProgressFn = Callable[[str, float], None]
 
@@ -93,6 +94,7 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         seed=int(options.get("seed", 0)),
         weights=options.get("weights"),
         batch=int(options.get("batch", 1)),
+        allow_partial=bool(options.get("allow_partial", False)),
     )
     int8 = bool(options.get("int8", True))
     bits = {
@@ -100,6 +102,8 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     }
     common = dict(codebook_size=int(options.get("codebook_size", CompressionConfig.codebook_size)),
                   scope=options.get("codebook_scope", "heads"), seed=model_config.seed)
+    if bits and not int8:
+        raise ValueError(f"--{'/--'.join(k.replace('_', '-') for k in bits)} cannot be used with --fp32 (everything is stored as float32)")
     compression = CompressionConfig(**common, **bits) if int8 else CompressionConfig.fp32(**common)
     model_config.validate()
     compression.validate()
@@ -108,12 +112,10 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         raise ValueError(f"--max-batch must be at least 1, got {max_batch}")
     if model_config.weights and not os.path.isfile(model_config.weights):
         raise ValueError(f"--weights: no such file {model_config.weights}")
+    check_memory(model_config)
     # Fail now, not after minutes of compression, if the outputs cannot be written.
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise ValueError(f"--out {out} is not writable")
+    outputs = OutputSet(out, ("dense.pte", "lutham.pte", "report.json"))
+    outputs.prepare()
 
     _stage_progress(progress, "build")("build model", 0.0)
     if model is None and options.get("model"):  # the user's own model: its KAN layers converted
@@ -144,22 +146,23 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
 
     _stage_progress(progress, "dense")("export dense.pte", 0.0)
     dense_pte = to_executorch_bytes(dense, example, delegate=False, max_batch=max_batch)
-    write_atomic(out / "dense.pte", dense_pte)
-    del dense_pte
+    outputs.add("dense.pte", dense_pte)
+    dense_file = len(dense_pte)
+    del dense_pte  # ~3 GB for 50 heads: not kept while the rest is built
     dense_int8 = None
     if options.get("int8_baseline", True):
         _stage_progress(progress, "dense")("size of dense int8 (XNNPACK)", 0.6)
         dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch)
     _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
     lutham_pte = to_executorch_bytes(compressed, example, delegate=True, max_batch=max_batch)
-    write_atomic(out / "lutham.pte", lutham_pte)
+    outputs.add("lutham.pte", lutham_pte)
     _stage_progress(progress, "lutham")("done", 1.0)
 
     dense_kan = kan_parameter_bytes(dense)
     lutham_part = lutham_part_bytes(lutham_pte)
     lutham_kan = lutham_part["payload_bytes"] + lutham_part["codebook_bytes"]
-    dense_file = os.path.getsize(out / "dense.pte")
-    lutham_file = os.path.getsize(out / "lutham.pte")
+    dense_file = len(dense_pte)
+    lutham_file = len(lutham_pte)
     report = {
         "model": model_report,
         "compression": vars(compression),
@@ -174,7 +177,8 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         "output_relative_l2_error": output_error,
         "seconds": round(time.time() - started, 2),
     }
-    write_atomic(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    outputs.add("report.json", (json.dumps(report, indent=2, allow_nan=False) + "\n").encode())
+    outputs.commit()  # all three files or none
     return report
 
 

@@ -7,6 +7,7 @@ prints can reach the CLI's stdout (pythonia talks over its own IPC channel, not 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -21,7 +22,24 @@ warnings.filterwarnings("ignore")
 # torchao (imported by executorch) warns through torch's pytree logger at import time.
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
-from . import api  # noqa: E402
+from . import api, lifeline  # noqa: E402
+
+lifeline.install()
+
+
+def _finite(value):
+    """NaN/Infinity are not JSON: send them as the strings JavaScript prints for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _dumps(value) -> str:
+    return json.dumps(_finite(value), allow_nan=False)
 
 
 def _progress(callback):
@@ -35,7 +53,7 @@ def _progress(callback):
 
 
 def export(args_json: str, callback=None) -> str:
-    return json.dumps(api.export(json.loads(args_json), _progress(callback)))
+    return _dumps(api.export(json.loads(args_json), _progress(callback)))
 
 
 # RunError subclasses ValueError: the bridge shows its message as a one-line error.
@@ -56,21 +74,21 @@ def run(args_json: str, callback=None) -> str:
     except runtime.BackendNotBuilt as e:
         raise ValueError(str(e)) from None
     info["text"] = runtime.format_run(info)
-    return json.dumps(info)
+    return _dumps(info)
 
 
 def evaluate(args_json: str, callback=None) -> str:
     """`lutham eval`: train or load the models, compress them, measure the tables (evaluation/)."""
     from .evaluation import evaluate as _evaluate
 
-    return json.dumps(_evaluate(json.loads(args_json), _progress(callback)))
+    return _dumps(_evaluate(json.loads(args_json), _progress(callback)))
 
 
 def report(args_json: str, callback=None) -> str:
     """`lutham report`: the eval results to draw (read from args['results'] or computed)."""
     from .evaluation import report_data
 
-    return json.dumps(report_data(json.loads(args_json), _progress(callback)))
+    return _dumps(report_data(json.loads(args_json), _progress(callback)))
 
 
 def bench(args_json: str, callback=None) -> str:
@@ -79,4 +97,4 @@ def bench(args_json: str, callback=None) -> str:
 
     result = _bench.run_bench(json.loads(args_json), _progress(callback))
     result["markdown"] = _bench.format_markdown(result)
-    return json.dumps(result)
+    return _dumps(result)

@@ -9,7 +9,9 @@ scripts/build-delegate.sh) with RTLD_GLOBAL. Its static initializer registers
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import re
 import sys
 import os
 from pathlib import Path
@@ -89,6 +91,90 @@ class RunError(ValueError):
     """Bad input to run_file (shape, count, file): a one-line message for the user."""
 
 
+PTE_IDENTIFIER = b"ET12"
+
+
+class NativeLog:
+    """What C code (ExecuTorch's ET_LOG, cpuinfo) wrote while `capture_native_log` ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def text(self) -> str:
+        with open(self.path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def first_line(self) -> str:
+        """The first line logged (the cause; later ones say what failed because of it), without
+        its "[file.cpp:12] " or "E 00:00:00.001 executorch:file.cpp:12] " prefix; '' if none."""
+        lines = [l.strip() for l in self.text().splitlines() if l.strip()]
+        return re.sub(r"^(?:[EWIDF] [\d:.]+ \S+\] |\[[^\]]+\] )", "", lines[0]) if lines else ""
+
+
+@contextlib.contextmanager
+def capture_native_log():
+    """Points fds 1 and 2 at a temp file: ExecuTorch's log lines reach the user only through our errors."""
+    import tempfile
+
+    # fd 1 too: some C code prints to stdout, which would corrupt `--json` output. And the
+    # Python objects: ExecuTorch's Python extension logs through sys.stderr.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {n: os.dup(n) for n in (1, 2)}
+    saved_streams = sys.stdout, sys.stderr
+    fd, path = tempfile.mkstemp(prefix="lutham-native-", suffix=".log")
+    stream = open(fd, "w", buffering=1, closefd=False)
+    try:
+        for n in saved:
+            os.dup2(fd, n)
+        sys.stdout = sys.stderr = stream
+        yield NativeLog(path)
+    finally:
+        stream.flush()
+        sys.stdout, sys.stderr = saved_streams
+        for n, old in saved.items():
+            os.dup2(old, n)
+            os.close(old)
+        stream.close()
+        os.close(fd)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def check_pte_header(model: str | os.PathLike) -> None:
+    """The checks before ExecuTorch sees the file (it aborts on some garbage): a regular file
+    with the .pte identifier (the TypeScript reader, ts/pte/file.ts, validates the rest)."""
+    p = Path(model)
+    if not p.exists():
+        raise RunError(f"no such file: {model}")
+    if not p.is_file():
+        raise RunError(f"cannot run {model}: not a regular file")
+    with open(p, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:8] != PTE_IDENTIFIER:
+        raise RunError(f"{model} is not a .pte file (identifier {head[4:8]!r}, expected {PTE_IDENTIFIER!r})")
+
+
+def _save_npy(path: str, array) -> None:
+    """np.save to exactly `path` (np.save on a name would append .npy), via a temp file + rename."""
+    import numpy as np
+
+    target = Path(path)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, target)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise RunError(f"cannot write --output {path}: {e.strerror or e}") from None
+
+
 def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str | None = None,
              repeat: int = 10, seed: int = 0) -> dict:
     """Runs a .pte like lutham_runner: returns output shapes, a checksum and the median time.
@@ -96,20 +182,27 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
     `inputs` are .npy files, one per program input; without them, seeded uniform inputs in
     [-1.1, 1.1) of the program's input shapes. `output` saves the first output as .npy.
     """
+    if repeat < 1:
+        raise RunError(f"--repeat must be at least 1, got {repeat}")
+    check_pte_header(model)
+    if output and not Path(output).parent.is_dir():
+        raise RunError(f"cannot write --output {output}: no such directory {Path(output).parent}")
+    with capture_native_log() as log:
+        return _run_file(model, inputs, output, repeat, seed, log)
+
+
+def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
     import time
 
     import numpy as np
 
-    if repeat < 1:
-        raise RunError(f"--repeat must be at least 1, got {repeat}")
-    if not Path(model).is_file():
-        raise RunError(f"no such file: {model}")
     try:
         program, method = load_method(model)
     except BackendNotBuilt:
         raise
     except Exception as e:  # ExecuTorch reports load failures as RuntimeError; details are in its log
-        raise RunError(f"cannot load {model}: {e}") from None
+        detail = log.first_line()
+        raise RunError(f"cannot load {model}: {e}" + (f" ({detail})" if detail else "")) from None
     meta = method.metadata
     n_inputs = meta.num_inputs()
     if inputs and len(inputs) != n_inputs:
@@ -135,7 +228,11 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
     for _ in range(repeat):
         before = clock.read()
         t0 = time.perf_counter()
-        outputs = list(method.execute(tensors))
+        try:
+            outputs = list(method.execute(tensors))
+        except Exception as e:
+            detail = log.first_line()
+            raise RunError(f"{model} failed to run: {e}" + (f" ({detail})" if detail else "")) from None
         times.append((time.perf_counter() - t0) * 1e3)
         after = clock.read()
         if after is not None:
@@ -143,12 +240,15 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
             head_calls += after[0] - before[0]
     flat = np.concatenate([o.detach().numpy().astype(np.float32).reshape(-1) for o in outputs])
     if output:
-        np.save(output, outputs[0].detach().numpy())
+        _save_npy(output, outputs[0].detach().numpy())
     del program
+    # NaN/Inf inputs are allowed (they show what the model does with them) and are reported.
+    non_finite_inputs = [int((~torch.isfinite(t)).sum()) for t in tensors]
     return dict(model=str(model), outputs=[list(o.shape) for o in outputs],
                 dtypes=[str(o.dtype).replace("torch.", "") for o in outputs],
                 sum=float(flat.sum(dtype=np.float64)), abs_sum=float(np.abs(flat).sum(dtype=np.float64)),
                 median_ms=float(np.median(times)), repeat=repeat, output=output,
+                non_finite_inputs=non_finite_inputs, non_finite_outputs=int((~np.isfinite(flat)).sum()),
                 **_time_split(times, head_times, head_calls, clock.available))
 
 
@@ -173,6 +273,11 @@ def format_run(info: dict) -> str:
     lines.append(f"median: {info['median_ms']:.4f} ms over {info['repeat']} runs")
     if info.get("head_ms") is not None:
         lines.append(f"  backbone: {info['backbone_ms']:.4f} ms, KAN heads (LuthamBackend): {info['head_ms']:.4f} ms")
+    for i, n in enumerate(info.get("non_finite_inputs", [])):
+        if n:
+            lines.append(f"warning: input {i} has {n} NaN/Inf value(s)")
+    if info.get("non_finite_outputs"):
+        lines.append(f"warning: {info['non_finite_outputs']} output value(s) are NaN/Inf")
     return "\n".join(lines)
 
 

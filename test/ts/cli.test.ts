@@ -103,7 +103,7 @@ describe('lutham CLI', () => {
     assert.ok(existsSync(join(out, 'lutham.npy')));
     const bad = lutham(['run', join(out, 'report.json')]);
     assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /^lutham: cannot load .*report\.json/m);
+    assert.match(bad.stderr, /^lutham: .*report\.json is not a \.pte file/m);
   });
 
   it('export --model and eval --checkpoint take the user\'s own model (code + prefixed weights)', () => {

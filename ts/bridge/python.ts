@@ -4,13 +4,19 @@
  *  - loaded lazily, so `lutham --help` never starts Python;
  *  - PYTHON_BIN is the project's venv (or LUTHAM_PYTHON), checked before import, since a bad
  *    interpreter crashes Node with an uncatchable spawn error;
- *  - pythonia's 100 s call timeout is lifted; instead a watchdog fails a call that reports
- *    no progress for LUTHAM_STALL_SECONDS (default 1800);
- *  - a Python child that dies mid-call rejects the call with a clear error instead of hanging;
+ *  - pythonia's 100 s call timeout is lifted; instead a watchdog fails a call (or the start-up
+ *    import) that reports no progress for LUTHAM_STALL_SECONDS (default 1800);
+ *  - a Python child that dies, is stopped (SIGSTOP) or cannot be written to (EPIPE) at start-up
+ *    or mid-call rejects with a clear error instead of hanging or crashing Node;
+ *  - the child dies with the CLI: SIGINT/SIGTERM/SIGHUP here stop it first (then exit 128+n),
+ *    and on its side (lutham/lifeline.py) it ignores the terminal's SIGINT and watches this
+ *    process (PR_SET_PDEATHSIG + a parent-pid watchdog), so even SIGKILL here ends it;
  *  - Python exceptions (whose Error.message pythonia leaves empty) become one-line errors;
  *  - Python's stdout is pointed at stderr on the Python side, so the CLI's stdout stays clean.
  */
-import { accessSync, constants } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { LuthamError } from '../errors.js';
 import { PY_BRIDGE_DIR, VENV_PYTHON } from '../paths.js';
 
@@ -21,7 +27,13 @@ interface Pythonia {
 }
 
 let loaded: { pythonia: Pythonia; api: any } | null = null;
+let starting: Promise<{ pythonia: Pythonia; api: any }> | null = null;
 let childGone: Promise<never> | null = null;
+
+/** How long a Python child may sit stopped (state T) before we call it gone. */
+const STOPPED_SECONDS = 3;
+/** After SIGTERM, how long the child gets to remove its temp files before SIGKILL. */
+const TERM_GRACE_MS = 3000;
 
 export function pythonInterpreter(): string {
   const chosen = process.env.LUTHAM_PYTHON || VENV_PYTHON;
@@ -42,26 +54,103 @@ function stallSeconds(): number {
   return Number.isFinite(v) && v > 0 ? v : 1800;
 }
 
+function bridgeCom(): { proc: ChildProcess | null; start: () => void } | undefined {
+  return (globalThis as any).__pythonBridge?.com;
+}
+
+/** Linux process state letter of `pid` (R, S, D, T, Z, ...), or null when unknown. */
+function processState(pid: number | undefined): string | null {
+  if (!pid) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) || null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Watches a pending Python request: rejects `failed` when nothing was heard for
+ * LUTHAM_STALL_SECONDS (`alive()` re-arms) or when the child has been stopped for a few seconds.
+ */
+function watchdog(proc: ChildProcess, what: string) {
+  let stallTimer: NodeJS.Timeout | undefined;
+  let stoppedFor = 0;
+  let fail: (e: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => { fail = reject; });
+  failed.catch(() => {});
+  const alive = () => {
+    if (stallTimer) clearTimeout(stallTimer);
+    stallTimer = setTimeout(() => {
+      fail(new LuthamError(`the Python side made no progress ${what} for ${stallSeconds()} s (LUTHAM_STALL_SECONDS); giving up`));
+    }, stallSeconds() * 1000);
+  };
+  const poll = setInterval(() => {
+    stoppedFor = processState(proc.pid) === 'T' ? stoppedFor + 1 : 0;
+    if (stoppedFor >= STOPPED_SECONDS) fail(new LuthamError(`the Python side was stopped (SIGSTOP) ${what}; giving up`));
+  }, 1000);
+  poll.unref();
+  alive();
+  return {
+    failed,
+    alive,
+    stop: () => {
+      if (stallTimer) clearTimeout(stallTimer);
+      clearInterval(poll);
+    },
+  };
+}
+
 async function load(): Promise<{ pythonia: Pythonia; api: any }> {
   if (loaded) return loaded;
+  starting ??= start().finally(() => { starting = null; });
+  return starting;
+}
+
+async function start(): Promise<{ pythonia: Pythonia; api: any }> {
   process.env.PYTHON_BIN = pythonInterpreter();
   process.env.REQ_TIMEOUT = String(2 ** 31 - 1); // our watchdog replaces pythonia's fixed timeout
   process.env.PYTHONPATH = [PY_BRIDGE_DIR, process.env.PYTHONPATH].filter(Boolean).join(':');
   process.env.PYTHONUNBUFFERED = '1';
+  process.env.LUTHAM_PARENT_PID = String(process.pid); // lifeline.py: die when this process does
   const mod: any = await import('pythonia');
   const pythonia: Pythonia = mod.default ?? mod;
-  const proc = (globalThis as any).__pythonBridge?.com?.proc;
+  const bridge = (globalThis as any).__pythonBridge;
+  const com = bridgeCom()!;
+  if (!com.proc) {
+    // A later start in this process (after shutdownPython): pythonia spawns only at import.
+    com.start();
+    bridge.loop ??= setInterval(bridge.runTasks, 1000);
+  }
+  const proc = com.proc!;
   childGone = new Promise<never>((_, reject) => {
-    proc?.once('exit', (code: number | null, signal: string | null) => {
+    const gone = (why: string) => {
       loaded = null;
       stopBridgeLoop();
-      reject(new LuthamError(`the Python side exited unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`}); see the messages above`));
-    });
+      reject(new LuthamError(`the Python side exited unexpectedly (${why}); see the messages above`));
+    };
+    proc.once('exit', (code: number | null, signal: string | null) => gone(signal ? `signal ${signal}` : `exit code ${code}`));
+    // Writing to a child that already exited (e.g. LUTHAM_PYTHON=/bin/false) fails with EPIPE;
+    // without a listener Node would crash on it. The 'exit' event follows and says why.
+    proc.on('error', () => {});
+    if (proc.exitCode !== null || proc.signalCode !== null) gone(proc.signalCode ? `signal ${proc.signalCode}` : `exit code ${proc.exitCode}`);
   });
-  childGone.catch(() => {}); // only awaited through call()
-  const api = await pythonia.python('lutham.bridge_entry');
-  loaded = { pythonia, api };
-  return loaded;
+  childGone.catch(() => {}); // only awaited through races below
+  installSignalHandlers();
+  const watch = watchdog(proc, 'while starting');
+  try {
+    const api = await Promise.race([pythonia.python('lutham.bridge_entry'), childGone, watch.failed]);
+    loaded = { pythonia, api };
+    return loaded;
+  } catch (err) {
+    shutdownPython(true);
+    const e = pythonError(err);
+    const interpreter = process.env.LUTHAM_PYTHON ? `LUTHAM_PYTHON=${process.env.PYTHON_BIN}` : process.env.PYTHON_BIN;
+    throw new LuthamError(`the Python side did not start (${interpreter}): ${e.message.replace(/^the Python side /, '')}` +
+      (/No module named/.test(e.message) ? `; install py_bridge/requirements.txt into that environment (npm run setup)` : ''));
+  } finally {
+    watch.stop();
+  }
 }
 
 /** Turns a pythonia rejection into a one-line LuthamError carrying the Python exception text. */
@@ -83,29 +172,21 @@ function pythonError(err: unknown): Error {
  */
 export async function callPython(name: string, args: unknown, progress?: Progress): Promise<any> {
   const { api } = await load();
-  let timer: NodeJS.Timeout | undefined;
-  let rejectStall: (e: Error) => void = () => {};
-  const stalled = new Promise<never>((_, reject) => { rejectStall = reject; });
-  const arm = () => {
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(() => {
-      rejectStall(new LuthamError(`the Python side made no progress for ${stallSeconds()} s (LUTHAM_STALL_SECONDS); giving up`));
-      shutdownPython(true);
-    }, stallSeconds() * 1000);
-  };
-  arm();
+  const proc = bridgeCom()?.proc;
+  if (!proc) throw new LuthamError('the Python side exited unexpectedly; see the messages above');
+  const watch = watchdog(proc, 'in a call');
   const onProgress = (stage: string, fraction: number) => {
-    arm();
+    watch.alive();
     progress?.(stage, fraction);
   };
   try {
     const call = api[name](JSON.stringify(args ?? null), onProgress);
-    const raw = await Promise.race([call, childGone!, stalled]);
+    const raw = await Promise.race([call, childGone!, watch.failed.catch((e) => { shutdownPython(true); throw e; })]);
     return JSON.parse(String(raw));
   } catch (err) {
     throw pythonError(err);
   } finally {
-    if (timer) clearTimeout(timer);
+    watch.stop();
   }
 }
 
@@ -113,7 +194,36 @@ export async function callPython(name: string, args: unknown, progress?: Progres
 function stopBridgeLoop(): void {
   const bridge = (globalThis as any).__pythonBridge;
   bridge?.end?.();
+  if (bridge) bridge.loop = undefined;
   if (bridge?.com) bridge.com.proc = null;
+}
+
+// ------------------------------------------------------------------ signals
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+let interrupting = false;
+
+function onSignal(signal: NodeJS.Signals): void {
+  if (interrupting) return;
+  interrupting = true;
+  const code = 128 + (osConstants.signals[signal] ?? 2);
+  // Start on a fresh line when a progress bar is drawn on the terminal.
+  process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}lutham: interrupted (${signal})\n`);
+  const proc = bridgeCom()?.proc;
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) process.exit(code);
+  // SIGTERM lets the child remove its temp files; SIGKILL if it does not end in time.
+  proc.removeAllListeners('exit');
+  proc.once('exit', () => process.exit(code));
+  proc.kill('SIGTERM');
+  setTimeout(() => { proc.kill('SIGKILL'); process.exit(code); }, TERM_GRACE_MS).unref();
+}
+
+function installSignalHandlers(): void {
+  for (const s of SIGNALS) if (!process.listeners(s).includes(onSignal)) process.on(s, onSignal);
+}
+
+function removeSignalHandlers(): void {
+  for (const s of SIGNALS) process.off(s, onSignal);
 }
 
 /** Stops the Python child; Node cannot exit while it runs. */
@@ -121,6 +231,7 @@ export function shutdownPython(force = false): void {
   if (!loaded && !force) return;
   const bridge = (globalThis as any).__pythonBridge;
   bridge?.end?.();
+  if (bridge) bridge.loop = undefined;
   const proc = bridge?.com?.proc;
   if (proc) {
     proc.removeAllListeners('exit');
@@ -128,4 +239,5 @@ export function shutdownPython(force = false): void {
     bridge.com.proc = null;
   }
   loaded = null;
+  if (!interrupting) removeSignalHandlers();
 }

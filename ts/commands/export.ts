@@ -13,6 +13,7 @@ interface Args {
   grid?: number;
   order?: number;
   weights?: string;
+  'allow-partial': boolean;
   seed: number;
   'codebook-size'?: number;
   'codebook-scope': 'heads' | 'layer';
@@ -81,6 +82,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('grid', { type: 'number', describe: 'B-spline grid intervals G (default 9)' })
       .option('order', { type: 'number', describe: 'B-spline order k (default 3)' })
       .option('weights', { type: 'string', describe: 'checkpoint (state dict) of the whole model' })
+      .option('allow-partial', { type: 'boolean', default: false, describe: 'accept a --weights checkpoint that lacks some tensors (they keep the seeded init)' })
       .option('seed', { type: 'number', default: 0, describe: 'seed for the model init and k-means' })
       .option('codebook-size', { type: 'number', describe: 'codewords K per codebook, up to 65536 (default 128)' })
       .option('codebook-scope', { choices: ['heads', 'layer'] as const, default: 'heads' as const, describe: 'heads: layer l of all heads shares one codebook; layer: one per layer' })
@@ -108,6 +110,7 @@ const exportCommand: CommandModule<{}, Args> = {
           grid: argv.grid,
           order: argv.order,
           weights: argv.weights,
+          allowPartial: argv['allow-partial'],
           seed: argv.seed,
           codebookSize: argv['codebook-size'],
           codebookScope: argv['codebook-scope'],

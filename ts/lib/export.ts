@@ -16,6 +16,8 @@ export interface ExportOptions {
   grid?: number;
   order?: number;
   weights?: string;
+  /** Accept a checkpoint that lacks some of the model's tensors. */
+  allowPartial?: boolean;
   seed?: number;
   codebookSize?: number;
   codebookScope?: 'heads' | 'layer';
@@ -57,6 +59,7 @@ function positiveInt(name: string, v: number | undefined): void {
 
 /** Checks what can be checked without Python, so bad flags fail fast and clearly. */
 export function validateExportOptions(o: ExportOptions): void {
+  if (!o.out) throw new LuthamError("--out must name a directory, got ''");
   if (!BACKBONES.includes(o.backbone)) throw new LuthamError(`unknown backbone '${o.backbone}' (choose from ${BACKBONES.join(', ')})`);
   positiveInt('--heads', o.heads);
   positiveInt('--grid', o.grid);
@@ -71,6 +74,10 @@ export function validateExportOptions(o: ExportOptions): void {
   }
   for (const [flag, v] of [['--gain-bits', o.gainBits], ['--bias-bits', o.biasBits], ['--base-bits', o.baseBits]] as const) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 2 && v <= 8)) throw new LuthamError(`${flag} must be 2..8, got ${v}`);
+  }
+  if (o.int8 === false) {
+    const given = [['--gain-bits', o.gainBits], ['--bias-bits', o.biasBits], ['--base-bits', o.baseBits]].filter(([, v]) => v !== undefined).map(([f]) => f);
+    if (given.length) throw new LuthamError(`${given.join(', ')} cannot be used with --fp32 (everything is stored as float32)`);
   }
   if (o.codebookScope && !['heads', 'layer'].includes(o.codebookScope)) throw new LuthamError(`--codebook-scope must be heads or layer, got ${o.codebookScope}`);
   if (o.seed !== undefined && (!Number.isInteger(o.seed) || o.seed < 0)) throw new LuthamError(`--seed must be a non-negative integer, got ${o.seed}`);
@@ -102,6 +109,7 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     grid: o.grid,
     order: o.order,
     weights: o.weights ? resolve(o.weights) : null,
+    allow_partial: o.allowPartial ?? false,
     seed: o.seed ?? 0,
     codebook_size: o.codebookSize,
     codebook_scope: o.codebookScope ?? 'heads',

@@ -1,6 +1,6 @@
 /** Library API of `lutham report`: one self-contained HTML page (inline CSS and SVG charts, no
  * network) drawn from the `lutham eval` results, plus report.json beside it. */
-import { readFile, rename, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, rename, writeFile, mkdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
@@ -252,8 +252,42 @@ ${sections}
 async function writeAtomic(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  await writeFile(tmp, text);
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw new LuthamError(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/**
+ * Refuses, before any work, outputs that would fail or clobber something: --out naming a
+ * directory, and a report.json beside it that `lutham report` did not write (an export's).
+ */
+async function checkReportTargets(html: string, json: string): Promise<void> {
+  const info = await stat(html).catch(() => null);
+  if (info?.isDirectory()) throw new LuthamError(`--out ${html} is a directory; name the HTML file, e.g. --out ${join(html, 'report.html')}`);
+  if (info && !info.isFile()) throw new LuthamError(`--out ${html} exists and is not a regular file`);
+  const dir = await stat(dirname(html)).catch(() => null);
+  if (dir && !dir.isDirectory()) throw new LuthamError(`--out ${html}: ${dirname(html)} is not a directory`);
+  let existing: string | null = null;
+  try {
+    existing = await readFile(json, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new LuthamError(`--out ${html}: ${json} is a directory`);
+    if (code !== 'ENOENT') throw new LuthamError(`--out ${html}: cannot read ${json} (${code})`);
+  }
+  if (existing !== null) {
+    let ours = false;
+    try {
+      ours = (JSON.parse(existing) as { lutham_report?: unknown })?.lutham_report !== undefined;
+    } catch {
+      ours = false;
+    }
+    if (!ours) throw new LuthamError(`--out ${html}: ${json} already exists and was not written by 'lutham report' (an export's report?); choose another directory`);
+  }
 }
 
 export async function readResults(path: string): Promise<EvalResults> {
@@ -275,6 +309,9 @@ export async function readResults(path: string): Promise<EvalResults> {
 /** Writes the HTML report to o.out and report.json beside it; runs the evaluation unless o.results. */
 export async function writeReport(o: ReportOptions, progress?: Progress): Promise<ReportFiles> {
   if (!o.out) throw new LuthamError('--out is required');
+  const html = resolve(o.out);
+  const json = join(dirname(html), 'report.json');
+  await checkReportTargets(html, json);
   let results: EvalResults;
   if (o.results) {
     results = await readResults(resolve(o.results));
@@ -282,8 +319,6 @@ export async function writeReport(o: ReportOptions, progress?: Progress): Promis
     validateEvalOptions(o);
     results = checkResults(await callPython('report', evalArgs(o), progress), 'the evaluation');
   }
-  const html = resolve(o.out);
-  const json = join(dirname(html), 'report.json');
   const page = renderReport(results);
   await writeAtomic(html, page);
   await writeAtomic(json, JSON.stringify({ lutham_report: 1, html, results }, null, 2) + '\n');

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { callPython } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
+import { PteFile } from '../pte/file.js';
 
 export interface RunOptions {
   model: string;
@@ -15,8 +16,9 @@ export interface RunResult {
   model: string;
   outputs: number[][];
   dtypes: string[];
-  sum: number;
-  abs_sum: number;
+  /** A number, or "NaN"/"Infinity"/"-Infinity" when the outputs hold non-finite values. */
+  sum: number | string;
+  abs_sum: number | string;
   median_ms: number;
   repeat: number;
   output: string | null;
@@ -25,11 +27,17 @@ export interface RunResult {
   backbone_ms: number | null;
   /** How the split was measured, or why it is unavailable. */
   split: string;
+  /** NaN/Inf values per input, and in all outputs together. */
+  non_finite_inputs: number[];
+  non_finite_outputs: number;
   text: string;
 }
 
 export async function runProgram(o: RunOptions): Promise<RunResult> {
   if (o.repeat !== undefined && (!Number.isInteger(o.repeat) || o.repeat < 1)) throw new LuthamError(`--repeat must be a positive integer, got ${o.repeat}`);
+  // ExecuTorch aborts the whole process on some malformed files: read them with our checked
+  // reader first (what `lutham inspect` does), which turns garbage into a one-line error.
+  await PteFile.with(resolve(o.model), () => undefined);
   return (await callPython('run', {
     model: resolve(o.model),
     inputs: (o.inputs ?? []).map((p) => resolve(p)),

@@ -9,6 +9,7 @@
 //            u64 segment_base_offset, u64 segment_data_size (little-endian)
 //   [0..program_size)                 the Program flatbuffer
 //   [segment_base_offset..+data_size) segments; DataSegment.offset is relative to the base
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 import { LuthamError } from '../errors.js';
@@ -69,7 +70,8 @@ export class PteFile {
   static async open(path: string): Promise<PteFile> {
     let handle: FileHandle;
     try {
-      handle = await open(path, 'r');
+      // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+      handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.code ?? err.message;

@@ -1,0 +1,79 @@
+"""The Python child dies with the CLI that started it, leaving no temp files behind.
+
+Installed by bridge_entry (the CLI's child only):
+- SIGINT is ignored: a Ctrl-C on the terminal reaches the whole process group, and the CLI
+  decides what happens (it sends SIGTERM, then SIGKILL);
+- SIGTERM/SIGHUP remove this process's temp files (outputs.py) and exit at once;
+- PR_SET_PDEATHSIG turns the parent's death (even SIGKILL) into SIGTERM here;
+- a watchdog thread notices those signals while the main thread is busy in C code (through
+  the signal wakeup fd) and a changed parent pid (if PDEATHSIG is unavailable);
+- once the parent is gone, pythonia's failing writes to it must not print tracebacks on the
+  user's terminal: the error hooks exit quietly instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import sys
+import threading
+
+from .outputs import discard_temporaries
+
+_PR_SET_PDEATHSIG = 1
+_POLL_SECONDS = 0.5
+_exiting = threading.Lock()
+
+
+def _die(code: int) -> None:
+    if not _exiting.acquire(blocking=False):
+        return
+    discard_temporaries()
+    os._exit(code)
+
+
+def _quiet_when_orphaned(default_hook, parent: int):
+    def hook(*args):
+        if parent and os.getppid() != parent:
+            _die(1)
+        default_hook(*args)
+
+    return hook
+
+
+def _on_signal(signum, _frame) -> None:
+    _die(128 + signum)
+
+
+def _watch(read_fd: int, parent: int) -> None:
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], _POLL_SECONDS)
+        if ready:
+            for b in os.read(read_fd, 64):
+                if b in (signal.SIGTERM, signal.SIGHUP):
+                    _die(128 + b)
+        if parent and os.getppid() != parent:
+            _die(1)
+
+
+def install() -> None:
+    """Call once, from the main thread, in the CLI's Python child."""
+    parent = int(os.environ.get("LUTHAM_PARENT_PID") or 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent-pid watchdog below still works
+    if parent and os.getppid() != parent:
+        _die(1)  # the CLI died before PDEATHSIG was set
+    sys.unraisablehook = _quiet_when_orphaned(sys.unraisablehook, parent)
+    sys.excepthook = _quiet_when_orphaned(sys.excepthook, parent)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    threading.Thread(target=_watch, args=(read_fd, parent), name="lutham-lifeline", daemon=True).start()
