@@ -161,7 +161,6 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     dense_kan = kan_parameter_bytes(dense)
     lutham_part = lutham_part_bytes(lutham_pte)
     lutham_kan = lutham_part["payload_bytes"] + lutham_part["codebook_bytes"]
-    dense_file = len(dense_pte)
     lutham_file = len(lutham_pte)
     report = {
         "model": model_report,

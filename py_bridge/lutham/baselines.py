@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kan import KANLinear, b_splines
+from .kan import KANLinear
+from .kan import basis as kan_basis
 from . import lowering
 
 
@@ -26,6 +27,7 @@ class FoldedKANLinear(nn.Module):
     def __init__(self, layer: KANLinear):
         super().__init__()
         self.in_features, self.out_features, self.spline_order = layer.in_features, layer.out_features, layer.spline_order
+        self.basis_kind, self.rbf_denominator = layer.basis_kind, layer.rbf_denominator
         self.register_buffer("grid", layer.grid.detach().clone())
         with torch.no_grad():
             folded = torch.cat([layer.base_weight, layer.scaled_spline_weight().reshape(layer.out_features, -1)], dim=1)
@@ -35,7 +37,7 @@ class FoldedKANLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
-        basis = b_splines(x, self.grid, self.spline_order).reshape(x.shape[0], -1)
+        basis = kan_basis(x, self.grid, self.spline_order, self.basis_kind, self.rbf_denominator).reshape(x.shape[0], -1)
         return self.linear(torch.cat([F.silu(x), basis], dim=-1)).reshape(*lead, self.out_features)
 
 

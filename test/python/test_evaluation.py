@@ -42,7 +42,7 @@ def test_evaluate_tiny_subset_has_every_table(tmp_path):
     for row in m["table1"]:
         assert 0 <= row["accuracy"] <= 1 and row["se"] == pytest.approx(math.sqrt(row["accuracy"] * (1 - row["accuracy"]) / 200))
     assert dense["bytes"] == m["dense_bytes"] and dense["ratio"] == 1
-    # Defaults: 22 bits/edge + codebook and scales: well past 12x on the pure KAN's layers.
+    # Defaults: 3 B/edge (22 bits in the v2 layout) + codebook and scales: well past 12x on the pure KAN's layers.
     assert int_["ratio"] > 12 and fp32["ratio"] > 3
     if int_["engine"] == "executorch":  # the analytic count agrees with what lutham.pte stores
         assert int_["bytes"] == int_["pte"]["kan_bytes"]

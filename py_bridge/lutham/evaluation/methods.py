@@ -109,16 +109,23 @@ def _field_bytes(rows: int, count: int, bits: int) -> int:
 
 
 def shared_bytes(model: nn.Module) -> int:
-    """SHARe-KAN storage as LuthamBackend keeps it: per layer one knot row, packed indices, gains,
-    biases and base weights with their row scales; each distinct codebook (+ scales) once."""
+    """SHARe-KAN storage as LuthamBackend keeps it (schema v2): per layer one knot row, the edge
+    panels (per edge a uint8/uint16 index and one 16/32-bit word of gain, bias and base, or three
+    floats; outputs padded to panels of 16) with one scale per padded output and field; each
+    distinct codebook (+ scales) once."""
+    from ..serialization.payload import PANEL_WIDTH, index_dtype, word_dtype
+
     total = 0
     seen: set[str] = set()
     for _, m in kan_layers(model):
         if not isinstance(m, SharedKANLinear):
             raise TypeError("shared_bytes takes a SHARe-KAN model")
-        n, out = m.indices.numel(), m.out_features
-        total += m.knots.shape[1] * FLOAT_BYTES + _packed(n, m.index_bits)
-        total += sum(_field_bytes(out, n, b) for b in (m.gain_bits, m.bias_bits, m.base_bits))
+        out_padded = -(-m.out_features // PANEL_WIDTH) * PANEL_WIDTH
+        bits = (m.gain_bits, m.bias_bits, m.base_bits)
+        floats = bits[0] == FLOAT_BITS
+        per_edge = np.dtype(index_dtype(m.index_bits)).itemsize + (3 * FLOAT_BYTES if floats else np.dtype(word_dtype(sum(bits))).itemsize)
+        total += m.knots.shape[1] * FLOAT_BYTES + out_padded * m.in_features * per_edge
+        total += 0 if floats else 3 * out_padded * FLOAT_BYTES
         key = hashlib.sha1(m.codebook.numpy().tobytes() + m.codebook_scales.numpy().tobytes()).hexdigest()
         if key not in seen:
             seen.add(key)
