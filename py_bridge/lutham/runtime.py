@@ -216,7 +216,9 @@ def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
                 arr = np.load(inputs[i]).astype(np.float32)
             except Exception as e:
                 raise RunError(f"cannot read {inputs[i]} as .npy: {e}") from None
-            if arr.shape != shape:
+            # A dynamic-batch program (export --max-batch N) reports its upper bound: fewer rows are fine.
+            smaller_batch = arr.ndim == len(shape) >= 1 and arr.shape[1:] == shape[1:] and 1 <= arr.shape[0] <= shape[0]
+            if arr.shape != shape and not smaller_batch:
                 raise RunError(f"{inputs[i]} has shape {arr.shape}, input {i} needs {shape}")
             tensors.append(torch.from_numpy(arr))
         else:
@@ -230,9 +232,10 @@ def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
         t0 = time.perf_counter()
         try:
             outputs = list(method.execute(tensors))
-        except Exception as e:
+        except Exception as e:  # e.g. a smaller batch given to a static-batch program
             detail = log.first_line()
-            raise RunError(f"{model} failed to run: {e}" + (f" ({detail})" if detail else "")) from None
+            raise RunError(f"cannot run {model} on these inputs (shapes {[tuple(t.shape) for t in tensors]}): {e}"
+                           + (f" ({detail})" if detail else "")) from None
         times.append((time.perf_counter() - t0) * 1e3)
         after = clock.read()
         if after is not None:

@@ -24,6 +24,10 @@ def test_export_writes_both_files_and_a_truthful_report(tmp_path):
     edges = 3 * (32 * 8 + 8 * 4)
     grids = 3 * (32 + 8) * (5 + 2 * 3 + 1) * 4
     assert report["dense"]["kan_bytes"] == edges * 10 * 4 + grids
+    # The int8 baseline (3 heads: measured at 1 and 2 heads, extrapolated) is smaller than dense fp32.
+    int8 = report["dense_int8_xnnpack"]
+    assert int8["method"].startswith("extrapolated") and 0 < int8["file_bytes"] < report["dense"]["file_bytes"]
+    assert report["max_batch"] == 1
     fractions = [f for _, f in stages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 

@@ -1,5 +1,6 @@
 """lowering.py and baselines.py: dynamic batch, the backbone on XNNPACK, the folded dense baseline."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -9,7 +10,7 @@ from lutham.baselines import FoldedKANLinear, fold_model, folded_xnnpack_bytes
 from lutham.export import to_executorch_bytes, write_atomic
 from lutham.kan import KANLinear
 from lutham.lowering import delegate_counts
-from lutham.runtime import run_file, run_program
+from lutham.runtime import RunError, run_file, run_program
 
 
 def _inputs(batch: int, features: int, seed: int) -> torch.Tensor:
@@ -32,6 +33,9 @@ def test_one_program_serves_every_batch_up_to_max_batch(tmp_path):
             assert torch.allclose(y, expected, atol=2e-5, rtol=1e-4), (name, batch, (y - expected).abs().max())
     with pytest.raises(Exception):  # above the upper bound the program refuses the input
         run_program(paths["lutham"], [_inputs(6, 24, 0)])
+    # `lutham run` takes a smaller batch than the bound the program reports.
+    np.save(tmp_path / "x3.npy", _inputs(3, 24, 3).numpy())
+    assert run_file(paths["lutham"], [str(tmp_path / "x3.npy")], repeat=1)["outputs"] == [[3, 2, 4]]
 
 
 def test_max_batch_1_keeps_the_static_program():
@@ -89,6 +93,9 @@ def test_run_splits_head_time_only_for_lutham_programs(tmp_path):
     for name, model, delegate in (("dense", dense, False), ("lutham", compressed, True)):
         write_atomic(tmp_path / f"{name}.pte", to_executorch_bytes(model, config.example_input(), delegate))
     dense_info = run_file(tmp_path / "dense.pte", repeat=2)
+    np.save(tmp_path / "x2.npy", _inputs(2, 16, 2).numpy())  # a static batch-1 program refuses 2 rows clearly
+    with pytest.raises(RunError, match=r"has shape \(2, 16\), input 0 needs \(1, 16\)"):
+        run_file(tmp_path / "lutham.pte", [str(tmp_path / "x2.npy")], repeat=1)
     assert dense_info["head_ms"] is None and dense_info["split"].startswith("unavailable")
     info = run_file(tmp_path / "lutham.pte", repeat=3)
     from lutham.backend_stats import ExecuteClock

@@ -111,7 +111,9 @@ describe('compare: with a backbone (LUTHAM_TEST_BACKBONE=1)', function () {
     const l = await inspectPte(lutham);
     assert.ok(c.lutham.bytes.otherConstants > 0);
     assert.ok(l.plans[0].delegates.some((d) => d.backendId === 'XnnpackBackend'));
-    assert.equal(c.dense.bytes.otherConstants, c.lutham.bytes.otherConstants);
+    // Same backbone weights in both; XNNPACK may cut the backbone into different partitions in the
+    // two graphs (measured: 3,691,112 vs 3,709,112 B for this model), so only nearly equal.
+    assert.ok(Math.abs(c.dense.bytes.otherConstants - c.lutham.bytes.otherConstants) < 0.01 * c.lutham.bytes.otherConstants);
     assert.ok(c.dense.bytes.kanWeights > c.lutham.bytes.kanWeights);
     assert.equal(sum(c.dense), c.dense.fileBytes);
     assert.equal(sum(c.lutham), c.lutham.fileBytes);
