@@ -566,6 +566,19 @@ def test_aarch64_runner_matches_x86(int8_model, tmp, which):
         assert rel_l2(outs["arm"], outs["x86"]) < 1e-5
 
 
+@pytest.mark.skipif(
+    not ((ROOT / "build" / "delegate-aarch64" / "lutham_kernel_test").is_file() and QEMU and ARM_SYSROOT.is_dir()),
+    reason="needs `scripts/build-delegate.sh aarch64` and qemu-user (qemu-aarch64)",
+)
+def test_aarch64_kernel_matches_its_reference():
+    """The aarch64 build's kernel (the portable loops, vectorized for NEON by the compiler) on every
+    path — lane and sample, table and direct, int/float values, B-spline and RBF — bit for bit
+    against the scalar reference (the same check ctest runs on x86-64 for both variants)."""
+    r = subprocess.run([QEMU, "-L", str(ARM_SYSROOT), str(ROOT / "build" / "delegate-aarch64" / "lutham_kernel_test")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "kernel_test: ok" in r.stdout, r.stderr[-2000:]
+
+
 def test_run_cli(int8_model, tmp, capsys):
     x = inputs_for(int8_model.cfg, 9)
     np.save(tmp / "cli_x.npy", x.numpy())
