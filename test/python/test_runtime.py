@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -489,6 +490,30 @@ def test_runner_matches_python_runtime(int8_model, tmp, which):
     got = torch.from_numpy(np.fromfile(yout, dtype="<f4")).reshape(ref.shape)
     assert torch.equal(got, ref)  # same runtime, same kernels: bit-identical
     assert info["repeat"] == 3 and info["median_ms"] > 0
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+@pytest.mark.parametrize("batch", [1, 11])
+def test_same_bits_with_any_thread_count_and_code_path(int8_model, tmp, batch):
+    """The kernel splits work by thread count and picks AVX2 or portable loops at run time:
+    neither may change a single bit of the outputs (batch 1: lane path; 11: sample path)."""
+    if batch == 1:
+        pte, cfg = int8_model.lutham_pte, int8_model.cfg
+    else:
+        cfg = ModelConfig(backbone="none", heads=2, widths=[40, 20, 5], grid=5, batch=batch)
+        pte = build(tmp, f"threads{batch}", cfg, CompressionConfig(codebook_size=16)).lutham_pte
+    xin = tmp / f"x_threads{batch}.bin"
+    inputs_for(cfg, 5).numpy().astype("<f4").tofile(xin)
+    outs = {}
+    for name, env in {"1 thread": {"LUTHAM_THREADS": "1"}, "2 threads": {"LUTHAM_THREADS": "2"},
+                      "portable loops": {"LUTHAM_ISA": "generic", "LUTHAM_THREADS": "2"}}.items():
+        y = tmp / f"y_threads{batch}_{name.replace(' ', '_')}.bin"
+        r = subprocess.run([str(RUNNER), "--model", str(pte), "--input", str(xin), "--output", str(y), "--repeat", "1"],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+        outs[name] = y.read_bytes()
+    assert len(outs["1 thread"]) == 4 * batch * cfg.head_widths()[-1] * cfg.heads
+    assert outs["1 thread"] == outs["2 threads"] == outs["portable loops"]
 
 
 @pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
