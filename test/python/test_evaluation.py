@@ -92,10 +92,12 @@ def test_training_is_seeded_and_cached(cache):
 def test_storage_counts_and_baselines():
     model = small_kan()
     c, _ = compress_model(model, CompressionConfig(codebook_size=8))
-    # 16*8 + 8*3 = 152 edges; every field packed; two codebooks of 8 x 8 int8 + scales.
+    # 16*8 + 8*3 = 152 edges. Schema v2: outputs padded to panels of 16; per edge a uint8 index and
+    # a uint16 word of the 6+4+5-bit gain, bias and base; one scale per padded output and field;
+    # one knot row; two codebooks of 8 x 8 int8 + scales.
     assert M.edges(model) == 152
     per_layer = lambda n_in, n_out: (  # noqa: E731
-        12 * 4 + math.ceil(n_in * n_out * 3 / 8) + sum(math.ceil(n_in * n_out * b / 8) + n_out * 4 for b in (6, 4, 5)) + 8 * 8 + 8 * 4)
+        12 * 4 + math.ceil(n_out / 16) * 16 * n_in * (1 + 2) + 3 * math.ceil(n_out / 16) * 16 * 4 + 8 * 8 + 8 * 4)
     assert M.shared_bytes(c) == per_layer(16, 8) + per_layer(8, 3)
     pk, nbytes = M.plain_kmeans(model, 8)
     assert nbytes == M.plain_kmeans_bytes(model, 8)
