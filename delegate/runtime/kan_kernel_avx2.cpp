@@ -182,13 +182,9 @@ void sample_table(const KanLayerView& L, const SamplePlan& S, uint32_t group, ui
   const uint32_t in = L.in_features, K = L.codebook_size, width = basis_width(L), out = L.out_features;
   const uint32_t IB = S.input_block;
   const Decoder<IndexT, WordT, kFloat> dec(L);
-  float* acc = scratch;
-  float* table = acc + static_cast<size_t>(p1 - p0) * kPanelWidth * G8;
-  float* rows = table + static_cast<size_t>(IB) * K * G8;  // [8][K]
-  uint32_t* idx = reinterpret_cast<uint32_t*>(rows + static_cast<size_t>(G8) * K);
-  float* gv = reinterpret_cast<float*>(idx + static_cast<size_t>(IB) * kPanelWidth);
-  float* bv = gv + static_cast<size_t>(IB) * kPanelWidth;
-  float* wv = bv + static_cast<size_t>(IB) * kPanelWidth;
+  const SampleScratch sc = carve_sample_scratch(scratch, p1 - p0, IB, K, true);
+  float *acc = sc.acc, *table = sc.table, *rows = sc.rows, *gv = sc.gain, *bv = sc.bias, *wv = sc.base;
+  uint32_t* idx = sc.idx;
   std::memset(acc, 0, sizeof(float) * (p1 - p0) * kPanelWidth * G8);
   const size_t n0 = static_cast<size_t>(group) * G8;
   const float* siluT = S.silu_t + static_cast<size_t>(group) * in * G8;

@@ -130,14 +130,9 @@ void sample_panels(const KanLayerView& L, const SamplePlan& S, uint32_t group, u
   const uint32_t IB = S.input_block;
   const RecordDecoder<IndexT, WordT, kFloat> dec(L);
   static const float kOnes[kPanelWidth] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-  // Task scratch: acc [(p1-p0) x 16 x 8] | table [IB x K x 8] | rows [8 x K] | decoded [IB x 16] x 4.
-  float* acc = scratch;
-  float* table = acc + static_cast<size_t>(p1 - p0) * kPanelWidth * G8;
-  float* row = table + (kTable ? static_cast<size_t>(IB) * K * G8 : 0);
-  uint32_t* idx = reinterpret_cast<uint32_t*>(row + (kTable ? static_cast<size_t>(K) * G8 : 0));
-  float* gv = reinterpret_cast<float*>(idx + static_cast<size_t>(IB) * kPanelWidth);
-  float* bv = gv + static_cast<size_t>(IB) * kPanelWidth;
-  float* wv = bv + static_cast<size_t>(IB) * kPanelWidth;
+  const SampleScratch sc = carve_sample_scratch(scratch, p1 - p0, IB, K, kTable);
+  float *acc = sc.acc, *table = sc.table, *row = sc.rows, *gv = sc.gain, *bv = sc.bias, *wv = sc.base;
+  uint32_t* idx = sc.idx;
   std::memset(acc, 0, sizeof(float) * (p1 - p0) * kPanelWidth * G8);
   const size_t n0 = static_cast<size_t>(group) * G8;
   const float* siluT = S.silu_t + static_cast<size_t>(group) * in * G8;  // [i][8]

@@ -44,6 +44,28 @@ inline size_t sample_task_floats(const KanLayerView& L, uint32_t panels, bool ta
          4 * IB * kPanelWidth + 16;
 }
 
+// One sample-path task's scratch: acc [panels x 16 x 8] | table [IB x K x 8] | rows [8 x K] |
+// idx, gain, bias, base [IB x 16] each (the table and rows only when the layer tabulates).
+struct SampleScratch {
+  float* acc;
+  float* table;
+  float* rows;
+  uint32_t* idx;
+  float *gain, *bias, *base;
+};
+
+inline SampleScratch carve_sample_scratch(float* scratch, uint32_t panels, uint32_t IB, uint32_t K, bool table) {
+  SampleScratch s;
+  s.acc = scratch;
+  s.table = s.acc + static_cast<size_t>(panels) * kPanelWidth * kSampleGroup;
+  s.rows = s.table + (table ? static_cast<size_t>(IB) * K * kSampleGroup : 0);
+  s.idx = reinterpret_cast<uint32_t*>(s.rows + (table ? static_cast<size_t>(K) * kSampleGroup : 0));
+  s.gain = reinterpret_cast<float*>(s.idx + static_cast<size_t>(IB) * kPanelWidth);
+  s.bias = s.gain + static_cast<size_t>(IB) * kPanelWidth;
+  s.base = s.bias + static_cast<size_t>(IB) * kPanelWidth;
+  return s;
+}
+
 namespace generic {
 const KernelOps& ops();
 }
