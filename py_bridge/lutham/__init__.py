@@ -19,6 +19,12 @@ The package follows the pipeline:
 
 __version__ = "0.1.0"
 
+import logging
+
+# Importing executorch makes torch log a deprecation warning (torchao registers an Enum as a
+# pytree constant) on stderr; the CLI's stderr is for its own one-line messages and progress.
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+
 # Imported here, after which the submodules `lutham.convert` and `lutham.export` are loaded and
 # these names stay the functions (a submodule only sets its parent's attribute on first load).
 # api first: it loads compress/ before ops.py, the order their mutual imports need.
