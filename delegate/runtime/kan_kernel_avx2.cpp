@@ -5,7 +5,7 @@
 // one multiply by the scale, the same fma chains in the same order), so the results are
 // bit-identical to the generic variant; only the schedule differs: 8 lanes per register,
 // several independent output chains in flight to hide FMA latency, codebook terms gathered
-// from the coefficient table.
+// from the coefficient table, and 16-bit words decoded without vector shifts (see Field16).
 #include <immintrin.h>
 
 #include "kan_kernel_plan.h"
@@ -62,6 +62,60 @@ struct Decoder {
   }
 };
 
+// The fields of a 16-bit edge word (gain, bias, base at bits [pos, pos + bits), two's
+// complement), each turned into float(q) * 2^pos without a vector shift or int -> float
+// conversion. One xor for the whole word flips every field's sign bit (two's complement ->
+// offset binary, v = q + 2^(bits-1)) and plants the exponent of 2^23 above the 16 bits; then
+// per field, masking keeps that exponent and the field, which reads as the float
+// 2^23 + v * 2^pos, and one subtraction of 2^23 + 2^(bits-1) * 2^pos leaves q * 2^pos. Every
+// step is exact (all values < 2^23), and multiplying by the pre-divided scale
+// (scale * 2^-pos, exact unless it underflows; checked per panel) gives float(q) * scale with
+// the same single rounding as the shift decoder. Why: on AMD Zen 1 vector shifts issue on one
+// FPU pipe, and the lane path is bound by issue slots.
+constexpr uint32_t kExponent23 = 0x4B000000u;  // the float bits of 2^23
+
+struct Field16 {
+  __m256i mask;  // the field's bits and the exponent of 2^23
+  __m256 offset;
+  float unscale;  // 2^-pos
+  float rescale;  // 2^pos
+  Field16() = default;
+  Field16(uint32_t pos, uint32_t bits) {
+    const uint32_t sign = 1u << (pos + bits - 1);
+    mask = _mm256_set1_epi32(static_cast<int>(kExponent23 | (((1u << bits) - 1u) << pos)));
+    offset = _mm256_set1_ps(8388608.0f + static_cast<float>(sign));
+    unscale = std::ldexp(1.0f, -static_cast<int>(pos));
+    rescale = std::ldexp(1.0f, static_cast<int>(pos));
+  }
+  // flipped: the word after Fields16::flip.
+  inline __m256 times_2pos(__m256i flipped) const {
+    return _mm256_sub_ps(_mm256_castsi256_ps(_mm256_and_si256(flipped, mask)), offset);
+  }
+};
+
+struct Fields16 {
+  Field16 gain, bias, base;
+  __m256i signs;  // every field's sign bit and the exponent of 2^23
+  explicit Fields16(const KanLayerView& L)
+      : gain(0, L.gain.bits), bias(L.gain.bits, L.bias.bits), base(L.gain.bits + L.bias.bits, L.base.bits) {
+    const uint32_t gb = L.gain.bits, bb = L.bias.bits, wb = L.base.bits;
+    signs = _mm256_set1_epi32(static_cast<int>(kExponent23 | (1u << (gb - 1)) | (1u << (gb + bb - 1)) |
+                                               (1u << (gb + bb + wb - 1))));
+  }
+  inline __m256i flip(__m256i word) const { return _mm256_xor_si256(word, signs); }
+};
+
+// Scales for Field16 (scale * 2^-pos); false when one of them would not be exact.
+inline bool prescale(const Field16& f, const __m256* scales, __m256* out) {
+  bool exact = true;
+  for (int h = 0; h < 2; ++h) {
+    out[h] = _mm256_mul_ps(scales[h], _mm256_set1_ps(f.unscale));
+    const __m256 back = _mm256_mul_ps(out[h], _mm256_set1_ps(f.rescale));
+    exact &= _mm256_movemask_ps(_mm256_cmp_ps(back, scales[h], _CMP_EQ_OQ)) == 0xFF;
+  }
+  return exact;
+}
+
 inline void load_scales(const KanLayerView& L, bool floats, uint32_t p, __m256* gs, __m256* bs, __m256* ws) {
   for (int h = 0; h < 2; ++h) {
     if (floats) {
@@ -103,20 +157,29 @@ inline __m256 coefficient(const KanLayerView& L, const float* table_row_i, const
 
 constexpr int kLanePanels = 2;
 
-// Lane path: NP panels at once (2 x NP independent accumulation chains).
-template <typename IndexT, typename WordT, bool kFloat, bool kTable, int NP>
+// Lane path: inputs [i0, i1) of NP panels at once (2 x NP independent accumulation chains),
+// continuing the chains held in acc_mem (16 floats per panel). kField16: 16-bit words decoded
+// with Field16 (the caller checked that the panels' scales allow it).
+template <typename IndexT, typename WordT, bool kFloat, bool kTable, int NP, bool kField16>
 void lane_block(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
-                const float* P, uint32_t p, float* y) {
+                const float* P, uint32_t p, uint32_t i0, uint32_t i1, float* acc_mem) {
   const uint32_t in = L.in_features, K = L.codebook_size, width = basis_width(L);
   const Decoder<IndexT, WordT, kFloat> dec(L);
   __m256 gs[NP][2], bs[NP][2], ws[NP][2], acc[NP][2];
   const uint8_t* rec[NP];
+  const Fields16 fields(L);
   for (int q = 0; q < NP; ++q) {
     load_scales(L, kFloat, p + q, gs[q], bs[q], ws[q]);
-    acc[q][0] = acc[q][1] = _mm256_setzero_ps();
-    rec[q] = L.edges + static_cast<size_t>(p + q) * in * L.record_bytes;
+    if constexpr (kField16) {
+      prescale(fields.gain, gs[q], gs[q]);
+      prescale(fields.bias, bs[q], bs[q]);
+      prescale(fields.base, ws[q], ws[q]);
+    }
+    acc[q][0] = _mm256_loadu_ps(acc_mem + q * kPanelWidth);
+    acc[q][1] = _mm256_loadu_ps(acc_mem + q * kPanelWidth + 8);
+    rec[q] = L.edges + (static_cast<size_t>(p + q) * in + i0) * L.record_bytes;
   }
-  for (uint32_t i = 0; i < in; ++i) {
+  for (uint32_t i = i0; i < i1; ++i) {
     const __m256 si = _mm256_broadcast_ss(silu + i), bi = _mm256_broadcast_ss(bsum + i);
     const float* row = kTable ? P + static_cast<size_t>(i) * K : nullptr;
     const float* basis_i = basis + static_cast<size_t>(i) * width;
@@ -124,7 +187,16 @@ void lane_block(const KanLayerView& L, const float* silu, const float* bsum, con
       for (int h = 0; h < 2; ++h) {
         __m256 g, b, w;
         const __m256i idx = dec.index(rec[q], h);
-        dec.values(rec[q], h, gs[q], bs[q], ws[q], g, b, w);
+        if constexpr (kField16) {
+          const uint8_t* v = rec[q] + kPanelWidth * sizeof(IndexT);
+          const __m256i word =
+              fields.flip(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 16 * h))));
+          g = _mm256_mul_ps(fields.gain.times_2pos(word), gs[q][h]);
+          b = _mm256_mul_ps(fields.bias.times_2pos(word), bs[q][h]);
+          w = _mm256_mul_ps(fields.base.times_2pos(word), ws[q][h]);
+        } else {
+          dec.values(rec[q], h, gs[q], bs[q], ws[q], g, b, w);
+        }
         const __m256 d = coefficient<kTable, IndexT>(L, row, basis_i, kTable ? 0 : start[i], width, idx, rec[q], h);
         __m256 a = _mm256_fmadd_ps(w, si, acc[q][h]);
         a = _mm256_fmadd_ps(g, d, a);
@@ -134,22 +206,67 @@ void lane_block(const KanLayerView& L, const float* silu, const float* bsum, con
     }
   }
   for (int q = 0; q < NP; ++q) {
-    alignas(32) float out[kPanelWidth];
-    _mm256_store_ps(out, acc[q][0]);
-    _mm256_store_ps(out + 8, acc[q][1]);
-    const uint32_t lanes = std::min(kPanelWidth, L.out_features - (p + q) * kPanelWidth);
-    std::memcpy(y + (p + q) * kPanelWidth, out, lanes * sizeof(float));
+    _mm256_storeu_ps(acc_mem + q * kPanelWidth, acc[q][0]);
+    _mm256_storeu_ps(acc_mem + q * kPanelWidth + 8, acc[q][1]);
   }
 }
 
+// Whether panels [p, p + n) can use Field16: 16-bit words whose pre-divided scales are exact.
+template <typename WordT, bool kFloat>
+inline bool use_field16(const KanLayerView& L, uint32_t p, uint32_t n) {
+  if constexpr (kFloat || sizeof(WordT) != 2) {
+    return false;
+  } else {
+    const Fields16 fields(L);
+    bool ok = true;
+    for (uint32_t q = 0; q < n; ++q) {
+      __m256 gs[2], bs[2], ws[2], tmp[2];
+      load_scales(L, false, p + q, gs, bs, ws);
+      ok &= prescale(fields.gain, gs, tmp) && prescale(fields.bias, bs, tmp) && prescale(fields.base, ws, tmp);
+    }
+    return ok;
+  }
+}
+
+template <typename IndexT, typename WordT, bool kFloat, bool kTable, int NP>
+inline void lane_block_any(const KanLayerView& L, const float* silu, const float* bsum, const float* basis,
+                           const uint32_t* start, const float* P, uint32_t p, uint32_t i0, uint32_t i1, float* acc_mem,
+                           bool field16) {
+  if constexpr (!kFloat && sizeof(WordT) == 2) {
+    if (field16) {
+      lane_block<IndexT, WordT, kFloat, kTable, NP, true>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem);
+      return;
+    }
+  }
+  lane_block<IndexT, WordT, kFloat, kTable, NP, false>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem);
+}
+
+// Panels [p0, p1), a chunk of panels at a time, inputs in blocks (see lane_input_block).
 template <typename IndexT, typename WordT, bool kFloat, bool kTable>
 struct Lane {
   static void run(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
                   const float* P, uint32_t p0, uint32_t p1, float* y) {
-    uint32_t p = p0;
-    for (; p + kLanePanels <= p1; p += kLanePanels) lane_block<IndexT, WordT, kFloat, kTable, kLanePanels>(L, silu, bsum, basis, start, P, p, y);
-    for (; p < p1; ++p) lane_block<IndexT, WordT, kFloat, kTable, 1>(L, silu, bsum, basis, start, P, p, y);
-
+    const uint32_t in = L.in_features, IB = lane_input_block(L);
+    alignas(32) float chunk_acc[kLaneChunkPanels * kPanelWidth];
+    for (uint32_t c0 = p0; c0 < p1; c0 += kLaneChunkPanels) {
+      const uint32_t c1 = std::min(p1, c0 + kLaneChunkPanels);
+      const bool field16 = use_field16<WordT, kFloat>(L, c0, c1 - c0);
+      std::memset(chunk_acc, 0, sizeof chunk_acc);
+      for (uint32_t i0 = 0; i0 < in; i0 += IB) {
+        const uint32_t i1 = std::min(in, i0 + IB);
+        uint32_t p = c0;
+        for (; p + kLanePanels <= c1; p += kLanePanels)
+          lane_block_any<IndexT, WordT, kFloat, kTable, kLanePanels>(L, silu, bsum, basis, start, P, p, i0, i1,
+                                                                     chunk_acc + (p - c0) * kPanelWidth, field16);
+        for (; p < c1; ++p)
+          lane_block_any<IndexT, WordT, kFloat, kTable, 1>(L, silu, bsum, basis, start, P, p, i0, i1,
+                                                           chunk_acc + (p - c0) * kPanelWidth, field16);
+      }
+      for (uint32_t p = c0; p < c1; ++p) {
+        const uint32_t lanes = std::min(kPanelWidth, L.out_features - p * kPanelWidth);
+        std::memcpy(y + p * kPanelWidth, chunk_acc + (p - c0) * kPanelWidth, lanes * sizeof(float));
+      }
+    }
   }
 };
 

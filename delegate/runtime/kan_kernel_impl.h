@@ -85,39 +85,52 @@ struct RecordDecoder {
 };
 
 // Lane-vectorized: panels [p0, p1) of one sample. silu/bsum/basis/start: this sample's rows;
-// P: this sample's in x K table (kTable) or unused.
+// P: this sample's in x K table (kTable) or unused. Inputs are walked in blocks
+// (lane_input_block) for all panels of a chunk, so the table block stays in cache.
 template <typename IndexT, typename WordT, bool kFloat, bool kTable>
 void lane_panels(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
                  const float* P, uint32_t p0, uint32_t p1, float* y) {
-  const uint32_t in = L.in_features, K = L.codebook_size, width = basis_width(L);
+  const uint32_t in = L.in_features, K = L.codebook_size, width = basis_width(L), IB = lane_input_block(L);
   const RecordDecoder<IndexT, WordT, kFloat> dec(L);
   static const float kOnes[kPanelWidth] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-  for (uint32_t p = p0; p < p1; ++p) {
-    const float* gs = kFloat ? kOnes : L.gain.scales + p * kPanelWidth;
-    const float* bs = kFloat ? kOnes : L.bias.scales + p * kPanelWidth;
-    const float* ws = kFloat ? kOnes : L.base.scales + p * kPanelWidth;
-    const uint8_t* rec = L.edges + static_cast<size_t>(p) * in * L.record_bytes;
-    float acc[kPanelWidth] = {};
-    for (uint32_t i = 0; i < in; ++i, rec += L.record_bytes) {
-      uint32_t idx[kPanelWidth];
-      float g[kPanelWidth], b[kPanelWidth], w[kPanelWidth], d[kPanelWidth];
-      dec.decode(rec, gs, bs, ws, idx, g, b, w);
-      if constexpr (kTable) {
-        const float* row = P + static_cast<size_t>(i) * K;
-        for (uint32_t l = 0; l < kPanelWidth; ++l) d[l] = row[idx[l]];
-      } else {
-        for (uint32_t l = 0; l < kPanelWidth; ++l)
-          d[l] = direct_term(L.codebook_columns, K, basis + static_cast<size_t>(i) * width, start[i], width, idx[l]);
-      }
-      const float si = silu[i], bi = bsum[i];
-      for (uint32_t l = 0; l < kPanelWidth; ++l) {
-        float a = std::fmaf(w[l], si, acc[l]);
-        a = std::fmaf(g[l], d[l], a);
-        acc[l] = std::fmaf(b[l], bi, a);
+  float chunk_acc[kLaneChunkPanels][kPanelWidth];
+  for (uint32_t c0 = p0; c0 < p1; c0 += kLaneChunkPanels) {
+    const uint32_t c1 = std::min(p1, c0 + kLaneChunkPanels);
+    std::memset(chunk_acc, 0, sizeof chunk_acc);
+    for (uint32_t i0 = 0; i0 < in; i0 += IB) {
+      const uint32_t i1 = std::min(in, i0 + IB);
+      for (uint32_t p = c0; p < c1; ++p) {
+        const float* gs = kFloat ? kOnes : L.gain.scales + p * kPanelWidth;
+        const float* bs = kFloat ? kOnes : L.bias.scales + p * kPanelWidth;
+        const float* ws = kFloat ? kOnes : L.base.scales + p * kPanelWidth;
+        const uint8_t* rec = L.edges + (static_cast<size_t>(p) * in + i0) * L.record_bytes;
+        float acc[kPanelWidth];
+        std::memcpy(acc, chunk_acc[p - c0], sizeof acc);
+        for (uint32_t i = i0; i < i1; ++i, rec += L.record_bytes) {
+          uint32_t idx[kPanelWidth];
+          float g[kPanelWidth], b[kPanelWidth], w[kPanelWidth], d[kPanelWidth];
+          dec.decode(rec, gs, bs, ws, idx, g, b, w);
+          if constexpr (kTable) {
+            const float* row = P + static_cast<size_t>(i) * K;
+            for (uint32_t l = 0; l < kPanelWidth; ++l) d[l] = row[idx[l]];
+          } else {
+            for (uint32_t l = 0; l < kPanelWidth; ++l)
+              d[l] = direct_term(L.codebook_columns, K, basis + static_cast<size_t>(i) * width, start[i], width, idx[l]);
+          }
+          const float si = silu[i], bi = bsum[i];
+          for (uint32_t l = 0; l < kPanelWidth; ++l) {
+            float a = std::fmaf(w[l], si, acc[l]);
+            a = std::fmaf(g[l], d[l], a);
+            acc[l] = std::fmaf(b[l], bi, a);
+          }
+        }
+        std::memcpy(chunk_acc[p - c0], acc, sizeof acc);
       }
     }
-    const uint32_t lanes = std::min(kPanelWidth, L.out_features - p * kPanelWidth);
-    for (uint32_t l = 0; l < lanes; ++l) y[p * kPanelWidth + l] = acc[l];
+    for (uint32_t p = c0; p < c1; ++p) {
+      const uint32_t lanes = std::min(kPanelWidth, L.out_features - p * kPanelWidth);
+      for (uint32_t l = 0; l < lanes; ++l) y[p * kPanelWidth + l] = chunk_acc[p - c0][l];
+    }
   }
 }
 

@@ -30,6 +30,19 @@ struct KernelOps {
                  float* scratch, float* y, size_t batch);
 };
 
+// Inputs per block of the lane path. A task walks its panels block by block, so the block's
+// coefficient-table rows (IB x K floats) are read from L2 by every panel instead of the
+// whole table streaming through L2 once per panel (at 50 heads x 32 panels that traffic,
+// not the weights, was the bottleneck). Each output's fma chain still runs over the inputs
+// in order, so the blocking changes no bits.
+inline uint32_t lane_input_block(const KanLayerView& L) {
+  const size_t ib = (128u * 1024u) / (static_cast<size_t>(std::max<uint32_t>(1, L.codebook_size)) * 4);
+  return static_cast<uint32_t>(std::max<size_t>(16, std::min<size_t>(ib, L.in_features)));
+}
+
+// Panels whose accumulators a lane task keeps (on the stack) across input blocks.
+constexpr uint32_t kLaneChunkPanels = 32;
+
 // Inputs per coefficient-table block of the sample path: the block's table (IB x K x 8
 // floats) stays within 64 KiB, in L1/L2.
 inline uint32_t sample_input_block(const KanLayerView& L) {
