@@ -13,6 +13,8 @@
 //  - per input and sample, the basis is evaluated once, and when the codebook is small
 //    against the layer (K <= outputs) the projections P[i][c] = basis(x_i) . codeword_c are
 //    tabulated, so an edge costs one table read and three FMAs;
+//  - one sample's panels walk the inputs in blocks, so the block's table rows stay in L2 while
+//    every panel reads them (lane_input_block);
 //  - batches of >= kSampleGroup samples run sample-vectorized (8 samples per vector), so a
 //    decoded edge is used by 8 samples at once; smaller batches run lane-vectorized;
 //  - work is split into tasks (panels or sample groups) that a thread pool may run in any
