@@ -87,7 +87,7 @@ struct Field16 {
     unscale = std::ldexp(1.0f, -static_cast<int>(pos));
     rescale = std::ldexp(1.0f, static_cast<int>(pos));
   }
-  // flipped: the word after Fields16::flip.
+  // flipped: the word with Fields16::signs xor-ed in.
   inline __m256 times_2pos(__m256i flipped) const {
     return _mm256_sub_ps(_mm256_castsi256_ps(_mm256_and_si256(flipped, mask)), offset);
   }
@@ -102,7 +102,17 @@ struct Fields16 {
     signs = _mm256_set1_epi32(static_cast<int>(kExponent23 | (1u << (gb - 1)) | (1u << (gb + bb - 1)) |
                                                (1u << (gb + bb + wb - 1))));
   }
-  inline __m256i flip(__m256i word) const { return _mm256_xor_si256(word, signs); }
+  // Half h of a record's words -> g, b, w; gs, bs, ws: the pre-divided scales (prescale).
+  template <typename IndexT>
+  inline void values(const uint8_t* rec, int h, const __m256* gs, const __m256* bs, const __m256* ws, __m256& g,
+                     __m256& b, __m256& w) const {
+    const uint8_t* v = rec + kPanelWidth * sizeof(IndexT);
+    const __m256i word = _mm256_xor_si256(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 16 * h))), signs);
+    g = _mm256_mul_ps(gain.times_2pos(word), gs[h]);
+    b = _mm256_mul_ps(bias.times_2pos(word), bs[h]);
+    w = _mm256_mul_ps(base.times_2pos(word), ws[h]);
+  }
 };
 
 // Scales for Field16 (scale * 2^-pos); false when one of them would not be exact.
@@ -188,12 +198,7 @@ void lane_block(const KanLayerView& L, const float* silu, const float* bsum, con
         __m256 g, b, w;
         const __m256i idx = dec.index(rec[q], h);
         if constexpr (kField16) {
-          const uint8_t* v = rec[q] + kPanelWidth * sizeof(IndexT);
-          const __m256i word =
-              fields.flip(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + 16 * h))));
-          g = _mm256_mul_ps(fields.gain.times_2pos(word), gs[q][h]);
-          b = _mm256_mul_ps(fields.bias.times_2pos(word), bs[q][h]);
-          w = _mm256_mul_ps(fields.base.times_2pos(word), ws[q][h]);
+          fields.template values<IndexT>(rec[q], h, gs[q], bs[q], ws[q], g, b, w);
         } else {
           dec.values(rec[q], h, gs[q], bs[q], ws[q], g, b, w);
         }
