@@ -8,7 +8,9 @@ Installed by bridge_entry (the CLI's child only):
 - a watchdog thread notices those signals while the main thread is busy in C code (through
   the signal wakeup fd) and a changed parent pid (if PDEATHSIG is unavailable);
 - once the parent is gone, pythonia's failing writes to it must not print tracebacks on the
-  user's terminal: the error hooks exit quietly instead.
+  user's terminal: the error hooks exit quietly instead. The kernel closes a dying parent's
+  socket before it reparents this process, so a broken bridge (pythonia raises SystemExit, or a
+  broken pipe) can show up a moment before getppid() changes: for those the hooks wait briefly.
 """
 
 from __future__ import annotations
@@ -19,24 +21,49 @@ import select
 import signal
 import sys
 import threading
+import time
 
 from .outputs import discard_temporaries
 
 _PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 0.5
+# How long an error that looks like a broken bridge waits for the parent's death to show.
+_BROKEN_BRIDGE_WAIT_SECONDS = 2.0
+_BROKEN_BRIDGE = (SystemExit, BrokenPipeError, ConnectionError)
 _exiting = threading.Lock()
+_exiting_thread: int | None = None
 
 
 def _die(code: int) -> None:
+    global _exiting_thread
     if not _exiting.acquire(blocking=False):
-        return
+        if _exiting_thread == threading.get_ident():
+            return  # a signal handler re-entered: the interrupted call below it exits
+        while True:  # another thread is exiting: wait for it rather than print or run on
+            time.sleep(60)
+    _exiting_thread = threading.get_ident()
     discard_temporaries()
     os._exit(code)
 
 
+def _orphaned(parent: int, exc_type) -> bool:
+    if not parent:
+        return False
+    broken = isinstance(exc_type, type) and issubclass(exc_type, _BROKEN_BRIDGE)
+    deadline = time.monotonic() + (_BROKEN_BRIDGE_WAIT_SECONDS if broken else 0.0)
+    while os.getppid() == parent:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _quiet_when_orphaned(default_hook, parent: int):
+    """Wraps sys.excepthook (args: type, value, tb) or sys.unraisablehook (args: one record)."""
+
     def hook(*args):
-        if parent and os.getppid() != parent:
+        exc_type = args[0] if len(args) == 3 else getattr(args[0], "exc_type", None)
+        if _orphaned(parent, exc_type):
             _die(1)
         default_hook(*args)
 

@@ -23,7 +23,7 @@ _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 # Temp files this process has open right now: lifeline.py removes them when the CLI dies.
 _live: set[Path] = set()
-_live_lock = threading.Lock()
+_live_lock = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
 
 
 def discard_temporaries() -> None:
