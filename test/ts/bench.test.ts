@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../ts/paths.js';
-import { BENCH_VARIANTS, replaceSection, SECTION_BEGIN, SECTION_END, validateBenchOptions, type BenchResult } from '../../ts/lib/bench.js';
+import { BENCH_SECTION, BENCH_VARIANTS, validateBenchOptions, type BenchResult } from '../../ts/lib/bench.js';
+import { replaceSection } from '../../ts/lib/markdown.js';
 import { LuthamError } from '../../ts/errors.js';
 
 function lutham(args: string[]) {
@@ -26,7 +27,7 @@ describe('lutham bench', () => {
   it('runs every variant on a tiny model and updates the Markdown section', function () {
     this.timeout(1_600_000);
     const md = join(dir, 'BENCH.md');
-    writeFileSync(md, `# before\n\n${SECTION_BEGIN}\nold numbers\n${SECTION_END}\n\nafter\n`);
+    writeFileSync(md, `# before\n\n${BENCH_SECTION.begin}\nold numbers\n${BENCH_SECTION.end}\n\nafter\n`);
     const r = lutham(['bench', ...TINY, '--json', '--update', md, '--no-progress']);
     assert.equal(r.status, 0, r.stderr);
     const result = JSON.parse(r.stdout) as BenchResult;
@@ -64,7 +65,7 @@ describe('lutham bench', () => {
     }
     assert.ok(result.bandwidth.bytes_per_second > 0);
     const text = readFileSync(md, 'utf8');
-    assert.ok(text.startsWith(`# before\n\n${SECTION_BEGIN}\n`) && text.endsWith(`${SECTION_END}\n\nafter\n`));
+    assert.ok(text.startsWith(`# before\n\n${BENCH_SECTION.begin}\n`) && text.endsWith(`${BENCH_SECTION.end}\n\nafter\n`));
     assert.ok(!text.includes('old numbers'));
     assert.ok(text.includes(result.markdown.trim()));
     assert.match(result.markdown, /\| lutham\.pte, LuthamBackend int \| 3 \| [\d.]+ ms \| 1\.00x \|/);
@@ -90,9 +91,10 @@ describe('lutham bench', () => {
   });
 
   it('replaceSection keeps everything outside the markers', () => {
-    const text = `a\n${SECTION_BEGIN}\nx\n${SECTION_END}\nb\n`;
-    assert.equal(replaceSection(text, 'new\n'), `a\n${SECTION_BEGIN}\nnew\n${SECTION_END}\nb\n`);
-    assert.throws(() => replaceSection('no markers', 'x'), LuthamError);
+    const { begin, end } = BENCH_SECTION;
+    const text = `a\n${begin}\nx\n${end}\nb\n`;
+    assert.equal(replaceSection(text, 'new\n', BENCH_SECTION), `a\n${begin}\nnew\n${end}\nb\n`);
+    assert.throws(() => replaceSection('no markers', 'x', BENCH_SECTION), LuthamError);
     assert.throws(() => validateBenchOptions({ widths: [8] }), /--widths needs at least two/);
     assert.doesNotThrow(() => validateBenchOptions({ heads: 2, batches: [1, 32], variants: ['eager', 'lutham-int'] }));
   });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { PROJECT_ROOT } from '../../ts/paths.js';
-import { formatEval, type EvalResults } from '../../ts/lib/eval.js';
+import { EVAL_SECTION, evalMarkdown, formatEval, type EvalResults } from '../../ts/lib/eval.js';
 import { fixtureResults } from './helpers/eval-results.js';
 import { renderReport, writeReport } from '../../ts/lib/report.js';
 
@@ -61,6 +61,26 @@ describe('lutham report', function () {
     assert.deepEqual(json.results, fixtureResults());
     assert.equal(renderReport(fixtureResults()), html);
     assert.match(formatEval(fixtureResults()), /Table 1\.[\s\S]*VQ saturation[\s\S]*Pruning cliff[\s\S]*Baselines/);
+  });
+
+  it('evalMarkdown: one section per model, every row of every table, numbers from the results', () => {
+    const r = fixtureResults();
+    const md = evalMarkdown(r);
+    assert.match(md, /^Data: fashion-mnist \(fixture\), 60000 training \/ 10000 test images\./);
+    assert.match(md, /\*\*Target\*\* \(pure_kan: SHARe-KAN int within 0\.5 points of Dense at >= 12x KAN-layer storage\): \*\*met\*\*\. fixture\./);
+    const sections = md.split(/^### /m).slice(1);
+    assert.equal(sections.length, 2);
+    for (const [i, m] of r.models.entries()) {
+      const sec = sections[i];
+      assert.ok(sec.startsWith(`${m.label}\n`));
+      const tableRows = sec.split('\n').filter((l) => l.startsWith('| ') && !/^\| (method|K|sparsity|---) \|/.test(l));
+      assert.equal(tableRows.length, m.table1.length + m.saturation.length + m.pruning.length + 1 + m.baselines.length);
+      const [dense, , sk] = m.table1;
+      const delta = ((sk.accuracy - dense.accuracy) * 100).toFixed(2);
+      assert.ok(sec.includes(`| SHARe-KAN int | ${(sk.accuracy * 100).toFixed(2)} ± ${(sk.se * 100).toFixed(2)} | ${delta} | 145,456 | 2.86 | 18.5x | executorch |`), sec);
+      assert.ok(sec.includes('| plain k-means (equal bytes) | K=2048 |') || !m.baselines.some((b) => b.equal_bytes && b.method === 'plain k-means'));
+    }
+    assert.equal(md, evalMarkdown(fixtureResults()), 'same results, same bytes');
   });
 
   it('headless chromium draws every chart with a size; a screenshot goes to test-results/report.png', function () {
@@ -119,5 +139,16 @@ describe('lutham report', function () {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).charts, 4);
     assert.ok(existsSync(join(dir, 'tiny', 'report.json')));
+    // --update rewrites only the section between the markers; a file without them is refused before any work.
+    const md = join(dir, 'BENCHMARKS.md');
+    writeFileSync(md, `# mine\n\n${EVAL_SECTION.begin}\nold\n${EVAL_SECTION.end}\n\nkept\n`);
+    const u = lutham(['report', '--results', join(dir, 'tiny.json'), '--out', join(dir, 'tiny2', 'report.html'), '--update', md]);
+    assert.equal(u.status, 0, u.stderr);
+    assert.equal(readFileSync(md, 'utf8'), `# mine\n\n${EVAL_SECTION.begin}\n${evalMarkdown(results).trim()}\n${EVAL_SECTION.end}\n\nkept\n`);
+    writeFileSync(join(dir, 'plain.md'), '# no markers\n');
+    const bad = lutham(['report', '--results', join(dir, 'tiny.json'), '--out', join(dir, 'tiny3', 'report.html'), '--update', join(dir, 'plain.md')]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^lutham: .*plain\.md has no '<!-- lutham eval: begin .*' markers\n$/);
+    assert.ok(!existsSync(join(dir, 'tiny3')), 'nothing written before the refusal');
   });
 });

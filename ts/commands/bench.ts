@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { BENCH_VARIANTS, checkMarkdown, runBench, updateMarkdown, type BenchVariant } from '../lib/bench.js';
+import { BENCH_SECTION, BENCH_VARIANTS, runBench, type BenchVariant } from '../lib/bench.js';
+import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { numberList } from '../lib/args.js';
 import { progressBar } from '../lib/progress.js';
 
@@ -40,7 +41,7 @@ const benchCommand: CommandModule<{}, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the results as JSON' })
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as Argv<Args>,
   handler: async (argv) => {
-    if (argv.update) await checkMarkdown(argv.update);
+    if (argv.update) await checkMarkdown(argv.update, BENCH_SECTION);
     const bar = progressBar(argv.progress);
     let result;
     try {
@@ -63,7 +64,7 @@ const benchCommand: CommandModule<{}, Args> = {
     } finally {
       bar.stop();
     }
-    if (argv.update) await updateMarkdown(argv.update, result.markdown);
+    if (argv.update) await updateMarkdown(argv.update, result.markdown, BENCH_SECTION);
     process.stdout.write(argv.json ? JSON.stringify(result, null, 2) + '\n' : result.markdown + '\n');
   },
 };

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { EVAL_MODELS, formatEval, runEval, type EvalModel, type EvalResults } from '../lib/eval.js';
+import { EVAL_MODELS, EVAL_SECTION, evalMarkdown, formatEval, runEval, type EvalModel, type EvalResults } from '../lib/eval.js';
+import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { progressBar } from '../lib/progress.js';
 
 import type { EvalOptions } from '../lib/eval.js';
@@ -75,12 +76,21 @@ export function evalOptionsFrom(argv: EvalArgs): EvalOptions {
   };
 }
 
-const evalCommand: CommandModule<{}, EvalArgs> = {
+interface Args extends EvalArgs {
+  update?: string;
+}
+
+const evalCommand: CommandModule<{}, Args> = {
   command: 'eval',
   describe: 'Train (or load) Fashion-MNIST KANs, compress them, print accuracy tables: Table 1, VQ saturation, pruning cliff, baselines',
   builder: (y: Argv) =>
-    withEvalOptions(y.option('json', { type: 'boolean', default: false, describe: 'print the results as JSON (input of lutham report --results)' })) as unknown as Argv<EvalArgs>,
+    withEvalOptions(
+      y
+        .option('json', { type: 'boolean', default: false, describe: 'print the results as JSON (input of lutham report --results)' })
+        .option('update', { type: 'string', describe: 'replace the accuracy section of this Markdown file (BENCHMARKS.md) with the results' }),
+    ) as unknown as Argv<Args>,
   handler: async (argv) => {
+    if (argv.update) await checkMarkdown(argv.update, EVAL_SECTION);
     const bar = progressBar(argv.progress);
     let results: EvalResults;
     try {
@@ -88,6 +98,7 @@ const evalCommand: CommandModule<{}, EvalArgs> = {
     } finally {
       bar.stop();
     }
+    if (argv.update) await updateMarkdown(argv.update, evalMarkdown(results), EVAL_SECTION);
     process.stdout.write(argv.json ? JSON.stringify(results, null, 2) + '\n' : formatEval(results) + '\n');
   },
 };

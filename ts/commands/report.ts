@@ -1,4 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
+import { EVAL_SECTION, evalMarkdown } from '../lib/eval.js';
+import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { writeReport } from '../lib/report.js';
 import { progressBar } from '../lib/progress.js';
 import { evalOptionsFrom, withEvalOptions, type EvalArgs } from './eval.js';
@@ -6,6 +8,7 @@ import { evalOptionsFrom, withEvalOptions, type EvalArgs } from './eval.js';
 interface Args extends EvalArgs {
   out: string;
   results?: string;
+  update?: string;
 }
 
 const reportCommand: CommandModule<{}, Args> = {
@@ -16,9 +19,11 @@ const reportCommand: CommandModule<{}, Args> = {
       y
         .option('out', { type: 'string', default: 'report.html', describe: 'the HTML file (report.json goes beside it)' })
         .option('results', { type: 'string', describe: "results of 'lutham eval --json' (without it the evaluation, with the flags below, runs first)" })
-        .option('json', { type: 'boolean', default: false, describe: 'print {html, json, charts} as JSON' }),
+        .option('update', { type: 'string', describe: 'also replace the accuracy section of this Markdown file (BENCHMARKS.md)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print {html, json, charts, updated} as JSON' }),
     ) as unknown as Argv<Args>,
   handler: async (argv) => {
+    if (argv.update) await checkMarkdown(argv.update, EVAL_SECTION);
     const bar = progressBar(argv.progress && !argv.results);
     let r;
     try {
@@ -26,8 +31,10 @@ const reportCommand: CommandModule<{}, Args> = {
     } finally {
       bar.stop();
     }
-    const info = { html: r.html, json: r.json, charts: r.charts, target: r.results.target?.text ?? null };
-    process.stdout.write(argv.json ? JSON.stringify(info, null, 2) + '\n' : `wrote ${r.html} (${r.charts} charts) and ${r.json}\n${info.target ? `target: ${info.target}\n` : ''}`);
+    if (argv.update) await updateMarkdown(argv.update, evalMarkdown(r.results), EVAL_SECTION);
+    const info = { html: r.html, json: r.json, charts: r.charts, updated: argv.update ?? null, target: r.results.target?.text ?? null };
+    process.stdout.write(argv.json ? JSON.stringify(info, null, 2) + '\n'
+      : `wrote ${r.html} (${r.charts} charts) and ${r.json}${info.updated ? `; updated ${info.updated}` : ''}\n${info.target ? `target: ${info.target}\n` : ''}`);
   },
 };
 

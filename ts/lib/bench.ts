@@ -3,10 +3,9 @@
  * model on XNNPACK (fp32, dynamic int8), each in its own child process of one Python run
  * (py_bridge/lutham/bench.py), plus the BENCHMARKS.md section that `npm run bench` regenerates.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
+import type { SectionMarkers } from './markdown.js';
 
 export const BENCH_VARIANTS = ['eager', 'dense', 'folded-fp32', 'folded-int8', 'lutham-int', 'lutham-fp32'] as const;
 export type BenchVariant = (typeof BENCH_VARIANTS)[number];
@@ -57,8 +56,11 @@ export interface BenchResult {
   markdown: string;
 }
 
-export const SECTION_BEGIN = '<!-- lutham bench: begin (npm run bench regenerates this section) -->';
-export const SECTION_END = '<!-- lutham bench: end -->';
+/** The BENCHMARKS.md section that `lutham bench --update` (npm run bench) rewrites. */
+export const BENCH_SECTION: SectionMarkers = {
+  begin: '<!-- lutham bench: begin (npm run bench regenerates this section) -->',
+  end: '<!-- lutham bench: end -->',
+};
 
 function check(flag: string, v: number | undefined, min: number, integer = true): void {
   if (v !== undefined && (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v)))) {
@@ -105,31 +107,3 @@ export async function runBench(o: BenchOptions, progress?: Progress): Promise<Be
   }, progress)) as BenchResult;
 }
 
-/** `text` with the part between the bench markers replaced by `section`. */
-export function replaceSection(text: string, section: string, file = 'the file'): string {
-  const begin = text.indexOf(SECTION_BEGIN);
-  const end = text.indexOf(SECTION_END);
-  if (begin < 0 || end < begin) throw new LuthamError(`${file} has no '${SECTION_BEGIN}' ... '${SECTION_END}' markers`);
-  return `${text.slice(0, begin + SECTION_BEGIN.length)}\n${section.trim()}\n${text.slice(end)}`;
-}
-
-async function readMarkdown(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    throw new LuthamError(`--update: cannot read ${path}`);
-  }
-}
-
-/** Fails unless `path` can be updated (readable, with both markers): checked before a long bench. */
-export async function checkMarkdown(path: string): Promise<void> {
-  replaceSection(await readMarkdown(path), '', path);
-}
-
-/** Rewrites the bench section of a Markdown file in place (temp file + rename). */
-export async function updateMarkdown(path: string, section: string): Promise<void> {
-  const updated = replaceSection(await readMarkdown(path), section, path);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  await writeFile(tmp, updated);
-  await rename(tmp, path);
-}

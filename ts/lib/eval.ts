@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
 import { formatBytes, table } from './format.js';
+import { markdownTable, type SectionMarkers } from './markdown.js';
 import { modelSpec } from './export.js';
 
 export const EVAL_MODELS = ['pure_kan', 'vision_kan'] as const;
@@ -217,6 +218,60 @@ export function formatModel(m: ModelResults, s: EvalResults['settings']): string
   lines.push(`* at equal bytes with SHARe-KAN int${m.equal_bytes.calibration_images ? `; codebook fine-tune: ${m.equal_bytes.calibration_images} training images, codebooks only` : ''}`);
   lines.push(`measured with: ${engineOf(m.table1.slice(1))} for the compressed Table 1 rows, eager elsewhere unless marked`);
   return lines.join('\n');
+}
+
+/** The BENCHMARKS.md section that `lutham eval --update` and `lutham report --update` rewrite. */
+export const EVAL_SECTION: SectionMarkers = {
+  begin: '<!-- lutham eval: begin (lutham eval --update or lutham report --results ... --update regenerates this section) -->',
+  end: '<!-- lutham eval: end -->',
+};
+
+const grouped = (n: number) => n.toLocaleString('en-US');
+const signed = (points: number) => `${points > 0 ? '+' : ''}${points.toFixed(2)}`;
+
+function modelMarkdown(m: ModelResults, s: EvalResults['settings']): string {
+  const dense = m.table1[0];
+  const sk = m.table1[2];
+  const epochs = m.training.epochs;
+  const out: string[] = [];
+  out.push(`### ${m.label}`, '');
+  out.push(`${grouped(m.edges)} edges. ${typeof epochs === 'number' ? `Training: ${epochs} epochs, seed ${s.seed}.` : `Model: ${String(m.training.checkpoint ?? 'given')}.`}`, '');
+  out.push('Table 1 (compressed rows: `lutham.pte` run through ExecuTorch with the C++ LuthamBackend when marked executorch):', '');
+  out.push(markdownTable(['method', 'accuracy %', 'Δ points', 'KAN bytes', 'B/edge', 'ratio', 'measured with'],
+    m.table1.map((r) => [r.method, accSe(r.accuracy, r.se), r === dense ? '' : signed((r.accuracy - dense.accuracy) * 100),
+      grouped(r.bytes), r.bytes_per_edge.toFixed(2), ratioText(r.ratio), r.engine])));
+  if (m.engine_note) out.push('', `Note: ${m.engine_note}`);
+  out.push('', "VQ saturation (int, eager; K capped at the layer's edges):", '');
+  out.push(markdownTable(['K', 'R² (largest layer)', 'accuracy %', 'B/edge', 'ratio'],
+    m.saturation.map((r) => [r.K, r.r2.toFixed(4), accSe(r.accuracy, r.se), r.bytes_per_edge.toFixed(2), ratioText(r.ratio)])));
+  out.push('', 'Pruning cliff (whole edges by magnitude, no fine-tune, eager) vs the best SHARe-KAN measured at no more bytes:', '');
+  out.push(markdownTable(['sparsity', 'accuracy %', 'ratio', 'SHARe-KAN at <= bytes', 'its accuracy %', 'its ratio'],
+    m.pruning.map((r) => [`${Math.round(r.sparsity * 100)}%`, accSe(r.accuracy, r.se), ratioText(r.ratio),
+      r.sharekan?.label ?? '-', r.sharekan ? accSe(r.sharekan.accuracy, r.sharekan.se) : '-', ratioText(r.sharekan?.ratio)])));
+  const eb = m.equal_bytes;
+  out.push('', `Baselines (SHARe-KAN int uses ${grouped(eb.budget_bytes)} B by the analytic count; plain k-means fits that at K = ${eb.plain_kmeans_K}` +
+    `${eb.calibration_images ? `; fine-tune: ${eb.calibration_images} training images, codebooks only` : ''}):`, '');
+  const rows = [{ ...sk, method: 'SHARe-KAN int (reference)', setting: `K=${sk.K ?? s.codebook_size}`, equal_bytes: false }, ...m.baselines];
+  out.push(markdownTable(['method', 'setting', 'accuracy %', 'B/edge', 'ratio', 'measured with'],
+    rows.map((r) => [r.method + (r.equal_bytes ? ' (equal bytes)' : ''), r.setting, accSe(r.accuracy, r.se), r.bytes_per_edge.toFixed(2), ratioText(r.ratio), r.engine])));
+  return out.join('\n');
+}
+
+/** The eval results as the Markdown of BENCHMARKS.md's accuracy section. */
+export function evalMarkdown(r: EvalResults): string {
+  const s = r.settings;
+  const out: string[] = [];
+  out.push(`Data: ${r.dataset.name} (${r.dataset.source}), ${r.dataset.train} training / ${r.dataset.test} test images` +
+    `${s.subset ? ` (--subset ${s.subset})` : ''}. Accuracy is on the ${grouped(r.dataset.test)} test images, ± one binomial standard error. ` +
+    `Bytes are the KAN layers only, as stored in the .pte where measured with executorch. SHARe-KAN int = K ${s.codebook_size}, ` +
+    `int${s.codebook_bits} codebook, ${s.gain_bits}-bit gains, ${s.bias_bits}-bit biases, ${s.base_bits}-bit base weights.`);
+  if (r.target?.text) {
+    const t = r.target;
+    out.push('', `**Target** (${t.model}: SHARe-KAN int within ${t.max_drop_points} points of Dense at >= ${t.min_ratio}x KAN-layer storage): ` +
+      `**${t.met ? 'met' : 'not met'}**. ${t.text.replace(/^(NOT )?MET: /, '')}.`);
+  }
+  for (const m of r.models) out.push('', modelMarkdown(m, s));
+  return out.join('\n') + '\n';
 }
 
 export function formatEval(r: EvalResults): string {
