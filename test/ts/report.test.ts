@@ -123,6 +123,10 @@ describe('lutham report', function () {
     const r2 = lutham(['eval', '--subset', '0']);
     assert.equal(r2.status, 1);
     assert.match(r2.stderr, /^lutham: --subset must be a positive integer, got 0\n$/);
+    writeFileSync(join(dir, 'nomarkers.md'), '# no markers\n');
+    const r3 = lutham(['eval', '--update', join(dir, 'nomarkers.md')], { LUTHAM_PYTHON: '/nonexistent/python' }); // refused before Python starts
+    assert.equal(r3.status, 1);
+    assert.match(r3.stderr, /^lutham: .*nomarkers\.md has no '<!-- lutham eval: begin .*' markers\n$/);
   });
 
   it('eval --json on a tiny subset feeds report end to end', function () {
