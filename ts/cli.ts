@@ -6,7 +6,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { shutdownPython } from './bridge/python.js';
-import { LuthamError } from './errors.js';
+import { LuthamError, oneLine } from './errors.js';
 import exportCommand from './commands/export.js';
 import runCommand from './commands/run.js';
 import inspectCommand from './commands/inspect.js';
@@ -18,10 +18,10 @@ import benchCommand from './commands/bench.js';
 function fail(err: unknown): never {
   shutdownPython(true);
   if (err instanceof LuthamError) {
-    process.stderr.write(`lutham: ${err.message}\n`);
+    process.stderr.write(`lutham: ${oneLine(err.message)}\n`);
   } else {
     const e = err as Error;
-    process.stderr.write(`lutham: internal error: ${e?.message ?? String(err)}\n`);
+    process.stderr.write(`lutham: internal error: ${oneLine(e?.message ?? String(err))}\n`);
     if (process.env.LUTHAM_DEBUG) process.stderr.write(`${e?.stack}\n`);
   }
   process.exit(1);

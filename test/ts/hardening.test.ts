@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { LuthamError } from '../../ts/errors.js';
+import { LuthamError, oneLine } from '../../ts/errors.js';
 import { writeReport } from '../../ts/lib/report.js';
 import { PROJECT_ROOT, VENV_PYTHON } from '../../ts/paths.js';
 import { garbage, makeBadFiles } from './helpers/bad-files.js';
@@ -65,6 +65,17 @@ function processAlive(pid: number): boolean {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('hardening: error messages are one safe line', () => {
+  it('oneLine flattens whitespace and escapes controls, bidi overrides and replacement characters', () => {
+    assert.equal(oneLine('  bad\n\tfile\r\n'), 'bad file');
+    assert.equal(oneLine('a\x1b[31mb\x00c\x9bd'), 'a\\x1b[31mb\\x00c\\x9bd');
+    assert.equal(oneLine('x\u202ey\ufffdz'), 'x\\u202ey\\ufffdz');
+    assert.equal(oneLine('ünïcödé → ok'), 'ünïcödé → ok');
+    const long = oneLine('y'.repeat(5000));
+    assert.ok(long.startsWith('y'.repeat(2000) + '... (3000 more characters)'), long.slice(1990, 2040));
+  });
+});
 
 describe('hardening: a Python child that fails while starting (issue 9.1, 9.8)', function () {
   this.timeout(HANG_GUARD_MS * 2);
@@ -195,6 +206,8 @@ describe('hardening: export refuses bad outputs and flags before any work (issue
       [['export', ...TINY, '--fp32', '--gain-bits', '3'], /^lutham: --gain-bits cannot be used with --fp32/],
       [['run', 'x.pte', '--seed', '1', '--seed', '2'], /^lutham: --seed was given 2 times/],
       [['report', '--out', 'a.html', '--out', 'b.html'], /^lutham: --out was given 2 times/],
+      // Terminal escapes and newlines in what the message echoes are escaped, never sent raw.
+      [['run', '/nonexistent/x\x1b[2J\ny.pte'], /^lutham: cannot open \/nonexistent\/x\\x1b\[2J y\.pte: no such file$/],
     ];
     for (const [args, re] of cases) assertOneLine(lutham(args, noPython), re);
   });
