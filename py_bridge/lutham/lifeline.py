@@ -3,7 +3,8 @@
 Installed by bridge_entry (the CLI's child only):
 - SIGINT is ignored: a Ctrl-C on the terminal reaches the whole process group, and the CLI
   decides what happens (it sends SIGTERM, then SIGKILL);
-- SIGTERM/SIGHUP remove this process's temp files (outputs.py) and exit at once;
+- SIGTERM/SIGHUP remove this process's temp files (outputs.py) and exit at once, except during
+  an output set's renames, which finish first (moments) so the set is whole;
 - PR_SET_PDEATHSIG turns the parent's death (even SIGKILL) into SIGTERM here;
 - a watchdog thread notices those signals while the main thread is busy in C code (through
   the signal wakeup fd) and a changed parent pid (if PDEATHSIG is unavailable);
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 
-from .outputs import discard_temporaries
+from .outputs import defer_until_committed, discard_temporaries
 
 _PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 0.5
@@ -36,6 +37,8 @@ _exiting_thread: int | None = None
 
 def _die(code: int) -> None:
     global _exiting_thread
+    if defer_until_committed(lambda: _die(code)):
+        return  # a handler interrupted an output set's renames: exit once the set is whole
     if not _exiting.acquire(blocking=False):
         if _exiting_thread == threading.get_ident():
             return  # a signal handler re-entered: the interrupted call below it exits
