@@ -67,7 +67,7 @@ describe('lutham report', function () {
     const r = fixtureResults();
     const md = evalMarkdown(r);
     assert.match(md, /^Data: fashion-mnist \(fixture\), 60000 training \/ 10000 test images\./);
-    assert.match(md, /\*\*Target\*\* \(pure_kan: SHARe-KAN int within 0\.5 points of Dense at >= 12x KAN-layer storage\): \*\*met\*\*\. fixture\./);
+    assert.match(md, /\*\*Target\*\* \(pure KAN \(pixels -> KAN 784 -> 64 -> 10\): SHARe-KAN int within 0\.5 points of Dense at >= 12x KAN-layer storage\): \*\*met\*\*\. fixture\./);
     const sections = md.split(/^### /m).slice(1);
     assert.equal(sections.length, 2);
     for (const [i, m] of r.models.entries()) {

@@ -267,7 +267,7 @@ export function evalMarkdown(r: EvalResults): string {
     `int${s.codebook_bits} codebook, ${s.gain_bits}-bit gains, ${s.bias_bits}-bit biases, ${s.base_bits}-bit base weights.`);
   if (r.target?.text) {
     const t = r.target;
-    out.push('', `**Target** (${t.model}: SHARe-KAN int within ${t.max_drop_points} points of Dense at >= ${t.min_ratio}x KAN-layer storage): ` +
+    out.push('', `**Target** (${r.models.find((m) => m.kind === t.model)?.label ?? t.model}: SHARe-KAN int within ${t.max_drop_points} points of Dense at >= ${t.min_ratio}x KAN-layer storage): ` +
       `**${t.met ? 'met' : 'not met'}**. ${t.text.replace(/^(NOT )?MET: /, '')}.`);
   }
   for (const m of r.models) out.push('', modelMarkdown(m, s));
