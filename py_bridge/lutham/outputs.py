@@ -40,9 +40,7 @@ _live_lock = threading.RLock()  # re-entrant: a signal handler may run while the
 # Held by the thread swapping a set in; discard_temporaries (another thread, at exit) waits for it.
 _commit_lock = threading.Lock()
 _committing_thread: int | None = None
-
-
-_after_commit: list = []
+_after_commit: list = []  # what signal handlers deferred until the renames end (the lifeline's exit)
 
 
 def committing_in_this_thread() -> bool:
