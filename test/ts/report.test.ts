@@ -77,7 +77,7 @@ describe('lutham report', function () {
       assert.equal(tableRows.length, m.table1.length + m.saturation.length + m.pruning.length + 1 + m.baselines.length);
       const [dense, , sk] = m.table1;
       const delta = ((sk.accuracy - dense.accuracy) * 100).toFixed(2);
-      assert.ok(sec.includes(`| SHARe-KAN int | ${(sk.accuracy * 100).toFixed(2)} ± ${(sk.se * 100).toFixed(2)} | ${delta} | 145,456 | 2.86 | 18.5x | executorch |`), sec);
+      assert.ok(sec.includes(`| SHARe-KAN int | ${(sk.accuracy * 100).toFixed(2)} ± ${(sk.se * 100).toFixed(2)} | ${delta} | 145,456 | 2.86 | 18.5x | ExecuTorch (lutham.pte, LuthamBackend) |`), sec);
       assert.ok(sec.includes('| plain k-means (equal bytes) | K=2048 |') || !m.baselines.some((b) => b.equal_bytes && b.method === 'plain k-means'));
     }
     assert.equal(md, evalMarkdown(fixtureResults()), 'same results, same bytes');

@@ -177,6 +177,42 @@ function engineOf(rows: { engine: string }[]): string {
   return e.join('/');
 }
 
+/** One table of a model's results as cells; the report's HTML and BENCHMARKS.md's Markdown render it. */
+export interface ResultTable {
+  header: string[];
+  rows: (string | number)[][];
+}
+
+/**
+ * The four tables of one model (Table 1, VQ saturation, pruning cliff, baselines) as the report and
+ * BENCHMARKS.md show them. `bytes` formats Table 1's byte counts. (formatModel's terminal tables still
+ * choose their own labels.)
+ */
+export function modelTables(m: ModelResults, s: EvalResults['settings'], bytes: (n: number) => string = formatBytes) {
+  const dense = m.table1[0];
+  const sk = m.table1[2];
+  const table1: ResultTable = {
+    header: ['method', 'accuracy % (± SE)', 'Δ vs Dense (points)', 'KAN-layer bytes', 'bytes/edge', 'ratio', 'measured with'],
+    rows: m.table1.map((r) => [r.method, accSe(r.accuracy, r.se), r === dense ? '' : ((r.accuracy - dense.accuracy) * 100).toFixed(2),
+      bytes(r.bytes), r.bytes_per_edge.toFixed(2), ratioText(r.ratio), r.engine === 'executorch' ? 'ExecuTorch (lutham.pte, LuthamBackend)' : 'PyTorch eager']),
+  };
+  const saturation: ResultTable = {
+    header: ['K', 'K per layer', 'R²', 'accuracy % (± SE)', 'bytes/edge', 'ratio'],
+    rows: m.saturation.map((r) => [r.K, r.K_layers.join(' / '), r.r2.toFixed(4), accSe(r.accuracy, r.se), r.bytes_per_edge.toFixed(2), ratioText(r.ratio)]),
+  };
+  const pruning: ResultTable = {
+    header: ['sparsity', 'accuracy % (± SE)', 'bytes/edge', 'ratio', 'SHARe-KAN at ≤ bytes', 'its accuracy', 'its ratio'],
+    rows: m.pruning.map((r) => [`${Math.round(r.sparsity * 100)}%`, accSe(r.accuracy, r.se), r.bytes_per_edge.toFixed(2), ratioText(r.ratio),
+      r.sharekan?.label ?? '-', r.sharekan ? accSe(r.sharekan.accuracy, r.sharekan.se) : '-', ratioText(r.sharekan?.ratio)]),
+  };
+  const baselines: ResultTable = {
+    header: ['method', 'setting', 'accuracy % (± SE)', 'bytes/edge', 'ratio', 'measured with'],
+    rows: [{ ...sk, method: 'SHARe-KAN int (reference)', setting: `K=${sk.K ?? s.codebook_size}`, equal_bytes: false }, ...m.baselines]
+      .map((r) => [r.method + (r.equal_bytes ? ' (equal bytes)' : ''), r.setting, accSe(r.accuracy, r.se), r.bytes_per_edge.toFixed(2), ratioText(r.ratio), r.engine]),
+  };
+  return { table1, saturation, pruning, baselines };
+}
+
 export function formatModel(m: ModelResults, s: EvalResults['settings']): string {
   const dense = m.table1[0];
   const lines: string[] = [];
@@ -227,33 +263,24 @@ export const EVAL_SECTION: SectionMarkers = {
 };
 
 const grouped = (n: number) => n.toLocaleString('en-US');
-const signed = (points: number) => `${points > 0 ? '+' : ''}${points.toFixed(2)}`;
 
 function modelMarkdown(m: ModelResults, s: EvalResults['settings']): string {
-  const dense = m.table1[0];
-  const sk = m.table1[2];
+  const t = modelTables(m, s, grouped); // exact byte counts, as everywhere in BENCHMARKS.md
   const epochs = m.training.epochs;
+  const eb = m.equal_bytes;
   const out: string[] = [];
   out.push(`### ${m.label}`, '');
   out.push(`${grouped(m.edges)} edges. ${typeof epochs === 'number' ? `Training: ${epochs} epochs, seed ${s.seed}.` : `Model: ${String(m.training.checkpoint ?? 'given')}.`}`, '');
-  out.push('Table 1 (compressed rows: `lutham.pte` run through ExecuTorch with the C++ LuthamBackend when marked executorch):', '');
-  out.push(markdownTable(['method', 'accuracy %', 'Δ points', 'KAN bytes', 'B/edge', 'ratio', 'measured with'],
-    m.table1.map((r) => [r.method, accSe(r.accuracy, r.se), r === dense ? '' : signed((r.accuracy - dense.accuracy) * 100),
-      grouped(r.bytes), r.bytes_per_edge.toFixed(2), ratioText(r.ratio), r.engine])));
+  out.push('Table 1 (compressed rows: `lutham.pte` run through ExecuTorch with the C++ LuthamBackend):', '');
+  out.push(markdownTable(t.table1.header, t.table1.rows));
   if (m.engine_note) out.push('', `Note: ${m.engine_note}`);
   out.push('', "VQ saturation (int, eager; K capped at the layer's edges):", '');
-  out.push(markdownTable(['K', 'R² (largest layer)', 'accuracy %', 'B/edge', 'ratio'],
-    m.saturation.map((r) => [r.K, r.r2.toFixed(4), accSe(r.accuracy, r.se), r.bytes_per_edge.toFixed(2), ratioText(r.ratio)])));
+  out.push(markdownTable(t.saturation.header, t.saturation.rows));
   out.push('', 'Pruning cliff (whole edges by magnitude, no fine-tune, eager) vs the best SHARe-KAN measured at no more bytes:', '');
-  out.push(markdownTable(['sparsity', 'accuracy %', 'ratio', 'SHARe-KAN at <= bytes', 'its accuracy %', 'its ratio'],
-    m.pruning.map((r) => [`${Math.round(r.sparsity * 100)}%`, accSe(r.accuracy, r.se), ratioText(r.ratio),
-      r.sharekan?.label ?? '-', r.sharekan ? accSe(r.sharekan.accuracy, r.sharekan.se) : '-', ratioText(r.sharekan?.ratio)])));
-  const eb = m.equal_bytes;
+  out.push(markdownTable(t.pruning.header, t.pruning.rows));
   out.push('', `Baselines (SHARe-KAN int uses ${grouped(eb.budget_bytes)} B by the analytic count; plain k-means fits that at K = ${eb.plain_kmeans_K}` +
     `${eb.calibration_images ? `; fine-tune: ${eb.calibration_images} training images, codebooks only` : ''}):`, '');
-  const rows = [{ ...sk, method: 'SHARe-KAN int (reference)', setting: `K=${sk.K ?? s.codebook_size}`, equal_bytes: false }, ...m.baselines];
-  out.push(markdownTable(['method', 'setting', 'accuracy %', 'B/edge', 'ratio', 'measured with'],
-    rows.map((r) => [r.method + (r.equal_bytes ? ' (equal bytes)' : ''), r.setting, accSe(r.accuracy, r.se), r.bytes_per_edge.toFixed(2), ratioText(r.ratio), r.engine])));
+  out.push(markdownTable(t.baselines.header, t.baselines.rows));
   return out.join('\n');
 }
 

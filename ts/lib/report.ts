@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
 import { formatBytes } from './format.js';
-import { accSe, checkResults, evalArgs, ratioText, validateEvalOptions, type EvalOptions, type EvalResults, type ModelResults } from './eval.js';
+import { checkResults, evalArgs, modelTables, validateEvalOptions, type EvalOptions, type EvalResults, type ModelResults } from './eval.js';
 
 export interface ReportOptions extends EvalOptions {
   out: string;
@@ -181,20 +181,9 @@ export function modelCharts(m: ModelResults, id: string): string[] {
 
 function modelSection(m: ModelResults, r: EvalResults, i: number): string {
   const id = `m${i}-${m.kind.replace(/[^a-z0-9_-]/gi, '')}`;
-  const dense = m.table1[0];
   const s = r.settings;
-  const t1 = htmlTable(['method', 'accuracy % (± SE)', 'Δ vs Dense (points)', 'KAN-layer bytes', 'bytes/edge', 'ratio', 'measured with'],
-    m.table1.map((row) => [row.method, accSe(row.accuracy, row.se), row === dense ? '' : ((row.accuracy - dense.accuracy) * 100).toFixed(2),
-      formatBytes(row.bytes), row.bytes_per_edge.toFixed(2), ratioText(row.ratio), row.engine === 'executorch' ? 'ExecuTorch (lutham.pte, LuthamBackend)' : 'PyTorch eager']));
-  const sat = htmlTable(['K', 'K per layer', 'R²', 'accuracy % (± SE)', 'bytes/edge', 'ratio'],
-    m.saturation.map((x) => [x.K, x.K_layers.join(' / '), x.r2.toFixed(4), accSe(x.accuracy, x.se), x.bytes_per_edge.toFixed(2), ratioText(x.ratio)]));
-  const prune = htmlTable(['sparsity', 'accuracy % (± SE)', 'bytes/edge', 'ratio', 'SHARe-KAN at ≤ bytes', 'its accuracy', 'its ratio'],
-    m.pruning.map((x) => [`${Math.round(x.sparsity * 100)}%`, accSe(x.accuracy, x.se), x.bytes_per_edge.toFixed(2), ratioText(x.ratio),
-      x.sharekan?.label ?? '-', x.sharekan ? accSe(x.sharekan.accuracy, x.sharekan.se) : '-', ratioText(x.sharekan?.ratio)]));
-  const sk = m.table1[2];
-  const base = htmlTable(['method', 'setting', 'accuracy % (± SE)', 'bytes/edge', 'ratio', 'measured with'],
-    [[`SHARe-KAN int (reference)`, `K=${sk.K}`, accSe(sk.accuracy, sk.se), sk.bytes_per_edge.toFixed(2), ratioText(sk.ratio), sk.engine],
-      ...m.baselines.map((b) => [b.method + (b.equal_bytes ? ' (equal bytes)' : ''), b.setting, accSe(b.accuracy, b.se), b.bytes_per_edge.toFixed(2), ratioText(b.ratio), b.engine])]);
+  const t = modelTables(m, s);
+  const [t1, sat, prune, base] = [t.table1, t.saturation, t.pruning, t.baselines].map((x) => htmlTable(x.header, x.rows));
   const [cSat, cR2, cPrune, cBase] = modelCharts(m, id);
   return `<section id="${id}">
 <h2>${esc(m.label)}</h2>
