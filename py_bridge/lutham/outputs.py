@@ -168,13 +168,6 @@ def recover_interrupted_commits(directory: Path, names) -> list[Path]:
     return handled
 
 
-def _pids_with_journals(directory: Path) -> set[int]:
-    try:
-        return {int(m["pid"]) for e in os.scandir(directory) if (m := _JOURNAL_NAME.match(e.name))}
-    except OSError:
-        return set()
-
-
 def remove_stale_temporaries(directory: Path, names) -> list[Path]:
     """Removes `.<name>.<pid>.<token>.tmp|.old` files of `names` whose process is gone; returns them.
 
@@ -185,7 +178,7 @@ def remove_stale_temporaries(directory: Path, names) -> list[Path]:
         entries = list(os.scandir(directory))
     except OSError:
         return removed
-    journaled = _pids_with_journals(directory)
+    journaled = {int(m["pid"]) for e in entries if (m := _JOURNAL_NAME.match(e.name))}
     for e in entries:
         m = _TEMP_NAME.match(e.name)
         if not m or m["name"] not in names:
@@ -291,18 +284,13 @@ class OutputSet:
         except OSError as e:
             with _live_lock:
                 _live.discard(tmp)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _unlink_quietly(tmp)
             raise ValueError(f"cannot write {target}: {e.strerror or e}") from None
         return tmp
 
     def _backup(self, name: str) -> Path | None:
-        """A hard link to the old file, or None where there is none (or links are not supported)."""
+        """A hard link to the old file, or None where links are not supported."""
         target = self.path(name)
-        if not target.exists():
-            return None
         backup = self.directory / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.old"
         try:
             os.link(target, backup)
@@ -337,7 +325,7 @@ class OutputSet:
         try:
             try:
                 for name in self.names:
-                    backups[name] = self._backup(name)
+                    backups[name] = None if name in absent else self._backup(name)
                 journal = self._write_journal(temps, backups)
             except OSError as e:
                 raise ValueError(f"cannot write {self.directory}: {e.strerror or e}") from None

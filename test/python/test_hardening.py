@@ -25,11 +25,15 @@ def _opts(out, **kw):
     return {"backbone": "none", "heads": 2, "widths": [16, 4], "grid": 4, "codebook_size": 8, "out": str(out)} | kw
 
 
+def _listing(directory):
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
 def _old_set(directory):
     directory.mkdir(parents=True, exist_ok=True)
     for n in NAMES:
         (directory / n).write_text(f"old {n}")
-    return {p.name: p.read_bytes() for p in directory.iterdir()}
+    return _listing(directory)
 
 
 def _dead_pid() -> int:
@@ -66,7 +70,7 @@ def test_output_set_failing_midway_keeps_the_old_set_and_no_temp(tmp_path):
     outputs.add("report.json", b"{}")
     with _FileSizeLimit(10_000), pytest.raises(ValueError, match=r"cannot write .*lutham\.pte: File too large"):
         outputs.commit()
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert _listing(tmp_path) == before
 
 
 def test_output_set_commit_replaces_all(tmp_path):
@@ -76,7 +80,7 @@ def test_output_set_commit_replaces_all(tmp_path):
     for i, n in enumerate(NAMES):
         outputs.add(n, bytes([i]) * (i + 1))
     assert outputs.commit() == {"dense.pte": 1, "lutham.pte": 2, "report.json": 3}
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {"dense.pte": b"\0", "lutham.pte": b"\1\1", "report.json": b"\2\2\2"}
+    assert _listing(tmp_path) == {"dense.pte": b"\0", "lutham.pte": b"\1\1", "report.json": b"\2\2\2"}
 
 
 def _replace_failing_at(call: int, error: BaseException):
@@ -98,10 +102,6 @@ def _commit_new_set(directory):
     for n in NAMES:
         outputs.add(n, f"new {n}".encode())
     return outputs
-
-
-def _listing(directory):
-    return {p.name: p.read_bytes() for p in directory.iterdir()}
 
 
 @pytest.mark.parametrize("had_old_set", [True, False])
@@ -215,7 +215,7 @@ def test_export_write_failure_keeps_the_old_set_and_removes_stale_temps(tmp_path
             export(_opts(tmp_path), progress)
     finally:
         limit.__exit__()
-    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    after = _listing(tmp_path)
     assert {n: after[n] for n in NAMES} == {n: before[n] for n in NAMES}
     assert sorted(after) == sorted([*NAMES, running.name, stranger.name])
 
@@ -267,7 +267,7 @@ def test_non_finite_weights_are_refused_before_compressing(tmp_path):
     with pytest.raises(ValueError, match=r"heads\.1\.layers\.0\.spline_scaler has 2 non-finite value\(s\) \(NaN or Inf\) of 64"):
         export(_opts(tmp_path / "out", weights=str(tmp_path / "nan.pt")), lambda s, f: stages.append(s))
     assert "export dense.pte" not in stages and not any("compress" in s for s in stages)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+    assert _listing(tmp_path / "out") == before
 
 
 # ------------------------------------------------------------------ flags (9.10)
