@@ -80,7 +80,8 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     options: backbone, heads, widths (list or None), grid, order, weights, seed, out,
              codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch,
              max_batch (programs serve batch 1..max_batch), int8_baseline (bool, default true);
-             or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model.
+             or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model,
+             trust_pickle (unpickle Python objects from those files, which runs their code).
     Returns the report (also written as report.json).
     """
     started = time.time()
@@ -121,7 +122,8 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     if model is None and options.get("model"):  # the user's own model: its KAN layers converted
         from .load import example_input, user_model
 
-        model, shape = user_model(options["model"], options.get("weights"), options.get("input_shape"))
+        model, shape = user_model(options["model"], options.get("weights"), options.get("input_shape"),
+                                  trust_pickle=bool(options.get("trust_pickle", False)))
         example = example_input(shape, model_config.seed)
     if model is not None:
         dense = model

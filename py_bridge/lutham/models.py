@@ -142,7 +142,12 @@ def _load_checkpoint(path: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for garbage: EOFError, UnpicklingError, IndexError...
-        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        from .load import pickle_refusal, torch_error
+
+        refusal = pickle_refusal(err, f"--weights {path}")
+        if refusal:  # a state dict never needs code; torch's text would advise the unsafe reload
+            raise ValueError(f"{refusal}: it was not loaded; save model.state_dict() instead") from None
+        why = torch_error(err)
         raise ValueError(f"--weights {path} is not a readable PyTorch checkpoint (torch.save of a state dict): {why[:200]}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

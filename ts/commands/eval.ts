@@ -12,6 +12,7 @@ export interface EvalArgs {
   data?: string;
   checkpoint?: string;
   weights?: string;
+  'trust-pickle': boolean;
   subset?: number;
   epochs?: number;
   seed: number;
@@ -34,8 +35,9 @@ export function withEvalOptions<T>(y: Argv<T>): Argv<T & EvalArgs> {
   return y
     .option('dataset', { type: 'string', default: 'fashion-mnist', describe: 'fashion-mnist (Debian dataset-fashion-mnist)' })
     .option('data', { type: 'string', describe: 'your data instead: an .npz (x, y or x_train, y_train, x_test, y_test) or an image folder (one subfolder per class)' })
-    .option('checkpoint', { type: 'string', describe: 'your model: model.pt (pickled nn.Module, or a state dict of the pure/Vision KAN or of KAN layers under any prefix), model.pt2, or my_net.py:build with --weights; efficient-kan/pykan/FastKAN layers are converted' })
+    .option('checkpoint', { type: 'string', describe: 'your model: model.pt (pickled nn.Module with --trust-pickle, or a state dict of the pure/Vision KAN or of KAN layers under any prefix), model.pt2, or my_net.py:build with --weights; efficient-kan/pykan/FastKAN layers are converted' })
     .option('weights', { type: 'string', describe: 'with --checkpoint my_net.py:build: the state dict to load (keys under any prefix)' })
+    .option('trust-pickle', { type: 'boolean', default: false, describe: 'allow a --checkpoint/--weights file that holds pickled Python objects (a whole nn.Module): loading it runs code from the file' })
     .option('subset', { type: 'number', describe: 'use only the first N training and N test images (fast checks)' })
     .option('epochs', { type: 'number', describe: 'training epochs (default: pure KAN 4, Vision KAN 3)' })
     .option('seed', { type: 'number', default: 0, describe: 'seed of the init, shuffling and k-means' })
@@ -59,6 +61,7 @@ export function evalOptionsFrom(argv: EvalArgs): EvalOptions {
     data: argv.data,
     checkpoint: argv.checkpoint,
     weights: argv.weights,
+    trustPickle: argv['trust-pickle'],
     subset: argv.subset,
     epochs: argv.epochs,
     seed: argv.seed,

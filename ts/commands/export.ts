@@ -14,6 +14,7 @@ interface Args {
   order?: number;
   weights?: string;
   'allow-partial': boolean;
+  'trust-pickle': boolean;
   seed: number;
   'codebook-size'?: number;
   'codebook-scope': 'heads' | 'layer';
@@ -83,6 +84,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('order', { type: 'number', describe: 'B-spline order k (default 3)' })
       .option('weights', { type: 'string', describe: 'checkpoint (state dict) of the whole model' })
       .option('allow-partial', { type: 'boolean', default: false, describe: 'accept a --weights checkpoint that lacks some tensors (they keep the seeded init)' })
+      .option('trust-pickle', { type: 'boolean', default: false, describe: 'allow a --model/--weights file that holds pickled Python objects (a whole nn.Module): loading it runs code from the file' })
       .option('seed', { type: 'number', default: 0, describe: 'seed for the model init and k-means' })
       .option('codebook-size', { type: 'number', describe: 'codewords K per codebook, up to 65536 (default 128)' })
       .option('codebook-scope', { choices: ['heads', 'layer'] as const, default: 'heads' as const, describe: 'heads: layer l of all heads shares one codebook; layer: one per layer' })
@@ -91,7 +93,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('gain-bits', { type: 'number', describe: 'bits per gain, 2..8 (default 6)' })
       .option('bias-bits', { type: 'number', describe: 'bits per bias, 2..8 (default 4)' })
       .option('base-bits', { type: 'number', describe: 'bits per base weight, 2..8 (default 5)' })
-      .option('model', { type: 'string', describe: 'your model instead of --backbone/--heads: model.pt (pickled nn.Module), model.pt2 (torch.export) or my_net.py:build (with --weights); its efficient-kan/pykan/FastKAN layers are converted' })
+      .option('model', { type: 'string', describe: 'your model instead of --backbone/--heads: model.pt (pickled nn.Module: needs --trust-pickle), model.pt2 (torch.export) or my_net.py:build (with --weights); its efficient-kan/pykan/FastKAN layers are converted' })
       .option('input-shape', { type: 'string', describe: 'input shape for --model when it cannot be inferred, e.g. 1,1,28,28' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout' })
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' })
@@ -111,6 +113,7 @@ const exportCommand: CommandModule<{}, Args> = {
           order: argv.order,
           weights: argv.weights,
           allowPartial: argv['allow-partial'],
+          trustPickle: argv['trust-pickle'],
           seed: argv.seed,
           codebookSize: argv['codebook-size'],
           codebookScope: argv['codebook-scope'],

@@ -17,6 +17,8 @@ export interface EvalOptions {
   checkpoint?: string;
   /** With checkpoint `my_net.py:build`: the state dict to load into the model it builds. */
   weights?: string;
+  /** Unpickle Python objects from --checkpoint/--weights (a whole pickled module): runs the file's code. */
+  trustPickle?: boolean;
   subset?: number;
   epochs?: number;
   seed?: number;
@@ -130,6 +132,7 @@ export function evalArgs(o: EvalOptions): Record<string, unknown> {
     data: o.data ? resolve(o.data) : null,
     checkpoint: o.checkpoint ? modelSpec(o.checkpoint, '--checkpoint') : null,
     weights: o.weights ? resolve(o.weights) : null,
+    trust_pickle: o.trustPickle ?? false,
     subset: o.subset ?? null,
     epochs: o.epochs ?? null,
     seed: o.seed ?? 0,

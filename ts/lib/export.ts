@@ -16,6 +16,8 @@ export interface ExportOptions {
   grid?: number;
   order?: number;
   weights?: string;
+  /** Unpickle Python objects from --model/--weights (a whole pickled module): runs the file's code. */
+  trustPickle?: boolean;
   /** Accept a checkpoint that lacks some of the model's tensors. */
   allowPartial?: boolean;
   seed?: number;
@@ -110,6 +112,7 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     order: o.order,
     weights: o.weights ? resolve(o.weights) : null,
     allow_partial: o.allowPartial ?? false,
+    trust_pickle: o.trustPickle ?? false,
     seed: o.seed ?? 0,
     codebook_size: o.codebookSize,
     codebook_scope: o.codebookScope ?? 'heads',

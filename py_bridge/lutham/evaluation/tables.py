@@ -228,7 +228,7 @@ def evaluate(opts: dict, progress: Progress | None = None) -> dict:
         raise ValueError(f"--codebook-size must be 1..65536, got {opts['codebook_size']}")
     data = load_data(opts.get("dataset") or "fashion-mnist", opts.get("data"), opts.get("subset"), seed)
     if opts.get("checkpoint"):
-        model, kind = load_checkpoint(opts["checkpoint"], data, opts.get("weights"))
+        model, kind = load_checkpoint(opts["checkpoint"], data, opts.get("weights"), bool(opts.get("trust_pickle", False)))
         jobs = [(kind, lambda model=model: (model, dict(kind=kind, checkpoint=opts["checkpoint"], cached=True)))]
     else:
         kinds = opts.get("models") or MODELS
