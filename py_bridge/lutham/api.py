@@ -20,7 +20,7 @@ from .convert import convert, kan_layer_names
 from .export import to_executorch_bytes
 from .kan import KANLinear
 from .models import ModelConfig, build_model, check_memory
-from .outputs import OutputSet
+from .outputs import OutputSet, releases_directory_on_failure
 
 ProgressFn = Callable[[str, float], None]
 
@@ -73,6 +73,7 @@ def lutham_part_bytes(pte: bytes) -> dict:
     return {"payload_bytes": payload, "codebook_bytes": codebooks, "codebook_segments": codebook_segments, "delegates": delegates}
 
 
+@releases_directory_on_failure  # the --out lock of a failed export
 def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Module | None = None,
            example: torch.Tensor | None = None) -> dict:
     """Build the model, compress it, write dense.pte, lutham.pte and report.json into options['out'].
