@@ -1,3 +1,4 @@
+import { join, resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BACKBONES, exportModels, type Backbone, type ExportReport } from '../lib/export.js';
 import { formatBytes, table } from '../lib/format.js';
@@ -40,7 +41,8 @@ function parseWidths(s: string | undefined): number[] | undefined {
 }
 
 /** The Dense vs SHARe-KAN table, sizes read back from the written files (ts/pte/compare.ts). */
-export function summarize(r: ExportReport): string {
+export function summarize(r: ExportReport, outDir?: string): string {
+  const at = (p: string) => (outDir ? join(outDir, p) : p);
   const f = r.files;
   const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}x`);
   const r2 = r.layers.map((l) => `${l.name} ${l.r2.toFixed(4)}`).join(', ');
@@ -57,8 +59,8 @@ export function summarize(r: ExportReport): string {
       ],
     ),
     '',
-    `dense.pte  ${r.dense.path}`,
-    `lutham.pte ${r.lutham.path} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
+    `dense.pte  ${at(r.dense.path)}`,
+    `lutham.pte ${at(r.lutham.path)} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
     `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
     `R^2 of the coefficients per codebook: ${r2}`,
     ...(r.dense_int8_xnnpack
@@ -101,6 +103,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('int8-baseline', { type: 'boolean', default: true, describe: 'also measure the size of the folded dense model on XNNPACK int8 (--no-int8-baseline skips it)' }) as Argv<Args>,
   handler: async (argv) => {
     const bar = progressBar(argv.progress);
+    const started = Date.now();
     let report: ExportReport;
     try {
       report = await exportModels(
@@ -131,7 +134,9 @@ const exportCommand: CommandModule<{}, Args> = {
     } finally {
       bar.stop();
     }
-    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : summarize(report) + '\n');
+    // timing is printed, never stored: report.json is byte-identical for the same inputs
+    process.stderr.write(`exported in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : summarize(report, resolve(argv.out)) + '\n');
   },
 };
 
