@@ -18,6 +18,7 @@ from .baselines import dense_int8_xnnpack_size
 from .convert import convert, kan_layer_names
 from .export import to_executorch_bytes
 from .kan import KANLinear
+from .limits import check_layer
 from .models import ModelConfig, build_model, check_memory
 from .outputs import OutputSet, releases_directory_on_failure
 
@@ -136,6 +137,9 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         error_input = error_config.example_input()
         example = model_config.example_input()
         model_report = {**vars(model_config), "head_widths": model_config.head_widths()}
+    for name, layer in dense.named_modules():  # the user's layers: what the runtime would refuse, before compressing
+        if isinstance(layer, KANLinear):
+            check_layer(f"layer {name}", layer.in_features, layer.out_features, layer.grid_size, layer.spline_order)
     _stage_progress(progress, "build")("build model", 1.0)
 
     compress_progress = _stage_progress(progress, "compress")
