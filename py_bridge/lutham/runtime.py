@@ -73,9 +73,11 @@ def codebook_cache_stats() -> dict:
 def load_method(path: str | os.PathLike, method: str = "forward"):
     """(program, method) for a .pte file; keep the program alive while using the method."""
     load_backend()
-    from executorch.runtime import Runtime
+    from executorch.runtime import Runtime, Verification
 
-    program = Runtime.get().load_program(Path(path))
+    # The flatbuffers verifier over the whole program (ExecuTorch's default here, asked for
+    # explicitly): a corrupted offset is refused instead of followed in Method::init.
+    program = Runtime.get().load_program(Path(path), verification=Verification.InternalConsistency)
     return program, program.load_method(method)
 
 
