@@ -124,7 +124,13 @@ def capture_native_log():
     sys.stderr.flush()
     saved = {n: os.dup(n) for n in (1, 2)}
     saved_streams = sys.stdout, sys.stderr
-    fd, path = tempfile.mkstemp(prefix="lutham-native-", suffix=".log")
+    # The CLI names the file (LUTHAM_NATIVE_LOG, in a folder it removes): if C code aborts this
+    # process, the CLI reads the cause from it; a process that ends normally removes it below.
+    path = os.environ.get("LUTHAM_NATIVE_LOG")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    else:
+        fd, path = tempfile.mkstemp(prefix="lutham-native-", suffix=".log")
     stream = open(fd, "w", buffering=1, closefd=False)
     try:
         for n in saved:
