@@ -152,6 +152,7 @@ def run_bench(options: dict, progress: ProgressFn | None = None) -> dict:
     from . import lowering
     from .api import lutham_part_bytes
     from .baselines import folded_xnnpack_bytes
+    from .outputs import track_temporary_directory
     from .compress import CompressionConfig, compress_model
     from .export import to_executorch_bytes
     from .models import ModelConfig, build_model
@@ -177,6 +178,7 @@ def run_bench(options: dict, progress: ProgressFn | None = None) -> dict:
     codebook = dict(codebook_size=int(options.get("codebook_size") or CompressionConfig.codebook_size), seed=model_config.seed)
 
     workdir = tempfile.mkdtemp(prefix="lutham-bench-")
+    track_temporary_directory(workdir)  # SIGINT/SIGTERM exit through the lifeline, past the finally below
     try:
         report("build model", 0.0)
         dense = build_model(model_config)
@@ -238,6 +240,7 @@ def run_bench(options: dict, progress: ProgressFn | None = None) -> dict:
         return _summarize(model_config, batches, to_run, runs, file_bytes, lutham_bytes, bandwidth, warmup, repeat)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        track_temporary_directory(workdir, tracked=False)
 
 
 def _summarize(model_config, batches, variants, runs, file_bytes, lutham_bytes, bandwidth, warmup, repeat) -> dict:

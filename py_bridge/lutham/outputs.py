@@ -32,6 +32,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import threading
 import weakref
@@ -44,6 +45,16 @@ _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 # Temp files this process has open right now: lifeline.py removes them when the CLI dies.
 _live: set[Path] = set()
 _live_lock = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
+
+# Temp folders this process works in (lutham bench's): removed with the temp files when the CLI dies.
+_live_dirs: set[Path] = set()
+
+
+def track_temporary_directory(path: str | os.PathLike, tracked: bool = True) -> None:
+    """Adds (or, tracked=False, drops) a folder that discard_temporaries removes on SIGINT/SIGTERM."""
+    with _live_lock:
+        (_live_dirs.add if tracked else _live_dirs.discard)(Path(path))
+
 
 # Held by the thread swapping a set in; discard_temporaries (another thread, at exit) waits for it.
 _commit_lock = threading.Lock()
@@ -109,11 +120,15 @@ def discard_temporaries() -> None:
         with _live_lock:
             paths = list(_live)
             _live.clear()
+            dirs = list(_live_dirs)
+            _live_dirs.clear()
         for p in paths:
             try:
                 os.unlink(p)
             except OSError:
                 pass
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _pid_running(pid: int) -> bool:
