@@ -24,8 +24,21 @@ const runCommand: CommandModule<{}, Args> = {
   handler: async (argv) => {
     const r = await runProgram({ model: argv.model, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed });
     const { text, ...data } = r;
-    process.stdout.write(argv.json ? JSON.stringify(data, null, 2) + '\n' : text + '\n');
+    if (argv.json) {
+      process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+      return;
+    }
+    const out = splitWarnings(text);
+    if (out.warnings) process.stderr.write(out.warnings + '\n');
+    process.stdout.write(out.text + '\n');
   },
 };
+
+/** The run text without its `warning:` lines, and those lines: warnings go to stderr, like every warning. */
+export function splitWarnings(text: string): { text: string; warnings: string } {
+  const lines = text.split('\n');
+  const isWarning = (l: string) => l.startsWith('warning: ');
+  return { text: lines.filter((l) => !isWarning(l)).join('\n'), warnings: lines.filter(isWarning).join('\n') };
+}
 
 export default runCommand;

@@ -34,6 +34,8 @@ export interface RunResult {
 }
 
 export async function runProgram(o: RunOptions): Promise<RunResult> {
+  // the same rule as export's --seed (1.5 used to act as 1, -1 reached torch)
+  if (o.seed !== undefined && (!Number.isInteger(o.seed) || o.seed < 0)) throw new LuthamError(`--seed must be a non-negative integer, got ${o.seed}`);
   if (o.repeat !== undefined && (!Number.isInteger(o.repeat) || o.repeat < 1)) throw new LuthamError(`--repeat must be a positive integer, got ${o.repeat}`);
   // ExecuTorch aborts the whole process on some malformed files: read them with our checked
   // reader first (what `lutham inspect` does), which turns garbage into a one-line error.
