@@ -66,7 +66,7 @@ fi
 
 # Seeds from the Python writer, remade when what writes them changed.
 seeds=$out/seeds
-stamp=$(cat "$root/delegate/fuzz/make_corpus.py" "$root/py_bridge/lutham/serialization/payload.py" \
+stamp=$(cat "$root/delegate/fuzz/make_corpus.py" "$root/py_bridge/lutham/lower/serialization/payload.py" \
   "$root/schema/lutham.fbs" | sha256sum | cut -c1-64)
 if [ "$(cat "$seeds/.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   log "writing seeds into $seeds (tiny models through the Python writer)"

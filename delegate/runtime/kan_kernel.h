@@ -1,6 +1,6 @@
 // LUTHAM KAN kernel: the math of one SHARe-KAN layer, written once.
 //
-// Semantics (the reference is lutham::kan_linear's eager kernel, py_bridge/lutham/ops.py):
+// Semantics (the reference is lutham::kan_linear's eager kernel, py_bridge/lutham/compress/layer.py):
 //   y[n][o] = sum_i  base[o][i] * silu(x[n][i])
 //                  + gain[o][i] * sum_m B_m(x[n][i]) * codebook[index[o][i]][m]
 //                  + bias[o][i] * sum_m B_m(x[n][i])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from lutham.compress import CompressionConfig, compress_model
-from lutham.export import to_executorch_bytes
-from lutham.models import ModelConfig, build_model
+from lutham.exporter.pipeline import to_executorch_bytes
+from lutham.model.multihead import ModelConfig, build_model
 
 
 def small_config(heads: int = 3, widths=(32, 8, 4), grid: int = 5, seed: int = 0, backbone: str = "none", batch: int = 1) -> ModelConfig:

@@ -47,7 +47,7 @@ def test_bad_options_fail_before_anything_is_written(tmp_path):
 def test_user_checkpoint_is_used(tmp_path):
     import torch
 
-    from lutham.models import ModelConfig, build_model
+    from lutham.model.multihead import ModelConfig, build_model
 
     model = build_model(ModelConfig(backbone="none", heads=1, widths=[32, 8, 4], grid=5, seed=7))
     torch.save(model.state_dict(), tmp_path / "w.pt")

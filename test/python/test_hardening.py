@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from helpers import export_bytes, small_pair
-from lutham import runtime
+from lutham.run import runtime
 from lutham.api import export
-from lutham.models import ModelConfig, build_model
-from lutham.outputs import OutputSet
+from lutham.model.multihead import ModelConfig, build_model
+from lutham.exporter.outputs import OutputSet
 
 NAMES = ("dense.pte", "lutham.pte", "report.json")
 
@@ -126,7 +126,7 @@ def test_output_set_interrupted_during_renames_finishes_the_set(tmp_path, monkey
 _KILLED_DURING_COMMIT = r"""
 import os, signal, sys
 from pathlib import Path
-from lutham.outputs import OutputSet
+from lutham.exporter.outputs import OutputSet
 real, calls = os.replace, []
 def replace(src, dst):
     calls.append(dst)
@@ -158,7 +158,7 @@ def test_output_set_killed_during_renames_is_finished_by_the_next_export(tmp_pat
 def test_output_set_sigterm_during_renames_exits_after_the_set_is_whole(tmp_path):
     _old_set(tmp_path)
     # The CLI's child: the lifeline's handlers are installed (the parent is this test's process).
-    setup = "from lutham import lifeline\nlifeline.install()"
+    setup = "from lutham.bridge import lifeline\nlifeline.install()"
     src = _KILLED_DURING_COMMIT.format(signal="SIGTERM", why="what PDEATHSIG or the CLI sends", setup=setup)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), LUTHAM_PARENT_PID=str(os.getpid()))
     child = subprocess.run([sys.executable, "-c", src, str(tmp_path)], env=env, timeout=120)
@@ -361,7 +361,7 @@ os._exit(0)
 
 _LIFELINE_CHILD = r"""
 import sys, time
-from lutham import lifeline
+from lutham.bridge import lifeline
 lifeline.install()
 class Proxy:
     def __del__(self):

@@ -6,11 +6,12 @@ import torch
 from torch import nn
 
 from helpers import small_config, small_pair
-from lutham.baselines import FoldedKANLinear, fold_model, folded_xnnpack_bytes
-from lutham.export import to_executorch_bytes, write_atomic
-from lutham.kan import KANLinear
-from lutham.lowering import delegate_counts
-from lutham.runtime import RunError, run_file, run_program
+from lutham.exporter.int8_baseline import FoldedKANLinear, fold_model, folded_xnnpack_bytes
+from lutham.exporter.pipeline import to_executorch_bytes
+from lutham.files import write_atomic
+from lutham.model.kan import KANLinear
+from lutham.measure import delegate_counts
+from lutham.run.runtime import RunError, run_file, run_program
 
 
 def _inputs(batch: int, features: int, seed: int) -> torch.Tensor:
@@ -98,7 +99,7 @@ def test_run_splits_head_time_only_for_lutham_programs(tmp_path):
         run_file(tmp_path / "lutham.pte", [str(tmp_path / "x2.npy")], repeat=1)
     assert dense_info["head_ms"] is None and dense_info["split"].startswith("unavailable")
     info = run_file(tmp_path / "lutham.pte", repeat=3)
-    from lutham.backend_stats import ExecuteClock
+    from lutham.run.backend_stats import ExecuteClock
 
     if ExecuteClock().available:
         assert info["head_ms"] > 0 and info["backbone_ms"] is not None

@@ -8,14 +8,14 @@ import torch
 from executorch.exir import to_edge_transform_and_lower
 from executorch.exir._serialize._program import deserialize_pte_binary
 
-from lutham.backend import LuthamBackend, layer_from_node
+from lutham.lower.preprocess import LuthamBackend, layer_from_node
 from lutham.compress import CompressionConfig
-from lutham.export import write_atomic
-from lutham.models import ModelConfig
-from lutham.ops import SharedKANLinear
-from lutham.partition import LuthamPartitioner, is_kan_linear
-from lutham.serialization import read_codebook, read_payload, write_payload
-from lutham.serialization.payload import SCHEMA_VERSION
+from lutham.files import write_atomic
+from lutham.model.multihead import ModelConfig
+from lutham.compress.layer import SharedKANLinear
+from lutham.lower.partitioner import LuthamPartitioner, is_kan_linear
+from lutham.lower.serialization.payload import read_codebook, read_payload, write_payload
+from lutham.lower.serialization.payload import SCHEMA_VERSION
 
 from helpers import export_bytes, small_config, small_pair
 

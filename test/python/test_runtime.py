@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from lutham import runtime
+from lutham.run import runtime
 from lutham.compress import CompressionConfig, compress_model
-from lutham.export import to_executorch_bytes, write_atomic
-from lutham.models import ModelConfig, build_model
-from lutham.serialization import payload as payload_mod
-from lutham.serialization.payload import read_payload, write_payload
+from lutham.exporter.pipeline import to_executorch_bytes
+from lutham.files import write_atomic
+from lutham.model.multihead import ModelConfig, build_model
+from lutham.lower.serialization import payload as payload_mod
+from lutham.lower.serialization.payload import read_payload, write_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "delegate"
@@ -339,7 +340,7 @@ def _flip_codebook_value_byte(index: int):
 
     def edit(buffers: list[bytes]) -> list[bytes]:
         from lutham.compress.quant import pack_bits
-        from lutham.serialization.payload import read_codebook
+        from lutham.lower.serialization.payload import read_codebook
 
         blob = bytearray(buffers[index])
         words = read_codebook(bytes(blob))
@@ -431,7 +432,7 @@ def test_random_byte_flips_never_crash(int8_model, tmp):
 import random, sys
 sys.path.insert(0, {str(ROOT / 'py_bridge')!r})
 import torch
-from lutham import runtime
+from lutham.run import runtime
 from test_runtime_helpers import flip_pte
 ok = fail = 0
 rng = random.Random(0)
@@ -604,13 +605,11 @@ def test_aarch64_kernel_matches_its_reference():
     assert r.returncode == 0 and "kernel_test: ok" in r.stdout, r.stderr[-2000:]
 
 
-def test_run_cli(int8_model, tmp, capsys):
+def test_run_file_reads_npy_inputs_and_writes_the_output(int8_model, tmp):
     x = inputs_for(int8_model.cfg, 9)
-    np.save(tmp / "cli_x.npy", x.numpy())
-    assert runtime.run_cli([str(int8_model.lutham_pte), "--input", str(tmp / "cli_x.npy"),
-                            "--output", str(tmp / "cli_y.npy"), "--repeat", "2", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    np.save(tmp / "run_x.npy", x.numpy())
+    info = runtime.run_file(str(int8_model.lutham_pte), [str(tmp / "run_x.npy")], str(tmp / "run_y.npy"), repeat=2)
     with torch.no_grad():
         ref = int8_model.compressed(x)
-    assert info["outputs"] == [list(ref.shape)]
-    assert rel_l2(torch.from_numpy(np.load(tmp / "cli_y.npy")), ref) < 1e-5
+    assert info["outputs"] == [list(ref.shape)] and info["repeat"] == 2
+    assert rel_l2(torch.from_numpy(np.load(tmp / "run_y.npy")), ref) < 1e-5

@@ -84,7 +84,7 @@ describe('hardening: a Python child that fails while starting (issue 9.1, 9.8)',
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'lutham-start-'));
     // The real interpreter, with a sitecustomize that injects LUTHAM_TEST_FAULT while the CLI's
-    // child imports lutham.bridge_entry.
+    // child imports lutham.bridge.entry.
     wrapper = join(dir, 'python');
     const hooks = join(PROJECT_ROOT, 'test', 'ts', 'helpers', 'fault-python');
     writeFileSync(wrapper, `#!/bin/sh\nPYTHONPATH=${hooks}:$PYTHONPATH exec ${VENV_PYTHON} "$@"\n`);
@@ -224,7 +224,7 @@ describe('hardening: export refuses bad outputs and flags before any work (issue
     const py = spawnSync(VENV_PYTHON, ['-c', `
 import sys, torch
 sys.path.insert(0, ${JSON.stringify(join(PROJECT_ROOT, 'py_bridge'))})
-from lutham.models import ModelConfig, build_model
+from lutham.model.multihead import ModelConfig, build_model
 m = build_model(ModelConfig(backbone="none", heads=2, widths=[16, 4], grid=4))
 torch.save({k: v for k, v in m.state_dict().items() if k.startswith("heads.0.")}, ${JSON.stringify(ckpt)})
 `], { encoding: 'utf8' });

@@ -1,7 +1,7 @@
 /**
  * Library API of `lutham bench`: LUTHAM against PyTorch eager, dense.pte and the folded dense
  * model on XNNPACK (fp32, dynamic int8), each in its own child process of one Python run
- * (py_bridge/lutham/bench.py), plus the BENCHMARKS.md section that `npm run bench` regenerates.
+ * (py_bridge/lutham/bench/compare.py), plus the BENCHMARKS.md section that `npm run bench` regenerates.
  */
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';

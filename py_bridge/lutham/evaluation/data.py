@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..datasets import load_fashion_mnist
+from .fashion_mnist import load_fashion_mnist
 
 CALIBRATION_SIZE = 5000  # training images used to fine-tune codebooks (--finetune-codebook)
 

@@ -23,7 +23,7 @@ def facts(path: str) -> dict:
     from executorch.exir._serialize import _program as P
     from executorch.exir.schema import DataLocation
 
-    from lutham.serialization.payload import read_codebook, read_payload
+    from lutham.lower.serialization.payload import read_codebook, read_payload
 
     data = open(path, "rb").read()
     eh = P._get_extended_header(data)
@@ -104,8 +104,9 @@ def main() -> None:
     # Keep stdout for the JSON: anything the libraries print goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         from lutham.compress import CompressionConfig, compress_model
-        from lutham.export import to_executorch_bytes, write_atomic
-        from lutham.models import ModelConfig, build_model
+        from lutham.exporter.pipeline import to_executorch_bytes
+from lutham.files import write_atomic
+        from lutham.model.multihead import ModelConfig, build_model
 
         for m in spec["models"]:
             cfg = ModelConfig(backbone=m.get("backbone", "none"), heads=m["heads"], widths=m["widths"], grid=m.get("grid", 5),

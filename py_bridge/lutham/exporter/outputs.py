@@ -29,6 +29,8 @@ import signal
 import threading
 from pathlib import Path
 
+from ..files import file_mode, write_synced
+
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]+\.(?P<kind>tmp|old)$")
 _JOURNAL_NAME = re.compile(r"^\.lutham-commit\.(?P<pid>\d+)\.[0-9a-f]+\.json$")
 _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
@@ -274,13 +276,7 @@ class OutputSet:
         with _live_lock:
             _live.add(tmp)
         try:
-            umask = os.umask(0)
-            os.umask(umask)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            write_synced(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode()), data)
         except OSError as e:
             with _live_lock:
                 _live.discard(tmp)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .kan import KANLinear
-from .kan import basis as kan_basis
-from . import lowering
+from ..lower import lowering
+from ..model.kan import KANLinear, kan_forward
+from ..model.modules import replace_module
 
 
 class FoldedKANLinear(nn.Module):
@@ -35,10 +34,7 @@ class FoldedKANLinear(nn.Module):
         self.linear.weight = nn.Parameter(folded.contiguous(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        x = x.reshape(-1, self.in_features)
-        basis = kan_basis(x, self.grid, self.spline_order, self.basis_kind, self.rbf_denominator).reshape(x.shape[0], -1)
-        return self.linear(torch.cat([F.silu(x), basis], dim=-1)).reshape(*lead, self.out_features)
+        return kan_forward(x, self.grid, self.spline_order, self.basis_kind, self.rbf_denominator, folded=self.linear.weight)
 
 
 def fold_model(model: nn.Module) -> nn.Module:
@@ -49,9 +45,7 @@ def fold_model(model: nn.Module) -> nn.Module:
     kan_layers = {name: m for name, m in model.named_modules() if isinstance(m, KANLinear)}
     folded = copy.deepcopy(model, memo={id(m): nn.Identity() for m in kan_layers.values()})
     for name, layer in kan_layers.items():
-        parent_name, _, attr = name.rpartition(".")
-        parent = folded.get_submodule(parent_name) if parent_name else folded
-        setattr(parent, attr, FoldedKANLinear(layer))
+        replace_module(folded, name, FoldedKANLinear(layer))
     return folded.eval()
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from .convert import ConversionError, convert
 from .kan import KAN, KANLinear
+from .modules import kan_sizes
 
 FACTORY = re.compile(r"^(?P<file>.+\.py):(?P<fn>[A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -114,18 +115,11 @@ def kan_state(state: dict[str, torch.Tensor]) -> tuple[list[int], int, int, dict
     if not m:
         return None
     prefix = m.group(1)
-    widths, grid, order, l = [], None, None, 0
-    while f"{prefix}{l}.base_weight" in state:
-        out_f, in_f = state[f"{prefix}{l}.base_weight"].shape
-        d = state[f"{prefix}{l}.spline_weight"].shape[-1] if f"{prefix}{l}.spline_weight" in state else None
-        knots = state[f"{prefix}{l}.grid"].shape[-1] if f"{prefix}{l}.grid" in state else None
-        if d is None or knots is None or (widths and widths[-1] != in_f):
-            return None
-        if widths and (grid, order) != (d - (knots - d - 1), knots - d - 1):
-            return None  # one grid size and order for the whole chain
-        widths += [int(in_f)] * (not widths) + [int(out_f)]
-        order, grid = knots - d - 1, d - (knots - d - 1)
-        l += 1
+    sizes = kan_sizes(state, prefix)
+    if sizes is None:
+        return None
+    widths, grid, order = sizes
+    l = len(widths) - 1
     expected = {f"{prefix}{i}.{t}" for i in range(l) for t in ("grid", "base_weight", "spline_weight")}
     scalers = {f"{prefix}{i}.spline_scaler" for i in range(l)}
     if set(state) not in (expected, expected | scalers):

@@ -11,18 +11,11 @@ from executorch.exir.backend.backend_details import BackendDetails, PreprocessRe
 from torch._export.utils import get_buffer, get_lifted_tensor_constant, get_param
 from torch.export import ExportedProgram
 
-from .compress.quant import Quantized
-from .kan import BSPLINE
-from .partition.partitioner import is_kan_linear
+from ..compress.layer import KAN_LINEAR_ARGS, LAYER_TENSORS
+from ..compress.quant import Quantized
+from ..model.kan import BSPLINE
+from .partitioner import is_kan_linear
 from .serialization.payload import CODEBOOK_ALIGNMENT, LayerData, codebook_key, write_codebook, write_payload
-
-# Positions of lutham::kan_linear's arguments (see ops.kan_linear).
-_TENSOR_ARGS = ("x", "knots", "codebook", "codebook_scales", "indices", "gains", "gain_scales",
-                "biases", "bias_scales", "base_weight", "base_scales")
-_INT_ARGS = ("spline_order", "codebook_bits", "index_bits", "gain_bits", "bias_bits", "base_bits")
-_FLOAT_ARGS = ("r2",)
-_BASIS_ARGS = ("basis_kind", "rbf_denominator")
-
 
 def _constant(program: ExportedProgram, node: torch.fx.Node) -> np.ndarray:
     for getter in (get_param, get_buffer, get_lifted_tensor_constant):
@@ -33,9 +26,9 @@ def _constant(program: ExportedProgram, node: torch.fx.Node) -> np.ndarray:
 
 
 def layer_from_node(program: ExportedProgram, node: torch.fx.Node) -> tuple[LayerData, Quantized]:
-    args = dict(zip(_TENSOR_ARGS + _INT_ARGS + _FLOAT_ARGS + _BASIS_ARGS, node.args))
-    t = {name: _constant(program, args[name]) for name in _TENSOR_ARGS[1:]}
-    ints = {name: int(args[name]) for name in _INT_ARGS}
+    args = dict(zip(KAN_LINEAR_ARGS, node.args))  # by name: the op's argument list is defined once
+    t = {name: _constant(program, args[name]) for name in LAYER_TENSORS}
+    ints = {name: int(args[name]) for name, kind in KAN_LINEAR_ARGS.items() if kind == "SymInt"}
     codebook = Quantized(t["codebook"], t["codebook_scales"].astype(np.float32), ints["codebook_bits"])
     blob = write_codebook(codebook)
     out_features, in_features = t["indices"].shape

@@ -59,11 +59,42 @@ def basis(x: torch.Tensor, knots: torch.Tensor, spline_order: int, basis_kind: i
     raise ValueError(f"unknown basis kind {basis_kind} (0 = B-spline, 1 = Gaussian RBF)")
 
 
-class KANLinear(nn.Module):
-    # Class-level defaults keep modules pickled before these attributes existed loadable.
-    basis_kind = BSPLINE
-    rbf_denominator = 0.0
+def kan_forward(x: torch.Tensor, knots: torch.Tensor, spline_order: int, basis_kind: int = BSPLINE,
+                rbf_denominator: float = 0.0, *, base_weight: torch.Tensor | None = None,
+                coefficients: torch.Tensor | None = None, edge_scale: torch.Tensor | None = None,
+                bias: torch.Tensor | None = None, folded: torch.Tensor | None = None) -> torch.Tensor:
+    """The KAN layer, the one forward every KAN-shaped module here calls: x (..., in) -> (..., out),
+        y_o = sum_i base_weight[o,i] silu(x_i) + sum_i sum_m c[o,i,m] B_m(x_i)  (+ sum_i bias[o,i] sum_m B_m(x_i))
+    with c = coefficients (out, in, d), times edge_scale[o,i] when given (efficient-kan's
+    spline_scaler, SHARe-KAN's gain); bias is SHARe-KAN's per-edge bias.
 
+    Or `folded` (out, in * (1 + d)) = [base_weight | c]: the same sums as ONE matmul of
+    [silu(x), B(x)], the plain linear layer XNNPACK takes (exporter/int8_baseline.py).
+    The ops run in the order of the exported graphs (dense.pte's bytes depend on it).
+    """
+    lead = x.shape[:-1]
+    x = x.reshape(-1, knots.shape[0])
+    if folded is not None:
+        bases = basis(x, knots, spline_order, basis_kind, rbf_denominator).reshape(x.shape[0], -1)
+        return F.linear(torch.cat([F.silu(x), bases], dim=-1), folded).reshape(*lead, folded.shape[0])
+    out_features = base_weight.shape[0]
+    y = F.linear(F.silu(x), base_weight)
+    bases = basis(x, knots, spline_order, basis_kind, rbf_denominator)
+    flat = bases.reshape(x.shape[0], -1)
+    if edge_scale is not None:
+        coefficients = coefficients * edge_scale.unsqueeze(-1)
+    y = y + F.linear(flat, coefficients.reshape(out_features, -1))
+    if bias is not None:
+        y = y + F.linear(bases.sum(-1), bias)
+    return y.reshape(*lead, out_features)
+
+
+class LuthamKANLayer(nn.Module):
+    """Base of LUTHAM's own KAN layers (KANLinear here, compress.layer.SharedKANLinear):
+    lutham.convert keeps them as they are."""
+
+
+class KANLinear(LuthamKANLayer):
     def __init__(
         self,
         in_features: int,
@@ -148,14 +179,8 @@ class KANLinear(nn.Module):
         return self.spline_weight * self.spline_scaler.unsqueeze(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        x = x.reshape(-1, self.in_features)
-        base = F.linear(F.silu(x), self.base_weight)
-        spline = F.linear(
-            self.basis(x).reshape(x.shape[0], -1),
-            self.scaled_spline_weight().reshape(self.out_features, -1),
-        )
-        return (base + spline).reshape(*lead, self.out_features)
+        return kan_forward(x, self.grid, self.spline_order, self.basis_kind, self.rbf_denominator,
+                           base_weight=self.base_weight, coefficients=self.spline_weight, edge_scale=self.spline_scaler)
 
 
 class KAN(nn.Module):

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-from .outputs import defer_until_committed, discard_temporaries
+from ..exporter.outputs import defer_until_committed, discard_temporaries
 
 _PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 0.5

@@ -84,12 +84,12 @@ def _child_run(spec: dict) -> dict:
     """One variant in this (child) process: load it, time every batch, save its outputs."""
     variant = spec["variant"]
     if variant != "eager":
-        from .runtime import load_backend
+        from ..run.runtime import load_backend
 
         load_backend()  # the runtime's own memory is not the model's
     baseline_rss = _rss_now()
     if variant == "eager":
-        from .models import ModelConfig, build_model
+        from ..model.multihead import ModelConfig, build_model
 
         model = build_model(ModelConfig(**spec["model"]))
         model.load_state_dict(torch.load(spec["state_dict"], weights_only=True))
@@ -98,7 +98,7 @@ def _child_run(spec: dict) -> dict:
             with torch.no_grad():
                 return model(x)
     else:
-        from .runtime import load_method
+        from ..run.runtime import load_method
 
         program, method = load_method(spec["program"])
 
@@ -129,9 +129,9 @@ def _spawn(spec: dict, workdir: str) -> dict:
     result_path = os.path.join(workdir, f"result-{spec['variant']}.json")
     Path(spec_path).write_text(json.dumps(spec))
     env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run([sys.executable, "-m", "lutham.bench", "child", spec_path, result_path],
+    proc = subprocess.run([sys.executable, "-m", "lutham.bench.compare", "child", spec_path, result_path],
                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         last = [l for l in proc.stderr.strip().splitlines() if l.strip()][-1:] or ["no message"]
@@ -149,12 +149,11 @@ def _parse_batches(batches) -> list[int]:
 def run_bench(options: dict, progress: ProgressFn | None = None) -> dict:
     """options: heads, batches, widths, grid, order, codebook_size, seed, warmup, repeat,
     min_seconds, variants (subset of VARIANTS), bandwidth_mb. Returns the results (JSON-able)."""
-    from . import lowering
-    from .api import lutham_part_bytes
-    from .baselines import folded_xnnpack_bytes
-    from .compress import CompressionConfig, compress_model
-    from .export import to_executorch_bytes
-    from .models import ModelConfig, build_model
+    from ..compress import CompressionConfig, compress_model
+    from ..exporter.int8_baseline import folded_xnnpack_bytes
+    from ..exporter.pipeline import to_executorch_bytes
+    from ..measure import lutham_part_bytes
+    from ..model.multihead import ModelConfig, build_model
 
     report = progress or (lambda stage, fraction: None)
     batches = _parse_batches(options.get("batches") or [1, 32])
@@ -321,7 +320,7 @@ def main(argv: list[str]) -> int:
         result = _child_run(spec)
         Path(argv[2]).write_text(json.dumps(result))
         return 0
-    print("usage: python -m lutham.bench child SPEC.json RESULT.json (the CLI is `lutham bench`)", file=sys.stderr)
+    print("usage: python -m lutham.bench.compare child SPEC.json RESULT.json (the CLI is `lutham bench`)", file=sys.stderr)
     return 2
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import flatbuffers
 import numpy as np
 
-from ..compress.quant import FLOAT_BITS, Quantized, pack_bits, unpack_bits
-from ..payload import BasisKind, Codebook, EdgePanels, EdgeValues, Grid, KanLayer, Payload, QuantTensor
+from ...compress.quant import FLOAT_BITS, Quantized, pack_bits, unpack_bits
+from ...payload import BasisKind, Codebook, EdgePanels, EdgeValues, Grid, KanLayer, Payload, QuantTensor
 
 SCHEMA_VERSION = 2
 PAYLOAD_IDENTIFIER = b"LTHM"
@@ -148,6 +148,14 @@ def word_dtype(bits_sum: int) -> str:
     return "<u2" if bits_sum <= 16 else "<u4"
 
 
+def record_bytes(index_bits: int, field_bits: tuple[int, int, int]) -> int:
+    """Bytes of one EdgePanels record (one input of one panel): PANEL_WIDTH lanes of the index and
+    of either one word holding gain, bias and base bits, or three float32 (field_bits all 32)."""
+    index = np.dtype(index_dtype(index_bits)).itemsize
+    fields = 3 * np.dtype("<f4").itemsize if field_bits[0] == FLOAT_BITS else np.dtype(word_dtype(sum(field_bits))).itemsize
+    return PANEL_WIDTH * (index + fields)
+
+
 def encode_panels(layer: LayerData) -> tuple[int, np.ndarray]:
     """The edges in EdgePanels layout: (record_bytes, data as uint8)."""
     if not 1 <= layer.index_bits <= 16:
@@ -166,6 +174,7 @@ def encode_panels(layer: LayerData) -> tuple[int, np.ndarray]:
         parts.append(_panel_values(word, out_padded).astype(word_dtype(shift)))
     records = [np.ascontiguousarray(p).view(np.uint8).reshape(*p.shape[:2], -1) for p in parts]
     data = np.concatenate(records, axis=2)
+    assert data.shape[2] == record_bytes(layer.index_bits, (gains.bits, biases.bits, base.bits))
     return data.shape[2], data.reshape(-1)
 
 

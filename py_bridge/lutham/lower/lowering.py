@@ -19,8 +19,8 @@ from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 from executorch.exir.passes import MemoryPlanningPass
 from torch.export import Dim, ExportedProgram
 
-from . import backend as _backend  # noqa: F401  (LuthamBackend must be imported to be found by name)
-from .partition import LuthamPartitioner
+from . import preprocess as _preprocess  # noqa: F401  (LuthamBackend must be imported to be found by name)
+from .partitioner import LuthamPartitioner
 
 # Module classes whose nodes make up a KAN layer: dense (efficient-kan layout) and compressed.
 KAN_MODULE_TYPES = ("KANLinear", "SharedKANLinear")
@@ -112,15 +112,4 @@ def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> byt
     edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None)
     program = edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
     return program.buffer
-
-
-def delegate_counts(pte: bytes) -> dict[str, int]:
-    """Number of delegates per backend id in a serialized program."""
-    from executorch.exir._serialize._program import deserialize_pte_binary
-
-    counts: dict[str, int] = {}
-    for plan in deserialize_pte_binary(pte).program.execution_plan:
-        for d in plan.delegates:
-            counts[d.id] = counts.get(d.id, 0) + 1
-    return counts
 

@@ -19,9 +19,11 @@ from typing import Sequence
 
 import torch
 
+from ..files import write_atomic
+
 BACKEND_NAME = "LuthamBackend"
 LIBRARY_NAME = "liblutham_backend.so"
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_BUILD_DIR = _ROOT / "build" / "delegate"
 
 _loaded: ctypes.CDLL | None = None
@@ -159,19 +161,15 @@ def check_pte_header(model: str | os.PathLike) -> None:
 
 def _save_npy(path: str, array) -> None:
     """np.save to exactly `path` (np.save on a name would append .npy), via a temp file + rename."""
+    import io
+
     import numpy as np
 
-    target = Path(path)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    buffer = io.BytesIO()
+    np.save(buffer, array)
     try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, target)
+        write_atomic(path, buffer.getvalue())
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise RunError(f"cannot write --output {path}: {e.strerror or e}") from None
 
 
@@ -283,28 +281,3 @@ def format_run(info: dict) -> str:
         lines.append(f"warning: {info['non_finite_outputs']} output value(s) are NaN/Inf")
     return "\n".join(lines)
 
-
-def run_cli(argv: Sequence[str] | None = None) -> int:
-    """`python -m lutham.runtime MODEL.pte [--input x.npy ...] [--output y.npy] [--repeat N] [--json]`."""
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(prog="lutham run")
-    ap.add_argument("model")
-    ap.add_argument("--input", action="append", default=[])
-    ap.add_argument("--output")
-    ap.add_argument("--repeat", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args(argv)
-    try:
-        info = run_file(a.model, a.input, a.output, a.repeat, a.seed)
-    except (BackendNotBuilt, RunError) as e:
-        print(f"lutham run: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(info) if a.json else format_run(info))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_cli())

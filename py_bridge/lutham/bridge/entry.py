@@ -22,7 +22,8 @@ warnings.filterwarnings("ignore")
 # torchao (imported by executorch) warns through torch's pytree logger at import time.
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
-from . import api, lifeline  # noqa: E402
+from .. import api  # noqa: E402
+from . import lifeline  # noqa: E402
 
 lifeline.install()
 
@@ -66,7 +67,7 @@ def ping(args_json: str, callback=None) -> str:
 
 
 def run(args_json: str, callback=None) -> str:
-    from . import runtime
+    from ..run import runtime
 
     a = json.loads(args_json)
     try:
@@ -79,22 +80,18 @@ def run(args_json: str, callback=None) -> str:
 
 def evaluate(args_json: str, callback=None) -> str:
     """`lutham eval`: train or load the models, compress them, measure the tables (evaluation/)."""
-    from .evaluation import evaluate as _evaluate
-
-    return _dumps(_evaluate(json.loads(args_json), _progress(callback)))
+    return _dumps(api.evaluate(json.loads(args_json), _progress(callback)))
 
 
 def report(args_json: str, callback=None) -> str:
     """`lutham report`: the eval results to draw (read from args['results'] or computed)."""
-    from .evaluation import report_data
-
-    return _dumps(report_data(json.loads(args_json), _progress(callback)))
+    return _dumps(api.report_data(json.loads(args_json), _progress(callback)))
 
 
 def bench(args_json: str, callback=None) -> str:
     """`lutham bench`: every variant in its own child process; results + their Markdown table."""
-    from . import bench as _bench
+    from ..bench import compare
 
-    result = _bench.run_bench(json.loads(args_json), _progress(callback))
-    result["markdown"] = _bench.format_markdown(result)
+    result = api.run_bench(json.loads(args_json), _progress(callback))
+    result["markdown"] = compare.format_markdown(result)
     return _dumps(result)

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kan import BSPLINE, RBF, KANLinear
-from .ops import SharedKANLinear
+from .kan import BSPLINE, RBF, KANLinear, LuthamKANLayer
+from .modules import replace_module
 
 
 class ConversionError(ValueError):
@@ -291,7 +291,7 @@ _RECOGNISERS = (_pykan_network, _fastkan, _efficient_kan, _pykan_layer)
 
 
 def _convert_one(name: str, m: nn.Module) -> nn.Module | None:
-    if isinstance(m, (KANLinear, SharedKANLinear)):
+    if isinstance(m, LuthamKANLayer):
         return m
     for recognise in _RECOGNISERS:
         new = recognise(name, m)
@@ -327,9 +327,8 @@ def convert(model: nn.Module, inplace: bool = False) -> nn.Module:
     if inplace:  # e.g. a loaded .pt2, whose graphs hold symbolic shapes that deepcopy refuses
         for name, old, new in found.values():
             if new is not old:
-                parent, _, child = name.rpartition(".")
                 takes_sizes = _graph_calls(old) is not None and sum(n.op == "placeholder" for n in old.graph.nodes) > 1
-                setattr(model.get_submodule(parent) if parent else model, child, SizeArgsDropped(new) if takes_sizes else new)
+                replace_module(model, name, SizeArgsDropped(new) if takes_sizes else new)
         return model.eval()
     # Copy everything else; each recognised module is replaced by its conversion (never copied:
     # a fitted pykan model holds tensors that deepcopy refuses).
@@ -339,4 +338,4 @@ def convert(model: nn.Module, inplace: bool = False) -> nn.Module:
 
 def kan_layer_names(model: nn.Module) -> list[str]:
     """Names of the LUTHAM KAN layers of a (converted) model, in order."""
-    return [n for n, m in model.named_modules() if isinstance(m, (KANLinear, SharedKANLinear))]
+    return [n for n, m in model.named_modules() if isinstance(m, LuthamKANLayer)]
