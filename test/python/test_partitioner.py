@@ -1,43 +1,18 @@
-"""Lowering: the partitioner, the payload round trip, named-data codebooks, dense parity."""
+"""lower/: the partitioner takes every KAN layer and nothing else, codebooks are stored once per
+key in named data, dense.pte runs like PyTorch, same seed gives the same bytes."""
 
 import hashlib
 
 import numpy as np
-import pytest
 import torch
-from executorch.exir import to_edge_transform_and_lower
 from executorch.exir._serialize._program import deserialize_pte_binary
 
-from lutham.lower.preprocess import LuthamBackend, layer_from_node
+from helpers import _delegate_payloads, _lower, export_bytes, small_config, small_pair
 from lutham.compress import CompressionConfig
-from lutham.files import write_atomic
-from lutham.model.multihead import ModelConfig
 from lutham.compress.layer import SharedKANLinear
-from lutham.lower.partitioner import LuthamPartitioner, is_kan_linear
-from lutham.lower.serialization.payload import read_codebook, read_payload, write_payload
-from lutham.lower.serialization.payload import SCHEMA_VERSION
-
-from helpers import export_bytes, small_config, small_pair
-
-
-def _lower(model, config):
-    ep = torch.export.export(model, (config.example_input(),), strict=False)
-    return to_edge_transform_and_lower(ep, partitioner=[LuthamPartitioner()])
-
-
-def _delegate_payloads(pte: bytes):
-    f = deserialize_pte_binary(pte)
-    program = f.program
-    out = []
-    for d in program.execution_plan[0].delegates:
-        assert d.id == "LuthamBackend"
-        ref = d.processed
-        if int(ref.location) == 0:
-            out.append(bytes(program.backend_delegate_data[ref.index].data))
-        else:
-            seg = program.segments[ref.index]
-            out.append(None if seg is None else seg)
-    return f, out
+from lutham.lower.partitioner import is_kan_linear
+from lutham.lower.serialization.payload import read_codebook, read_payload
+from lutham.model.multihead import ModelConfig
 
 
 def test_partitioner_takes_every_kan_layer_and_nothing_else():
@@ -68,32 +43,6 @@ def test_partitioner_leaves_a_backbone_to_executorch():
     calls = [str(n.target) for n in gm.graph.nodes if n.op == "call_function"]
     assert sum("executorch_call_delegate" in t for t in calls) == 1
     assert any("convolution" in t for t in calls)
-
-
-def test_payload_round_trip_equals_what_was_written():
-    config, _, compressed, _ = small_pair(compression=CompressionConfig(codebook_size=16, gain_bits=5, bias_bits=4, base_bits=6))
-    edge = _lower(compressed, config)
-    # Rebuild the LayerData of the first layer from the pre-lowering graph and compare.
-    ep = torch.export.export(compressed, (config.example_input(),), strict=False)
-    from executorch.exir import to_edge
-
-    pre = to_edge(ep).exported_program()
-    node = next(n for n in pre.graph_module.graph.nodes if is_kan_linear(n))
-    layer, codebook = layer_from_node(pre, node)
-    version, back = read_payload(write_payload(layer))
-    assert version == SCHEMA_VERSION == 2
-    for field in ("in_features", "out_features", "grid_size", "spline_order", "codebook_key", "codebook_size", "codebook_dim", "index_bits"):
-        assert getattr(back, field) == getattr(layer, field), field
-    assert np.array_equal(back.knots, layer.knots) and np.array_equal(back.indices, layer.indices)
-    for q in ("gains", "biases", "base_weight"):
-        a, b = getattr(layer, q), getattr(back, q)
-        assert a.bits == b.bits and np.array_equal(a.values, b.values) and np.array_equal(a.scales, b.scales)
-    assert (back.gains.bits, back.biases.bits, back.base_weight.bits) == (5, 4, 6)
-    assert back.r2 == pytest.approx(compressed.heads[0].layers[0].r2, rel=1e-6)
-    # The payloads inside the .pte are exactly those bytes.
-    pte = edge.to_executorch().buffer
-    f, payloads = _delegate_payloads(pte)
-    assert write_payload(layer) in payloads
 
 
 def test_three_heads_store_exactly_one_codebook_segment():
@@ -140,13 +89,3 @@ def test_same_seed_gives_byte_identical_files():
     assert export_bytes(a, config, True) == export_bytes(b, config, True)
     _, _, c, _ = small_pair(small_config(seed=1))
     assert export_bytes(c, config, True) != export_bytes(a, config, True)
-
-
-def test_write_atomic_never_leaves_a_partial_file(tmp_path):
-    target = tmp_path / "x.pte"
-    write_atomic(target, b"old")
-
-    with pytest.raises(TypeError):
-        write_atomic(target, object())  # fails while writing
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.pte"]

@@ -1,20 +1,23 @@
-"""lutham.api.export end to end on a small model (what `lutham export` runs)."""
+"""lutham.api.export end to end on a small model (what `lutham export` runs), and the options it
+refuses."""
 
 import json
 import os
+import shutil
 
 import pytest
 
+from helpers import NAMES, TINY_EXPORT
+from helpers import _opts as _small_opts
 from lutham.api import export
 
 
 def _opts(out, **kw):
-    return {"backbone": "none", "heads": 3, "widths": [32, 8, 4], "grid": 5, "codebook_size": 16, "out": str(out)} | kw
+    return TINY_EXPORT | {"out": str(out)} | kw
 
 
-def test_export_writes_both_files_and_a_truthful_report(tmp_path):
-    stages = []
-    report = export(_opts(tmp_path), lambda s, f: stages.append((s, f)))
+def test_export_writes_both_files_and_a_truthful_report(tiny_export):
+    tmp_path, report, stages = tiny_export
     for name in ("dense", "lutham"):
         assert os.path.getsize(tmp_path / f"{name}.pte") == report[name]["file_bytes"]
     assert json.loads((tmp_path / "report.json").read_text()) == json.loads(json.dumps(report))
@@ -32,8 +35,9 @@ def test_export_writes_both_files_and_a_truthful_report(tmp_path):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
-def test_bad_options_fail_before_anything_is_written(tmp_path):
-    export(_opts(tmp_path))
+def test_bad_options_fail_before_anything_is_written(tiny_export, tmp_path):
+    for name in NAMES:  # an output set from an earlier export
+        shutil.copy(tiny_export[0] / name, tmp_path / name)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     for bad, msg in [({"backbone": "vgg"}, "unknown backbone"), ({"heads": 0}, "--heads"),
                      ({"codebook_size": 70000}, "65536"), ({"weights": str(tmp_path / "nope.pt")}, "no such file"),
@@ -44,15 +48,14 @@ def test_bad_options_fail_before_anything_is_written(tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_user_checkpoint_is_used(tmp_path):
-    import torch
 
-    from lutham.model.multihead import ModelConfig, build_model
 
-    model = build_model(ModelConfig(backbone="none", heads=1, widths=[32, 8, 4], grid=5, seed=7))
-    torch.save(model.state_dict(), tmp_path / "w.pt")
-    a = export(_opts(tmp_path / "a", heads=1, weights=str(tmp_path / "w.pt")))
-    b = export(_opts(tmp_path / "b", heads=1, seed=7))
-    assert (tmp_path / "a" / "dense.pte").read_bytes() == (tmp_path / "b" / "dense.pte").read_bytes()
-    with pytest.raises(ValueError, match="does not fit"):
-        export(_opts(tmp_path / "c", heads=1, widths=[16, 4], weights=str(tmp_path / "w.pt")))
+def test_fp32_with_bit_widths_and_models_too_big_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"--gain-bits cannot be used with --fp32"):
+        export(_small_opts(tmp_path, int8=False, gain_bits=3))
+    # 2048*512 + 512*25 edges of 12 coefficients + scaler + base, grids of 16 points per input.
+    dense_gb = 4 * (2048 * 512 * 14 + 512 * 25 * 14 + (2048 + 512) * 16) * 10**6 / 1e9
+    with pytest.raises(ValueError, match=rf"1000000 head\(s\) of widths 2048,512,25 are {dense_gb:,.1f} GB of float32 weights; "
+                                         rf"exporting them needs about {dense_gb * 3.5:,.1f} GB of memory"):
+        export(_small_opts(tmp_path, heads=10**6, widths=None, grid=9))
+    assert list(tmp_path.iterdir()) == []
