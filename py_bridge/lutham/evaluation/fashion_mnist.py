@@ -32,8 +32,3 @@ def load_fashion_mnist(split: str = "train", root: Path | None = None) -> tuple[
     if not images.exists():
         raise FileNotFoundError(f"Fashion-MNIST not found at {root} (install the Debian package dataset-fashion-mnist)")
     return _read_idx(images), _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz")
-
-
-def pixels_in_grid_range(images: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 (N, 784) in [-1, 1], the KAN grid's default range."""
-    return images.reshape(len(images), -1).astype(np.float32) / 127.5 - 1.0

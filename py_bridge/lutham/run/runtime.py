@@ -236,9 +236,8 @@ def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
                            + (f" ({detail})" if detail else "")) from None
         times.append((time.perf_counter() - t0) * 1e3)
         after = clock.read()
-        if after is not None:
-            head_times.append((after[1] - before[1]) / 1e6)
-            head_calls += after[0] - before[0]
+        head_times.append((after[1] - before[1]) / 1e6)
+        head_calls += after[0] - before[0]
     flat = np.concatenate([o.detach().numpy().astype(np.float32).reshape(-1) for o in outputs])
     if output:
         _save_npy(output, outputs[0].detach().numpy())
@@ -250,16 +249,13 @@ def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
                 sum=float(flat.sum(dtype=np.float64)), abs_sum=float(np.abs(flat).sum(dtype=np.float64)),
                 median_ms=float(np.median(times)), repeat=repeat, output=output,
                 non_finite_inputs=non_finite_inputs, non_finite_outputs=int((~np.isfinite(flat)).sum()),
-                **_time_split(times, head_times, head_calls, clock.available))
+                **_time_split(times, head_times, head_calls))
 
 
-def _time_split(times: list[float], head_times: list[float], head_calls: int, available: bool) -> dict:
+def _time_split(times: list[float], head_times: list[float], head_calls: int) -> dict:
     """Median time inside LuthamBackend (the KAN heads) and of the rest (backbone + glue ops)."""
     import numpy as np
 
-    if not available:
-        return dict(head_ms=None, backbone_ms=None,
-                    split="unavailable: this liblutham_backend.so has no lutham_execute_stats")
     if head_calls == 0:
         return dict(head_ms=None, backbone_ms=None,
                     split="unavailable: no LuthamBackend delegate ran (the heads run on ExecuTorch's kernels)")
