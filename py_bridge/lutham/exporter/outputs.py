@@ -300,10 +300,7 @@ class OutputSet:
                                        for n in self.names]})
         fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+            write_synced(fd, text.encode())
         except OSError:
             _unlink_quietly(journal)
             raise
