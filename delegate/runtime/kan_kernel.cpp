@@ -7,6 +7,7 @@
 #include "kan_kernel.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -44,19 +45,48 @@ float rbf_window(const float* centers, uint32_t G, float h, float x, float* valu
   return sum;
 }
 
-const KernelOps& choose_ops() {
+struct Variant {
+  const char* name;
+  const KernelOps& (*ops)();
+  bool (*runnable)();
+  const char* needs;  // CPU flags (lscpu names)
+};
+
 #if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
-  const char* forced = std::getenv("LUTHAM_ISA");
-  const bool generic_only = forced != nullptr && std::strcmp(forced, "generic") == 0;
-  if (!generic_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2::ops();
+bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
-  return generic::ops();
+bool always() { return true; }
+
+// Best first; the first runnable one is the default.
+const Variant kVariants[] = {
+#if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
+    {"avx2", &avx2::ops, &cpu_has_avx2, "avx2 fma"},
+#endif
+    {"generic", &generic::ops, &always, ""},
+};
+
+const Variant* find_variant(const char* name) {
+  for (const Variant& v : kVariants)
+    if (std::strcmp(v.name, name) == 0) return &v;
+  return nullptr;
 }
 
-const KernelOps& kernel_ops() {
-  static const KernelOps& ops = choose_ops();
-  return ops;
+const Variant* choose_variant() {
+  if (const char* forced = std::getenv("LUTHAM_ISA")) {
+    const Variant* v = find_variant(forced);
+    if (v != nullptr && v->runnable()) return v;
+  }
+  for (const Variant& v : kVariants)
+    if (v.runnable()) return &v;
+  return &kVariants[sizeof kVariants / sizeof kVariants[0] - 1];
 }
+
+std::atomic<const Variant*>& current_variant() {
+  static std::atomic<const Variant*> v{choose_variant()};
+  return v;
+}
+
+const KernelOps& kernel_ops() { return current_variant().load(std::memory_order_relaxed)->ops(); }
 
 // Where each piece of a call's scratch lives (offsets in bytes). The prepared region (phase
 // A's results: bases, silu, coefficient table) depends only on the inputs and the layer's
@@ -320,6 +350,22 @@ void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float*
   kan_forward_prepared(layer, x, batch, y, scratch, false, static_cast<uint8_t*>(scratch) + prepared, runner);
 }
 
-const char* kan_isa() { return &kernel_ops() == &generic::ops() ? "generic" : "avx2"; }
+const char* kan_isa() { return current_variant().load(std::memory_order_relaxed)->name; }
+
+size_t kan_isa_variants(KernelIsa* out, size_t capacity) {
+  size_t n = 0;
+  for (const Variant& v : kVariants) {
+    if (n < capacity) out[n] = KernelIsa{v.name, v.runnable(), v.runnable() ? "" : v.needs};
+    ++n;
+  }
+  return n;
+}
+
+bool kan_force_isa(const char* name) {
+  const Variant* v = find_variant(name);
+  if (v == nullptr || !v->runnable()) return false;
+  current_variant().store(v, std::memory_order_relaxed);
+  return true;
+}
 
 }  // namespace lutham

@@ -167,12 +167,26 @@ inline __m256 coefficient(const KanLayerView& L, const float* table_row_i, const
 
 constexpr int kLanePanels = 2;
 
+// Software prefetch distance along one panel's records, and how much of the next block's
+// streams is fetched when a block starts.
+constexpr size_t kPrefetchAhead = 1024;
+
+// next: where the next block's first panel starts (its np panels follow at in_features
+// records apart), or nullptr.
+inline void prefetch_start(const uint8_t* next, const KanLayerView& L, int np) {
+  if (next == nullptr) return;
+  const size_t stride = static_cast<size_t>(L.in_features) * L.record_bytes;
+  for (int q = 0; q < np; ++q)
+    for (size_t b = 0; b < kPrefetchAhead; b += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(next + q * stride + b), _MM_HINT_T0);
+}
+
 // Lane path: inputs [i0, i1) of NP panels at once (2 x NP independent accumulation chains),
 // continuing the chains held in acc_mem (16 floats per panel). kField16: 16-bit words decoded
 // with Field16 (the caller checked that the panels' scales allow it).
 template <typename IndexT, typename WordT, bool kFloat, bool kTable, int NP, bool kField16>
 void lane_block(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
-                const float* P, uint32_t p, uint32_t i0, uint32_t i1, float* acc_mem) {
+                const float* P, uint32_t p, uint32_t i0, uint32_t i1, float* acc_mem, const uint8_t* next) {
   const uint32_t in = L.in_features, K = L.codebook_size, width = basis_width(L);
   const Decoder<IndexT, WordT, kFloat> dec(L);
   __m256 gs[NP][2], bs[NP][2], ws[NP][2], acc[NP][2];
@@ -189,6 +203,10 @@ void lane_block(const KanLayerView& L, const float* silu, const float* bsum, con
     acc[q][1] = _mm256_loadu_ps(acc_mem + q * kPanelWidth + 8);
     rec[q] = L.edges + (static_cast<size_t>(p + q) * in + i0) * L.record_bytes;
   }
+  // The next block's first records (other panels: a new stream the hardware prefetcher has
+  // not seen yet) are fetched while this block runs; within the block, records kPrefetchAhead
+  // bytes ahead of each stream.
+  prefetch_start(next, L, NP);
   for (uint32_t i = i0; i < i1; ++i) {
     const __m256 si = _mm256_broadcast_ss(silu + i), bi = _mm256_broadcast_ss(bsum + i);
     const float* row = kTable ? P + static_cast<size_t>(i) * K : nullptr;
@@ -207,6 +225,7 @@ void lane_block(const KanLayerView& L, const float* silu, const float* bsum, con
         a = _mm256_fmadd_ps(g, d, a);
         acc[q][h] = _mm256_fmadd_ps(b, bi, a);
       }
+      _mm_prefetch(reinterpret_cast<const char*>(rec[q] + kPrefetchAhead), _MM_HINT_T0);
       rec[q] += L.record_bytes;
     }
   }
@@ -236,14 +255,14 @@ inline bool use_field16(const KanLayerView& L, uint32_t p, uint32_t n) {
 template <typename IndexT, typename WordT, bool kFloat, bool kTable, int NP>
 inline void lane_block_any(const KanLayerView& L, const float* silu, const float* bsum, const float* basis,
                            const uint32_t* start, const float* P, uint32_t p, uint32_t i0, uint32_t i1, float* acc_mem,
-                           bool field16) {
+                           bool field16, const uint8_t* next) {
   if constexpr (!kFloat && sizeof(WordT) == 2) {
     if (field16) {
-      lane_block<IndexT, WordT, kFloat, kTable, NP, true>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem);
+      lane_block<IndexT, WordT, kFloat, kTable, NP, true>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem, next);
       return;
     }
   }
-  lane_block<IndexT, WordT, kFloat, kTable, NP, false>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem);
+  lane_block<IndexT, WordT, kFloat, kTable, NP, false>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem, next);
 }
 
 // Panels [p0, p1), a chunk of panels at a time, inputs in blocks (see lane_input_block).
@@ -259,13 +278,22 @@ struct Lane {
       std::memset(chunk_acc, 0, sizeof chunk_acc);
       for (uint32_t i0 = 0; i0 < in; i0 += IB) {
         const uint32_t i1 = std::min(in, i0 + IB);
+        // Where the block after panel group p starts: the next group at i0, or the chunk's
+        // first panels at the next input block, or the next chunk.
+        auto next_block = [&](uint32_t p_next) -> const uint8_t* {
+          if (p_next < c1) return L.edges + (static_cast<size_t>(p_next) * in + i0) * L.record_bytes;
+          if (i1 < in) return L.edges + (static_cast<size_t>(c0) * in + i1) * L.record_bytes;
+          if (c1 < p1) return L.edges + static_cast<size_t>(c1) * in * L.record_bytes;
+          return nullptr;
+        };
         uint32_t p = c0;
         for (; p + kLanePanels <= c1; p += kLanePanels)
           lane_block_any<IndexT, WordT, kFloat, kTable, kLanePanels>(L, silu, bsum, basis, start, P, p, i0, i1,
-                                                                     chunk_acc + (p - c0) * kPanelWidth, field16);
+                                                                     chunk_acc + (p - c0) * kPanelWidth, field16,
+                                                                     next_block(p + kLanePanels));
         for (; p < c1; ++p)
           lane_block_any<IndexT, WordT, kFloat, kTable, 1>(L, silu, bsum, basis, start, P, p, i0, i1,
-                                                           chunk_acc + (p - c0) * kPanelWidth, field16);
+                                                           chunk_acc + (p - c0) * kPanelWidth, field16, next_block(p + 1));
       }
       for (uint32_t p = c0; p < c1; ++p) {
         const uint32_t lanes = std::min(kPanelWidth, L.out_features - p * kPanelWidth);
