@@ -81,6 +81,12 @@ struct Field16 {
   float rescale;  // 2^pos
   Field16() = default;
   Field16(uint32_t pos, uint32_t bits) {
+    if (bits == 0 || pos + bits > 16) {  // not a 16-bit word's field (float or 32-bit layers): unused
+      mask = _mm256_setzero_si256();
+      offset = _mm256_setzero_ps();
+      unscale = rescale = 1.0f;
+      return;
+    }
     const uint32_t sign = 1u << (pos + bits - 1);
     mask = _mm256_set1_epi32(static_cast<int>(kExponent23 | (((1u << bits) - 1u) << pos)));
     offset = _mm256_set1_ps(8388608.0f + static_cast<float>(sign));
@@ -99,8 +105,9 @@ struct Fields16 {
   explicit Fields16(const KanLayerView& L)
       : gain(0, L.gain.bits), bias(L.gain.bits, L.bias.bits), base(L.gain.bits + L.bias.bits, L.base.bits) {
     const uint32_t gb = L.gain.bits, bb = L.bias.bits, wb = L.base.bits;
-    signs = _mm256_set1_epi32(static_cast<int>(kExponent23 | (1u << (gb - 1)) | (1u << (gb + bb - 1)) |
-                                               (1u << (gb + bb + wb - 1))));
+    signs = gb + bb + wb <= 16 ? _mm256_set1_epi32(static_cast<int>(kExponent23 | (1u << (gb - 1)) |
+                                                                   (1u << (gb + bb - 1)) | (1u << (gb + bb + wb - 1))))
+                               : _mm256_setzero_si256();
   }
   // Half h of a record's words -> g, b, w; gs, bs, ws: the pre-divided scales (prescale).
   template <typename IndexT>
