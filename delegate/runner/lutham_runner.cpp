@@ -1,7 +1,8 @@
 // lutham_runner: runs a .pte (lutham.pte or dense.pte) with ExecuTorch and LuthamBackend.
 //
 //   lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]
-//                 [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--json]
+//                 [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]
+//                 [--json]
 //
 // The program is mmap-loaded. Inputs are raw little-endian float32 files holding exactly
 // the input's element count (one --input per program input, in order); without --input,
@@ -15,7 +16,11 @@
 // that sysfs reports, at least 512 MiB, since VMs cache far more than sysfs says) is written
 // end to end, outside the timed region. Besides the whole method's median, the runner reports
 // the median time spent inside LuthamBackend::execute per run (lutham_execute_stats), so the
-// kernel is seen apart from the rest of the program.
+// kernel is seen apart from the rest of the program. --fresh-inputs changes the first input
+// value before every run (x[0] + (run + 1) * 2^-20, same for every variant) so that no run can
+// reuse what an earlier one computed from the same input (LuthamBackend keeps the last inputs'
+// bases and tables for the heads that share them), as with real inputs; the outputs printed
+// are those of the last run.
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -58,12 +63,14 @@ struct Args {
   int warmup = 0;
   bool cold = false;
   uint64_t evict_mib = 0;  // 0: the default (see the header)
+  bool fresh_inputs = false;
   bool json = false;
 };
 
 constexpr const char* kUsage =
     "usage: lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]\n"
-    "                     [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--json]\n";
+    "                     [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]\n"
+    "                     [--json]\n";
 
 // Bad arguments: one line on stderr, exit status 2.
 [[noreturn]] void bad_argument(const std::string& msg) {
@@ -104,6 +111,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--seed") a.seed = parse_number(k, value(), 0, UINT64_MAX);
     else if (k == "--warmup") a.warmup = static_cast<int>(parse_number(k, value(), 0, 1000000));
     else if (k == "--cold") a.cold = true;
+    else if (k == "--fresh-inputs") a.fresh_inputs = true;
     else if (k == "--evict-mib") a.evict_mib = parse_number(k, value(), 1, 1u << 20);
     else if (k == "--json") a.json = true;
     else if (k == "-h" || k == "--help") {
@@ -227,7 +235,10 @@ int main(int argc, char** argv) {
   }
   std::vector<double> times, backend_times;
   std::vector<EValue> outputs;
+  const float first_value = tensors.empty() || tensors[0]->numel() == 0 ? 0.0f : tensors[0]->const_data_ptr<float>()[0];
   for (int r = -args.warmup; r < args.repeat; ++r) {
+    if (args.fresh_inputs && !tensors.empty() && tensors[0]->numel() > 0)
+      tensors[0]->mutable_data_ptr<float>()[0] = first_value + static_cast<float>(r + args.warmup + 1) * 0x1p-20f;
     if (evictor) evictor->run();
     uint64_t before[2], after[2];
     lutham_execute_stats(before);
@@ -281,9 +292,10 @@ int main(int argc, char** argv) {
     std::printf("], \"sum\": %.9g, \"abs_sum\": %.9g, \"fnv1a64\": \"%016" PRIx64
                 "\", \"load_ms\": %.3f, \"median_ms\": %.6f, \"repeat\": %d",
                 sum, abs_sum, hash, load_ms, median, args.repeat);
-    std::printf(", \"best_ms\": %.6f, \"backend_median_ms\": %.6f, \"warmup\": %d, \"cold\": %s, \"evict_bytes\": %llu, \"kernel_isa\": \"%s\"}\n",
+    std::printf(", \"best_ms\": %.6f, \"backend_median_ms\": %.6f, \"warmup\": %d, \"cold\": %s, \"evict_bytes\": %llu, \"kernel_isa\": \"%s\", \"fresh_inputs\": %s}\n",
                 best, backend_median, args.warmup, args.cold ? "true" : "false",
-                static_cast<unsigned long long>(evict_bytes), lutham_kernel_isa());
+                static_cast<unsigned long long>(evict_bytes), lutham_kernel_isa(),
+                args.fresh_inputs ? "true" : "false");
   } else {
     std::printf("model: %s (mmap, loaded in %.2f ms)\n", args.model.c_str(), load_ms);
     for (size_t o = 0; o < shapes.size(); ++o) std::printf("output %zu: float32 %s\n", o, shapes[o].c_str());
