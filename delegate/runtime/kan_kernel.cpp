@@ -99,7 +99,7 @@ struct Layout {
   size_t groups = 0;
   uint32_t ranges = 1;  // panel ranges per sample (lane) or per group (sample)
   uint32_t panels_per_range = 1;
-  size_t basis = 0, start = 0, silu = 0, bsum = 0, lane_table = 0, prepared_total = 0;  // in `prepared`
+  size_t basis = 0, start = 0, silu = 0, bsum = 0, prepared_total = 0;  // in `prepared`
   size_t task_floats = 0, work_total = 0;                                                // in `work`
 };
 
@@ -115,6 +115,10 @@ Layout plan(const KanLayerView& L, size_t batch, uint32_t threads) {
   if (s.sample) {
     // Whole groups per task when there are enough of them; otherwise split the panels too.
     s.ranges = static_cast<uint32_t>(std::min<size_t>(L.panels, std::max<size_t>(1, (threads + s.groups - 1) / s.groups)));
+  } else if (s.table) {
+    // Each task builds the table blocks of its sample (lane_table_floats), so split the
+    // panels only as far as the threads need: the table is built once per task.
+    s.ranges = static_cast<uint32_t>(std::min<size_t>(L.panels, std::max<size_t>(1, (threads + batch - 1) / batch)));
   } else {
     s.ranges = std::min<uint32_t>(L.panels, 2 * threads);
   }
@@ -130,11 +134,13 @@ Layout plan(const KanLayerView& L, size_t batch, uint32_t threads) {
   s.start = take(s.rows * sizeof(uint32_t));
   s.silu = take(s.rows * sizeof(float));
   s.bsum = take(s.rows * sizeof(float));
-  s.lane_table = take(!s.sample && s.table ? s.rows * L.codebook_size * sizeof(float) : 0);
   s.prepared_total = off;
   if (s.sample) {
     s.task_floats = align16(sample_task_floats(L, s.panels_per_range, s.table) * sizeof(float)) / sizeof(float);
     s.work_total = s.groups * s.ranges * s.task_floats * sizeof(float);
+  } else if (s.table) {
+    s.task_floats = align16(lane_table_floats(L) * sizeof(float)) / sizeof(float);
+    s.work_total = batch * s.ranges * s.task_floats * sizeof(float);
   }
   return s;
 }
@@ -156,8 +162,8 @@ struct Call {
 
 constexpr size_t kRowsPerTask = 256;
 
-// Phase A, rows [r0, r1) of (sample, input): silu, basis window, its start and sum, and for
-// the lane path the coefficient table row.
+// Phase A, rows [r0, r1) of (sample, input): silu, basis window, its start and sum (the
+// coefficient tables are built by the phase-B tasks, block by block).
 void prepare_rows(const Call& c, size_t r0, size_t r1) {
   const KanLayerView& L = *c.L;
   const Layout& s = *c.s;
@@ -192,7 +198,6 @@ void prepare_rows(const Call& c, size_t r0, size_t r1) {
     } else {
       silu_out[r] = sv;
       bsum_out[r] = bsum;
-      if (s.table) c.ops->table_row(L.codebook_columns, L.codebook_size, b, st, width, c.at<float>(s.lane_table) + r * L.codebook_size);
     }
   }
 }
@@ -224,7 +229,7 @@ void phase_b_task(void* job, int64_t t) {
     const size_t n = unit, width = basis_width(L);
     c.ops->lane(L, s.table, c.at<float>(s.silu) + n * in, c.at<float>(s.bsum) + n * in,
                 c.at<float>(s.basis) + n * in * width, c.at<uint32_t>(s.start) + n * in,
-                s.table ? c.at<float>(s.lane_table) + n * in * L.codebook_size : nullptr, p0, p1,
+                s.table ? c.work + static_cast<size_t>(t) * s.task_floats : nullptr, p0, p1,
                 c.y + n * L.out_features);
   }
 }

@@ -161,7 +161,12 @@ template <bool kTable, typename IndexT>
 inline __m256 coefficient(const KanLayerView& L, const float* table_row_i, const float* basis_i, uint32_t start_i,
                           uint32_t width, __m256i idx, const uint8_t* rec, int h) {
   if constexpr (kTable) {
+#ifdef LUTHAM_GATHER
+    (void)rec; (void)h;
+    return _mm256_i32gather_ps(table_row_i, idx, 4);
+#else
     return lookup8<IndexT>(table_row_i, rec, h);
+#endif
   } else {
     const size_t K = L.codebook_size;
     const float* col = L.codebook_columns + static_cast<size_t>(start_i) * K;
@@ -216,7 +221,7 @@ void lane_block(const KanLayerView& L, const float* silu, const float* bsum, con
   prefetch_start(next, L, NP);
   for (uint32_t i = i0; i < i1; ++i) {
     const __m256 si = _mm256_broadcast_ss(silu + i), bi = _mm256_broadcast_ss(bsum + i);
-    const float* row = kTable ? P + static_cast<size_t>(i) * K : nullptr;
+    const float* row = kTable ? P + static_cast<size_t>(i - i0) * K : nullptr;
     const float* basis_i = basis + static_cast<size_t>(i) * width;
     for (int q = 0; q < NP; ++q) {
       for (int h = 0; h < 2; ++h) {
@@ -276,7 +281,7 @@ inline void lane_block_any(const KanLayerView& L, const float* silu, const float
 template <typename IndexT, typename WordT, bool kFloat, bool kTable>
 struct Lane {
   static void run(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
-                  const float* P, uint32_t p0, uint32_t p1, float* y) {
+                  float* P, uint32_t p0, uint32_t p1, float* y) {
     const uint32_t in = L.in_features, IB = lane_input_block(L);
     alignas(32) float chunk_acc[kLaneChunkPanels * kPanelWidth];
     for (uint32_t c0 = p0; c0 < p1; c0 += kLaneChunkPanels) {
@@ -285,6 +290,7 @@ struct Lane {
       std::memset(chunk_acc, 0, sizeof chunk_acc);
       for (uint32_t i0 = 0; i0 < in; i0 += IB) {
         const uint32_t i1 = std::min(in, i0 + IB);
+        if constexpr (kTable) table_block(L, basis, start, i0, i1, P);
         // Where the block after panel group p starts: the next group at i0, or the chunk's
         // first panels at the next input block, or the next chunk.
         auto next_block = [&](uint32_t p_next) -> const uint8_t* {
@@ -429,7 +435,7 @@ const KernelOps& ops() {
         table_row(columns, K, basis, start, width, P);
       },
       [](const KanLayerView& L, bool table, const float* silu, const float* bsum, const float* basis,
-         const uint32_t* start, const float* P, uint32_t p0, uint32_t p1, float* y) {
+         const uint32_t* start, float* P, uint32_t p0, uint32_t p1, float* y) {
         with_layout<Lane>(L, table, silu, bsum, basis, start, P, p0, p1, y);
       },
       [](const KanLayerView& L, bool table, const SamplePlan& S, uint32_t group, uint32_t p0, uint32_t p1,

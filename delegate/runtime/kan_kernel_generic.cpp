@@ -11,7 +11,7 @@ const KernelOps& ops() {
         table_row(columns, K, basis, start, width, P);
       },
       [](const KanLayerView& L, bool table, const float* silu, const float* bsum, const float* basis,
-         const uint32_t* start, const float* P, uint32_t p0, uint32_t p1, float* y) {
+         const uint32_t* start, float* P, uint32_t p0, uint32_t p1, float* y) {
         with_layout<LaneFn>(L, table, silu, bsum, basis, start, P, p0, p1, y);
       },
       [](const KanLayerView& L, bool table, const SamplePlan& S, uint32_t group, uint32_t p0, uint32_t p1,
