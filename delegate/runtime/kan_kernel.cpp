@@ -173,12 +173,28 @@ void prepare_rows(const Call& c, size_t r0, size_t r1) {
   uint32_t* start = c.at<uint32_t>(s.start);
   float* silu_out = c.at<float>(s.silu);
   float* bsum_out = c.at<float>(s.bsum);
+  // Shared knots: the B-spline windows of 8 consecutive rows at once (bspline8), for rows of
+  // real samples; the loop below then takes them from these buffers.
+  const bool by8 = L.basis == Basis::BSpline && L.knot_stride == 0;
+  float sums8[8];
+  uint32_t starts8[8];
+  size_t block8 = r0;  // rows [block8, block8 + 8) are in sums8 / starts8 / basis when ready8
+  bool ready8 = false;
   for (size_t r = r0; r < r1; ++r) {
     const size_t n = r / in, i = r % in;
     float* b = basis + r * width;
     float sv = 0.0f, bsum = 0.0f;
     uint32_t st = 0;
-    if (n < c.batch) {
+    if (by8 && (r - r0) % 8 == 0) {
+      block8 = r;
+      ready8 = r + 8 <= r1 && r + 8 <= c.batch * in;
+      if (ready8) c.ops->bspline8(L.knots, L.n_knots, L.spline_order, c.x + r, b, starts8, sums8);
+    }
+    if (ready8) {
+      sv = silu(c.x[r]);
+      bsum = sums8[r - block8];
+      st = starts8[r - block8];
+    } else if (n < c.batch) {
       const float xv = c.x[r];
       sv = silu(xv);
       const float* knots = L.knots + i * L.knot_stride;

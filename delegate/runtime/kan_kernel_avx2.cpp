@@ -427,10 +427,76 @@ struct Sample {
   }
 };
 
+// bspline_window for 8 inputs at once (one per lane) on one shared knot row, operation for
+// operation: the interval by counting knots <= x (the knots strictly increase, so it is the
+// binary search's j), then Cox-de Boor with the knots gathered per lane, lanes whose basis
+// index falls outside a level set to 0 as the scalar loop does, and the window shifted into
+// place by per-lane selects. Inputs outside the extended grid (or NaN) give zeros, start 0.
+void bspline8(const float* t, uint32_t n_knots, uint32_t k, const float* xs, float* values, uint32_t* starts,
+              float* sums) {
+  const uint32_t kp1 = k + 1;
+  const __m256 x = _mm256_loadu_ps(xs);
+  const __m256 zero = _mm256_setzero_ps();
+  // Inside [t0, t_last): the same ordered comparisons as the scalar test (false for NaN).
+  const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_set1_ps(t[0]), _CMP_GE_OQ),
+                                      _mm256_cmp_ps(x, _mm256_set1_ps(t[n_knots - 1]), _CMP_LT_OQ));
+  __m256i j = _mm256_setzero_si256();
+  for (uint32_t q = 1; q + 1 < n_knots; ++q)
+    j = _mm256_sub_epi32(j, _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(t[q]), _CMP_GE_OQ)));
+  j = _mm256_and_si256(j, _mm256_castps_si256(inside));  // outside: j = 0 (results masked below)
+  const __m256i kk = _mm256_set1_epi32(static_cast<int>(k));
+  const __m256i jmk = _mm256_sub_epi32(j, kk);  // m of r = 0
+  const __m256i max_index = _mm256_set1_epi32(static_cast<int>(n_knots - 1));
+  auto gather = [&](__m256i index) {
+    const __m256i clamped = _mm256_min_epi32(_mm256_max_epi32(index, _mm256_setzero_si256()), max_index);
+    return _mm256_i32gather_ps(t, clamped, 4);
+  };
+  __m256 local[kMaxSplineOrder + 2];
+  for (uint32_t r = 0; r <= kp1; ++r) local[r] = zero;
+  local[k] = _mm256_set1_ps(1.0f);
+  const int n_intervals = static_cast<int>(n_knots) - 1;
+  for (uint32_t p = 1; p <= k; ++p) {
+    const __m256i last = _mm256_set1_epi32(n_intervals - 1 - static_cast<int>(p));
+    const __m256i pp = _mm256_set1_epi32(static_cast<int>(p));
+    for (uint32_t r = 0; r < kp1; ++r) {
+      const __m256i m = _mm256_add_epi32(jmk, _mm256_set1_epi32(static_cast<int>(r)));
+      const __m256i out = _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), m), _mm256_cmpgt_epi32(m, last));
+      const __m256 tm = gather(m), tmp = gather(_mm256_add_epi32(m, pp));
+      const __m256 tmp1 = gather(_mm256_add_epi32(m, _mm256_add_epi32(pp, _mm256_set1_epi32(1))));
+      const __m256 tm1 = gather(_mm256_add_epi32(m, _mm256_set1_epi32(1)));
+      const __m256 left = _mm256_div_ps(_mm256_sub_ps(x, tm), _mm256_sub_ps(tmp, tm));
+      const __m256 right = _mm256_div_ps(_mm256_sub_ps(tmp1, x), _mm256_sub_ps(tmp1, tm1));
+      const __m256 v = _mm256_add_ps(_mm256_mul_ps(left, local[r]), _mm256_mul_ps(right, local[r + 1]));
+      local[r] = _mm256_blendv_ps(v, zero, _mm256_castsi256_ps(out));
+    }
+  }
+  // st = clamp(j - k, 0, n_bases - k - 1); values[q] = local[q + st - (j - k)] where that is 0..k.
+  const __m256i st = _mm256_min_epi32(_mm256_max_epi32(jmk, _mm256_setzero_si256()),
+                                      _mm256_set1_epi32(n_intervals - static_cast<int>(k) - static_cast<int>(kp1)));
+  const __m256i shift = _mm256_sub_epi32(st, jmk);  // r = q + shift
+  alignas(32) float v[kMaxSplineOrder + 1][8];
+  __m256 sum = zero;
+  for (uint32_t q = 0; q < kp1; ++q) {
+    __m256 vq = zero;
+    for (uint32_t r = 0; r < kp1; ++r) {
+      const __m256i hit = _mm256_cmpeq_epi32(shift, _mm256_set1_epi32(static_cast<int>(r) - static_cast<int>(q)));
+      vq = _mm256_blendv_ps(vq, local[r], _mm256_castsi256_ps(hit));
+    }
+    vq = _mm256_and_ps(vq, inside);
+    sum = _mm256_add_ps(sum, vq);
+    _mm256_store_ps(v[q], vq);
+  }
+  _mm256_storeu_ps(sums, _mm256_and_ps(sum, inside));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts), _mm256_and_si256(st, _mm256_castps_si256(inside)));
+  for (int l = 0; l < 8; ++l)
+    for (uint32_t q = 0; q < kp1; ++q) values[l * kp1 + q] = v[q][l];
+}
+
 }  // namespace
 
 const KernelOps& ops() {
   static const KernelOps k = {
+      &bspline8,
       [](const float* columns, uint32_t K, const float* basis, uint32_t start, uint32_t width, float* P) {
         table_row(columns, K, basis, start, width, P);
       },

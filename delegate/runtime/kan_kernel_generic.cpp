@@ -7,6 +7,11 @@ namespace generic {
 
 const KernelOps& ops() {
   static const KernelOps k = {
+      [](const float* knots, uint32_t n_knots, uint32_t order, const float* x, float* values, uint32_t* starts,
+         float* sums) {
+        for (int l = 0; l < 8; ++l)
+          sums[l] = bspline_window(knots, n_knots, order, x[l], values + l * (order + 1), starts + l);
+      },
       [](const float* columns, uint32_t K, const float* basis, uint32_t start, uint32_t width, float* P) {
         table_row(columns, K, basis, start, width, P);
       },

@@ -23,6 +23,10 @@ struct SamplePlan {
 
 // The hot loops of one instruction set.
 struct KernelOps {
+  // bspline_window (kan_kernel.h) for 8 inputs x[0..7] that share one knot row: values
+  // [8][order + 1], starts[8], sums[8]; the same bits as 8 calls of bspline_window.
+  void (*bspline8)(const float* knots, uint32_t n_knots, uint32_t order, const float* x, float* values,
+                   uint32_t* starts, float* sums);
   void (*table_row)(const float* columns, uint32_t K, const float* basis, uint32_t start, uint32_t width, float* P);
   // table: the task's lane_table_floats(L) floats of scratch (when the layer tabulates).
   void (*lane)(const KanLayerView& L, bool table, const float* silu, const float* bsum, const float* basis,

@@ -116,6 +116,11 @@ def main(out_dir: str) -> int:
         columns = dequantized(cb)
         fields = [dequantized(q) for q in (read.gains, read.biases, read.base_weight)]
         x = rng.uniform(-1.3, 1.3, size=(MAX_BATCH, layer.in_features)).astype(np.float32)
+        # Inputs outside the extended grid (every basis 0) and exactly on knots (interval edges).
+        x[:, 5::7] = np.float32(5.0)
+        x[1::2, 6::13] = np.float32(-7.5)
+        row = layer.knots[0]
+        x[:, 2::11] = row[np.arange(x[:, 2::11].shape[1]) % len(row)]
         name = case[0]
         (tmp / f"{name}.payload").write_bytes(payload)
         (tmp / f"{name}.codebook").write_bytes(codebook)
