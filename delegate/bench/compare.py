@@ -5,7 +5,8 @@ cold, in one run (the ratios come from the same run, so they can be compared):
         [--repeat 30] [--warmup 3] [--evict-mib 512] [--dir build/bench] [--json]
 
 Programs come from delegate/bench/matmul_baseline.py (made once into --dir, each in its own
-process), times from build/delegate/lutham_runner (--cold: caches evicted before every run;
+process), times from build/delegate/lutham_runner --fresh-inputs (a new input every run, so
+LuthamBackend cannot reuse the last run's bases; --cold: caches evicted before every run;
 "LUTHAM" is the time inside LuthamBackend::execute, "method" the whole program), the bound
 from build/delegate/lutham_membw (multi-threaded read-only loop over >= 1 GiB, best round):
 bound = bytes read per inference / read bandwidth. LUTHAM reads its payloads and codebooks,
@@ -46,7 +47,8 @@ def program(what: str, heads: int, batch: int, out_dir: Path) -> dict:
 
 
 def run(pte: str, cold: bool, repeat: int, warmup: int, evict_mib: int) -> dict:
-    cmd = [str(BUILD / "lutham_runner"), "--model", pte, "--repeat", str(repeat), "--warmup", str(warmup), "--json"]
+    cmd = [str(BUILD / "lutham_runner"), "--model", pte, "--repeat", str(repeat), "--warmup", str(warmup), "--json",
+           "--fresh-inputs"]
     if cold:
         cmd += ["--cold", "--evict-mib", str(evict_mib)]
     r = subprocess.run(cmd, capture_output=True, text=True)

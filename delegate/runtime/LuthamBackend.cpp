@@ -95,7 +95,7 @@ struct Buffer {
   }
 };
 
-// The kernel's prepared inputs (bases, silu, coefficient tables) of the last two layers run
+// The kernel's prepared inputs (bases, silu) of the last two layers run
 // on this thread, with copies of what they depend on. The first layers of many heads on one
 // backbone read the same features with the same grid and codebook: the second and later
 // ones reuse the first one's preparation instead of recomputing it (checked by content, so a

@@ -122,7 +122,7 @@ void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float*
                  const TaskRunner* runner = nullptr);
 
 // The same computation in two buffers, so that layers reading the same input can share the
-// first half (bases, silu, coefficient table): `prepared` (kan_prepared_bytes) and `work`
+// first half (bases, silu; the coefficient tables are built per task): `prepared` (kan_prepared_bytes) and `work`
 // (kan_work_bytes), both 16-aligned. With reuse_prepared, `prepared` must hold what an earlier
 // call computed for the same x and batch with a layer for which kan_same_preparation is true
 // (the 50 heads of a model on one backbone: their first layers share input, grid and codebook).
