@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
+import { MAX_CODEBOOK_SIZE } from '../payload/format.js';
 import type { SectionMarkers } from './markdown.js';
 import { modelSpec } from './export.js';
 
@@ -107,7 +108,7 @@ export function validateEvalOptions(o: EvalOptions): void {
   positiveInt('--epochs', o.epochs);
   positiveInt('--codebook-size', o.codebookSize);
   positiveInt('--threads', o.threads);
-  if (o.codebookSize !== undefined && o.codebookSize > 65536) throw new LuthamError(`--codebook-size must be at most 65536, got ${o.codebookSize}`);
+  if (o.codebookSize !== undefined && o.codebookSize > MAX_CODEBOOK_SIZE) throw new LuthamError(`--codebook-size must be at most ${MAX_CODEBOOK_SIZE}, got ${o.codebookSize}`);
   for (const [flag, v] of [['--gain-bits', o.gainBits], ['--bias-bits', o.biasBits], ['--base-bits', o.baseBits]] as const) {
     if (v !== undefined && !(Number.isInteger(v) && v >= 2 && v <= 8)) throw new LuthamError(`${flag} must be 2..8, got ${v}`);
   }

@@ -16,6 +16,8 @@ export const MAX_INT_BITS = 8;
 export const PANEL_WIDTH = 16;
 /** Codeword indices are stored as uint8 up to this many bits, uint16 above (index_bits <= 16). */
 export const MAX_INDEX_BITS = 16;
+/** The most codewords a codebook can have: 2^MAX_INDEX_BITS. */
+export const MAX_CODEBOOK_SIZE = 2 ** MAX_INDEX_BITS;
 /** The key under which a codebook's named data is stored: this prefix + the SHA-256 of its bytes. */
 export const CODEBOOK_KEY_PREFIX = 'lutham/codebook/sha256-';
 

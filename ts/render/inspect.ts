@@ -1,4 +1,5 @@
 // The text of `lutham inspect` (ts/pte/inspect.ts builds the report).
+import { PANEL_WIDTH } from '../payload/format.js';
 import type { InspectReport } from '../pte/inspect.js';
 import type { ValueDesc } from '../pte/program.js';
 import { bytesCell, indent, num, table } from './text.js';
@@ -61,7 +62,7 @@ export function formatInspect(r: InspectReport): string {
       num(l.bytes),
     ]);
     out.push(indent(table(['delegate', 'in->out', 'grid', 'order', 'K', 'idx bits', 'gains', 'biases', 'base', 'codebook', 'R^2', 'bytes'], rows, [2, 3, 4, 5, 10, 11])));
-    out.push(indent('gains/biases/base: fp32, or intN/Ss = N-bit ints with S per-output float scales (outputs padded to panels of 16)'));
+    out.push(indent(`gains/biases/base: fp32, or intN/Ss = N-bit ints with S per-output float scales (outputs padded to panels of ${PANEL_WIDTH})`));
     out.push(indent(keys.map((k, i) => `cb${i} = ${k}`).join('\n')));
   }
   out.push('');

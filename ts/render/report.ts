@@ -1,7 +1,7 @@
 /** The report's HTML page: tables (modelTables, the one spec) and inline SVG charts, no network. */
 import type { EvalResults, ModelResults } from '../lib/eval.js';
 import { modelTables } from './eval.js';
-import { formatBytes } from './text.js';
+import { formatBytes, num } from './text.js';
 
 // ---------------------------------------------------------------- SVG charts
 
@@ -170,7 +170,7 @@ function modelSection(m: ModelResults, r: EvalResults, i: number): string {
   const [cSat, cR2, cPrune, cBase] = modelCharts(m, id);
   return `<section id="${id}">
 <h2>${esc(m.label)}</h2>
-<p>${m.edges.toLocaleString('en-US')} KAN edges (layers: ${m.layer_edges.map((e) => e.toLocaleString('en-US')).join(' + ')}); dense KAN layers ${esc(formatBytes(m.dense_bytes))}.
+<p>${num(m.edges)} KAN edges (layers: ${m.layer_edges.map(num).join(' + ')}); dense KAN layers ${esc(formatBytes(m.dense_bytes))}.
 Training: ${esc(JSON.stringify(m.training))}</p>
 <h3>Table 1: accuracy and storage at K = ${s.codebook_size}</h3>
 ${t1}
@@ -210,7 +210,7 @@ export function renderReport(r: EvalResults): string {
 <style>${CSS}</style></head>
 <body>
 <h1>LUTHAM evaluation: SHARe-KAN on ${esc(r.dataset.name)}</h1>
-<p>Data: ${esc(r.dataset.source)}; ${r.dataset.train.toLocaleString('en-US')} training and ${r.dataset.test.toLocaleString('en-US')} test images${r.settings.subset ? ` (subset ${r.settings.subset})` : ''}.
+<p>Data: ${esc(r.dataset.source)}; ${num(r.dataset.train)} training and ${num(r.dataset.test)} test images${r.settings.subset ? ` (subset ${r.settings.subset})` : ''}.
 Accuracies are on the test images with ± one standard error (binomial, √(p(1−p)/n)); differences below about two standard errors are noise.
 Bytes are those of the KAN layers only. Run time ${r.seconds} s.</p>
 ${t?.text ? `<p class="target ${t.met ? 'met' : 'notmet'}"><b>Target</b> (${esc(t.model)}): ${esc(t.text)}</p>` : ''}
