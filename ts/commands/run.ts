@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { runProgram } from '../lib/run.js';
+import { formatRun } from '../render/run.js';
 
 interface Args {
   model: string;
@@ -23,8 +24,7 @@ const runCommand: CommandModule<{}, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }) as Argv<Args>,
   handler: async (argv) => {
     const r = await runProgram({ model: argv.model, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed });
-    const { text, ...data } = r;
-    process.stdout.write(argv.json ? JSON.stringify(data, null, 2) + '\n' : text + '\n');
+    process.stdout.write(argv.json ? JSON.stringify(r, null, 2) + '\n' : formatRun(r) + '\n');
   },
 };
 

@@ -280,40 +280,6 @@ def _machine() -> dict:
             "load_average_1min": os.getloadavg()[0]}
 
 
-def _mb(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB"
-
-
-def format_markdown(result: dict) -> str:
-    """The results as Markdown (what `npm run bench` puts into BENCHMARKS.md)."""
-    m = result["model"]
-    lines = [
-        f"{m['heads']} head(s) {' -> '.join(map(str, m['widths']))}, grid {m['grid']}, order {m['order']}, no backbone; "
-        f"{result['machine']['cpu']}, {result['machine']['cores']} cores (load average {result['machine']['load_average_1min']:.1f} "
-        f"when the runs ended: other jobs share the machine above 0); medians after {result['warmup']} warm-up runs "
-        f"(at least {result['repeat']} timed runs, each variant in its own process).",
-        "",
-        "| variant | batch | median | time / LUTHAM int | peak RSS (model) | file | rel. L2 error vs eager |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in result["rows"]:
-        err = "-" if r["relative_l2_error_vs_eager"] is None else f"{r['relative_l2_error_vs_eager']:.2e}"
-        lines.append(f"| {r['label']} | {r['batch']} | {r['median_ms']:.3f} ms | {r['vs_lutham']:.2f}x | "
-                     f"{_mb(r['peak_rss_bytes'])} ({_mb(r['model_rss_bytes'])}) | {_mb(r['file_bytes'])} | {err} |")
-    bw = result["bandwidth"]["bytes_per_second"]
-    lines += ["", f"Read bandwidth (copy loop, same run): {bw / 1e9:.2f} GB/s."]
-    for r in result["rows"]:
-        if "kernel_read_bytes" in r:
-            lines.append(f"- {r['label']}, batch {r['batch']}: reads {_mb(r['kernel_read_bytes'])} per inference "
-                         f"(codebooks {r['codebook_bytes'] / 1e3:.1f} KB resident); bandwidth bound {r['bound_ms']:.3f} ms; "
-                         f"LUTHAM takes {r['x_bound']:.1f}x the bound")
-    lines += ["", "Peak RSS is the child process's whole peak (Python, torch, ExecuTorch included); (model) is that "
-              "minus its RSS just before loading the model (torch, ExecuTorch and LuthamBackend already loaded)."]
-    return "\n".join(lines)
-
-
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "child":
         spec = json.loads(Path(argv[1]).read_text())

@@ -74,8 +74,7 @@ def run(args_json: str, callback=None) -> str:
         info = runtime.run_file(a["model"], a.get("inputs") or [], a.get("output"), int(a.get("repeat", 10)), int(a.get("seed", 0)))
     except runtime.BackendNotBuilt as e:
         raise ValueError(str(e)) from None
-    info["text"] = runtime.format_run(info)
-    return _dumps(info)
+    return _dumps(info)  # the CLI renders it (ts/render/run.ts)
 
 
 def evaluate(args_json: str, callback=None) -> str:
@@ -89,9 +88,5 @@ def report(args_json: str, callback=None) -> str:
 
 
 def bench(args_json: str, callback=None) -> str:
-    """`lutham bench`: every variant in its own child process; results + their Markdown table."""
-    from ..bench import compare
-
-    result = api.run_bench(json.loads(args_json), _progress(callback))
-    result["markdown"] = compare.format_markdown(result)
-    return _dumps(result)
+    """`lutham bench`: every variant in its own child process; the CLI renders the results (ts/render/bench.ts)."""
+    return _dumps(api.run_bench(json.loads(args_json), _progress(callback)))

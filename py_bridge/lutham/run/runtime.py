@@ -264,16 +264,3 @@ def _time_split(times: list[float], head_times: list[float], head_calls: int) ->
                 split="head: time inside LuthamBackend (the KAN layers); backbone: the rest of each run")
 
 
-def format_run(info: dict) -> str:
-    lines = [f"output {i}: {d} {shape}" for i, (d, shape) in enumerate(zip(info["dtypes"], info["outputs"]))]
-    lines.append(f"checksum: sum={info['sum']:.9g} abs_sum={info['abs_sum']:.9g}")
-    lines.append(f"median: {info['median_ms']:.4f} ms over {info['repeat']} runs")
-    if info.get("head_ms") is not None:
-        lines.append(f"  backbone: {info['backbone_ms']:.4f} ms, KAN heads (LuthamBackend): {info['head_ms']:.4f} ms")
-    for i, n in enumerate(info.get("non_finite_inputs", [])):
-        if n:
-            lines.append(f"warning: input {i} has {n} NaN/Inf value(s)")
-    if info.get("non_finite_outputs"):
-        lines.append(f"warning: {info['non_finite_outputs']} output value(s) are NaN/Inf")
-    return "\n".join(lines)
-
