@@ -36,6 +36,7 @@
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr.h>
 #include <executorch/runtime/core/evalue.h>
+#include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/platform/runtime.h>
 
 #include "../bench/llc.h"
@@ -179,6 +180,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<Module> module =
       args.data.empty() ? std::make_unique<Module>(args.model, Module::LoadMode::Mmap)
                         : std::make_unique<Module>(args.model, args.data, Module::LoadMode::Mmap);
+  // InternalConsistency runs the flatbuffers verifier over the whole program first: without it a
+  // corrupted offset in the program (outside our payloads) is followed blindly in Method::init.
+  if (Error e = module->load(executorch::runtime::Program::Verification::InternalConsistency); e != Error::Ok)
+    return fail("loading the program (verified)", e);
   if (Error e = module->load_method("forward"); e != Error::Ok) return fail("loading method 'forward'", e);
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load0).count();

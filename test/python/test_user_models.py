@@ -74,7 +74,7 @@ def test_bad_specs(tmp_path):
         user_model(f"{tmp_path}/m.py:make", None, None)
     torch.save(ConvBNKAN(), tmp_path / "conv.pt")
     with pytest.raises(ValueError, match="cannot tell the input shape of this model: pass --input-shape"):
-        user_model(str(tmp_path / "conv.pt"), None, None)
+        user_model(str(tmp_path / "conv.pt"), None, None, trust_pickle=True)
     torch.save({"fc.weight": torch.zeros(2, 2), "head.0.base_weight": torch.zeros(2, 2)}, tmp_path / "sd.pt")
     with pytest.raises(ValueError, match="is a state dict of more than KAN layers"):
         user_model(str(tmp_path / "sd.pt"), None, None)
@@ -115,7 +115,7 @@ def test_cli_export_of_pykan_pickled_module_and_pt2_fastkan(tmp_path):
 
     torch.manual_seed(0)
     torch.save(EfficientKAN([5, 4, 2]), tmp_path / "pickled.pt")  # a whole pickled nn.Module
-    r = api.export(dict(model=str(tmp_path / "pickled.pt"), out=str(tmp_path / "e"), int8=False, codebook_size=65536))
+    r = api.export(dict(model=str(tmp_path / "pickled.pt"), trust_pickle=True, out=str(tmp_path / "e"), int8=False, codebook_size=65536))
     assert r["model"]["input_shape"] == [1, 5] and r["output_relative_l2_error"] < 1e-5
 
     fast = FastKAN([6, 5, 3], num_grids=5).eval()

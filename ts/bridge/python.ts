@@ -15,8 +15,9 @@
  *  - Python's stdout is pointed at stderr on the Python side, so the CLI's stdout stays clean.
  */
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LuthamError } from '../errors.js';
 import { PY_BRIDGE_DIR, VENV_PYTHON } from '../paths.js';
 
@@ -107,12 +108,41 @@ async function load(): Promise<{ pythonia: Pythonia; api: any }> {
   return starting;
 }
 
+/** Where the Python child's C code logs during a run (runtime.capture_native_log); removed at exit. */
+let nativeLog: string | null = null;
+
+function newNativeLog(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lutham-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'native.log');
+}
+
+/** Why the child died, from what C code wrote before it aborted (e.g. C++'s terminate: "what(): ..."); '' if nothing. */
+function nativeCause(): string {
+  let text = '';
+  try {
+    text = nativeLog ? readFileSync(nativeLog, 'latin1') : '';
+    if (nativeLog) rmSync(nativeLog, { force: true });
+  } catch {
+    return '';
+  }
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const what = lines.findIndex((l) => /^what\(\):/.test(l));
+  if (what >= 0) {
+    const thrown = /terminate called after throwing an instance of '([^']+)'/.exec(lines[what - 1] ?? '');
+    return `${lines[what].replace(/^what\(\):\s*/, '')}${thrown ? ` (C++ terminate: uncaught ${thrown[1]})` : ''}`;
+  }
+  return (lines[lines.length - 1] ?? '').replace(/^(?:[EWIDF] [\d:.]+ \S+\] |\[[^\]]+\] )/, '');
+}
+
 async function start(): Promise<{ pythonia: Pythonia; api: any }> {
   process.env.PYTHON_BIN = pythonInterpreter();
   process.env.REQ_TIMEOUT = String(2 ** 31 - 1); // our watchdog replaces pythonia's fixed timeout
   process.env.PYTHONPATH = [PY_BRIDGE_DIR, process.env.PYTHONPATH].filter(Boolean).join(':');
   process.env.PYTHONUNBUFFERED = '1';
   process.env.LUTHAM_PARENT_PID = String(process.pid); // bridge/lifeline.py: die when this process does
+  nativeLog ??= newNativeLog();
+  process.env.LUTHAM_NATIVE_LOG = nativeLog;
   const mod: any = await import('pythonia');
   const pythonia: Pythonia = mod.default ?? mod;
   const bridge = (globalThis as any).__pythonBridge;
@@ -127,7 +157,8 @@ async function start(): Promise<{ pythonia: Pythonia; api: any }> {
     const gone = (why: string) => {
       loaded = null;
       stopBridgeLoop();
-      reject(new LuthamError(`the Python side exited unexpectedly (${why}); see the messages above`));
+      const cause = nativeCause();
+      reject(new LuthamError(`the Python side exited unexpectedly (${why})${cause ? `: ${cause}` : '; see the messages above'}`));
     };
     proc.once('exit', (code: number | null, signal: string | null) => gone(signal ? `signal ${signal}` : `exit code ${code}`));
     // Writing to a child that already exited (e.g. LUTHAM_PYTHON=/bin/false) fails with EPIPE;

@@ -9,8 +9,10 @@ import { evalMarkdown, formatEval } from '../render/eval.js';
 export interface EvalArgs {
   dataset: string;
   data?: string;
+  pixels?: '0,1' | '-1,1';
   checkpoint?: string;
   weights?: string;
+  'trust-pickle': boolean;
   subset?: number;
   epochs?: number;
   seed: number;
@@ -33,8 +35,10 @@ export function withEvalOptions<T>(y: Argv<T>): Argv<T & EvalArgs> {
   return y
     .option('dataset', { type: 'string', default: 'fashion-mnist', describe: 'fashion-mnist (Debian dataset-fashion-mnist)' })
     .option('data', { type: 'string', describe: 'your data instead: an .npz (x, y or x_train, y_train, x_test, y_test) or an image folder (one subfolder per class)' })
-    .option('checkpoint', { type: 'string', describe: 'your model: model.pt (pickled nn.Module, or a state dict of the pure/Vision KAN or of KAN layers under any prefix), model.pt2, or my_net.py:build with --weights; efficient-kan/pykan/FastKAN layers are converted' })
+    .option('pixels', { choices: ['0,1', '-1,1'] as const, describe: '8-bit pixels (the built-in dataset, image folders, uint8 .npz) are mapped to this range (default -1,1); float --data is fed as given' })
+    .option('checkpoint', { type: 'string', describe: 'your model: model.pt (pickled nn.Module with --trust-pickle, or a state dict of the pure/Vision KAN or of KAN layers under any prefix), model.pt2, or my_net.py:build with --weights; efficient-kan/pykan/FastKAN layers are converted' })
     .option('weights', { type: 'string', describe: 'with --checkpoint my_net.py:build: the state dict to load (keys under any prefix)' })
+    .option('trust-pickle', { type: 'boolean', default: false, describe: 'allow a --checkpoint/--weights file that holds pickled Python objects (a whole nn.Module): loading it runs code from the file' })
     .option('subset', { type: 'number', describe: 'use only the first N training and N test images (fast checks)' })
     .option('epochs', { type: 'number', describe: 'training epochs (default: pure KAN 4, Vision KAN 3)' })
     .option('seed', { type: 'number', default: 0, describe: 'seed of the init, shuffling and k-means' })
@@ -56,8 +60,10 @@ export function evalOptionsFrom(argv: EvalArgs): EvalOptions {
   return {
     dataset: argv.dataset,
     data: argv.data,
+    pixels: argv.pixels,
     checkpoint: argv.checkpoint,
     weights: argv.weights,
+    trustPickle: argv['trust-pickle'],
     subset: argv.subset,
     epochs: argv.epochs,
     seed: argv.seed,
@@ -97,6 +103,7 @@ const evalCommand: CommandModule<{}, Args> = {
     } finally {
       bar.stop();
     }
+    for (const w of results.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
     if (argv.update) await updateMarkdown(argv.update, evalMarkdown(results), EVAL_SECTION);
     process.stdout.write(argv.json ? JSON.stringify(results, null, 2) + '\n' : formatEval(results) + '\n');
   },

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BACKBONES, exportModels, type Backbone, type ExportReport } from '../lib/export.js';
 import { formatExport } from '../render/export.js';
@@ -14,6 +15,7 @@ interface Args {
   order?: number;
   weights?: string;
   'allow-partial': boolean;
+  'trust-pickle': boolean;
   seed: number;
   'codebook-size'?: number;
   'codebook-scope': 'heads' | 'layer';
@@ -51,6 +53,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('order', { type: 'number', describe: 'B-spline order k (default 3)' })
       .option('weights', { type: 'string', describe: 'checkpoint (state dict) of the whole model' })
       .option('allow-partial', { type: 'boolean', default: false, describe: 'accept a --weights checkpoint that lacks some tensors (they keep the seeded init)' })
+      .option('trust-pickle', { type: 'boolean', default: false, describe: 'allow a --model/--weights file that holds pickled Python objects (a whole nn.Module): loading it runs code from the file' })
       .option('seed', { type: 'number', default: 0, describe: 'seed for the model init and k-means' })
       .option('codebook-size', { type: 'number', describe: 'codewords K per codebook, up to 65536 (default 128)' })
       .option('codebook-scope', { choices: ['heads', 'layer'] as const, default: 'heads' as const, describe: 'heads: layer l of all heads shares one codebook; layer: one per layer' })
@@ -59,7 +62,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('gain-bits', { type: 'number', describe: 'bits per gain, 2..8 (default 6)' })
       .option('bias-bits', { type: 'number', describe: 'bits per bias, 2..8 (default 4)' })
       .option('base-bits', { type: 'number', describe: 'bits per base weight, 2..8 (default 5)' })
-      .option('model', { type: 'string', describe: 'your model instead of --backbone/--heads: model.pt (pickled nn.Module), model.pt2 (torch.export) or my_net.py:build (with --weights); its efficient-kan/pykan/FastKAN layers are converted' })
+      .option('model', { type: 'string', describe: 'your model instead of --backbone/--heads: model.pt (pickled nn.Module: needs --trust-pickle), model.pt2 (torch.export) or my_net.py:build (with --weights); its efficient-kan/pykan/FastKAN layers are converted' })
       .option('input-shape', { type: 'string', describe: 'input shape for --model when it cannot be inferred, e.g. 1,1,28,28' })
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout' })
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' })
@@ -67,6 +70,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('int8-baseline', { type: 'boolean', default: true, describe: 'also measure the size of the folded dense model on XNNPACK int8 (--no-int8-baseline skips it)' }) as Argv<Args>,
   handler: async (argv) => {
     const bar = progressBar(argv.progress);
+    const started = Date.now();
     let report: ExportReport;
     try {
       report = await exportModels(
@@ -79,6 +83,7 @@ const exportCommand: CommandModule<{}, Args> = {
           order: argv.order,
           weights: argv.weights,
           allowPartial: argv['allow-partial'],
+          trustPickle: argv['trust-pickle'],
           seed: argv.seed,
           codebookSize: argv['codebook-size'],
           codebookScope: argv['codebook-scope'],
@@ -96,7 +101,9 @@ const exportCommand: CommandModule<{}, Args> = {
     } finally {
       bar.stop();
     }
-    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : formatExport(report) + '\n');
+    // timing is printed, never stored: report.json is byte-identical for the same inputs
+    process.stderr.write(`exported in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : formatExport(report, resolve(argv.out)) + '\n');
   },
 };
 

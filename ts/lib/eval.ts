@@ -14,9 +14,13 @@ export type EvalModel = (typeof EVAL_MODELS)[number];
 export interface EvalOptions {
   dataset?: string;
   data?: string;
+  /** The range 8-bit pixels are mapped to ('-1,1' default, or '0,1'); float --data is fed as given. */
+  pixels?: '0,1' | '-1,1';
   checkpoint?: string;
   /** With checkpoint `my_net.py:build`: the state dict to load into the model it builds. */
   weights?: string;
+  /** Unpickle Python objects from --checkpoint/--weights (a whole pickled module): runs the file's code. */
+  trustPickle?: boolean;
   subset?: number;
   epochs?: number;
   seed?: number;
@@ -91,10 +95,12 @@ export interface ModelResults {
 
 export interface EvalResults {
   lutham_eval: 1;
-  dataset: { name: string; source: string; train: number; test: number; classes: number; input_shape: number[]; notes: string[] };
+  dataset: { name: string; source: string; train: number; test: number; classes: number; input_shape: number[]; notes: string[]; pixels?: string };
   settings: { codebook_size: number; gain_bits: number; bias_bits: number; base_bits: number; codebook_bits: number; seed: number; subset: number | null; finetune_codebook: boolean; threads: number };
   models: ModelResults[];
   target: { model: string; dense: number; sharekan_int: number; drop_points: number; ratio: number; engine: string; max_drop_points: number; min_ratio: number; met: boolean; text: string };
+  /** e.g. a Dense accuracy near chance ("check the input scaling"); absent in older results. */
+  warnings?: string[];
   seconds: number;
 }
 
@@ -113,6 +119,7 @@ export function validateEvalOptions(o: EvalOptions): void {
     if (v !== undefined && !(Number.isInteger(v) && v >= 2 && v <= 8)) throw new LuthamError(`${flag} must be 2..8, got ${v}`);
   }
   if (o.dataset !== undefined && o.dataset !== 'fashion-mnist' && !o.data) throw new LuthamError(`unknown --dataset '${o.dataset}' (fashion-mnist, or pass --data)`);
+  if (o.pixels !== undefined && !['0,1', '-1,1'].includes(o.pixels)) throw new LuthamError(`--pixels must be 0,1 or -1,1, got '${o.pixels}'`);
   if (o.data && !existsSync(o.data)) throw new LuthamError(`--data: no such file or folder ${o.data}`);
   if (o.checkpoint) modelSpec(o.checkpoint, '--checkpoint');
   if (o.weights && !o.checkpoint) throw new LuthamError('--weights goes with --checkpoint');
@@ -128,8 +135,10 @@ export function evalArgs(o: EvalOptions): Record<string, unknown> {
   return {
     dataset: o.dataset ?? 'fashion-mnist',
     data: o.data ? resolve(o.data) : null,
+    pixels: o.pixels ?? null,
     checkpoint: o.checkpoint ? modelSpec(o.checkpoint, '--checkpoint') : null,
     weights: o.weights ? resolve(o.weights) : null,
+    trust_pickle: o.trustPickle ?? false,
     subset: o.subset ?? null,
     epochs: o.epochs ?? null,
     seed: o.seed ?? 0,

@@ -1,6 +1,6 @@
 /** Library API of `lutham export`: the CLI command and the tests both call exportModels(). */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
 import { MAX_CODEBOOK_SIZE, MAX_INDEX_BITS } from '../payload/format.js';
@@ -17,6 +17,8 @@ export interface ExportOptions {
   grid?: number;
   order?: number;
   weights?: string;
+  /** Unpickle Python objects from --model/--weights (a whole pickled module): runs the file's code. */
+  trustPickle?: boolean;
   /** Accept a checkpoint that lacks some of the model's tensors. */
   allowPartial?: boolean;
   seed?: number;
@@ -49,7 +51,6 @@ export interface ExportReport {
   layers: { name: string; edges: number; coefficients_per_edge: number; codebook_size: number; index_bits: number; exact: boolean; r2: number }[];
   warnings: string[];
   output_relative_l2_error: number;
-  seconds: number;
   /** The two written files as the TypeScript .pte readers see them (lutham compare). */
   files: Comparison;
 }
@@ -113,6 +114,7 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     order: o.order,
     weights: o.weights ? resolve(o.weights) : null,
     allow_partial: o.allowPartial ?? false,
+    trust_pickle: o.trustPickle ?? false,
     seed: o.seed ?? 0,
     codebook_size: o.codebookSize,
     codebook_scope: o.codebookScope ?? 'heads',
@@ -126,5 +128,6 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     int8_baseline: o.int8Baseline ?? true,
   };
   const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
-  return { ...report, files: await comparePte(report.dense.path, report.lutham.path) };
+  // report.json's paths are relative to --out (the file is the same wherever it is written)
+  return { ...report, files: await comparePte(join(args.out, report.dense.path), join(args.out, report.lutham.path)) };
 }

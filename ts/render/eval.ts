@@ -113,7 +113,8 @@ export function evalMarkdown(r: EvalResults): string {
 
 export function formatEval(r: EvalResults): string {
   const out: string[] = [];
-  out.push(`Dataset: ${r.dataset.name} (${r.dataset.source}): ${r.dataset.train} training / ${r.dataset.test} test images${r.settings.subset ? ` (--subset ${r.settings.subset})` : ''}`);
+  out.push(`Dataset: ${r.dataset.name} (${r.dataset.source}): ${r.dataset.train} training / ${r.dataset.test} test images${r.settings.subset ? ` (--subset ${r.settings.subset})` : ''}` +
+    (r.dataset.pixels ? `, pixels ${r.dataset.pixels === '-1,1' || r.dataset.pixels === '0,1' ? `in [${r.dataset.pixels}]` : r.dataset.pixels}` : ''));
   out.push('');
   for (const m of r.models) {
     out.push(formatModel(m, r.settings));

@@ -1,9 +1,12 @@
 // The text of `lutham export`: the Dense vs SHARe-KAN table and what the files hold.
+import { join } from 'node:path';
 import type { ExportReport } from '../lib/export.js';
 import { formatBytes, table } from './text.js';
 
 /** The Dense vs SHARe-KAN table, sizes read back from the written files (ts/pte/compare.ts). */
-export function formatExport(r: ExportReport): string {
+/** outDir: where the files are (the report's paths are relative to it). */
+export function formatExport(r: ExportReport, outDir?: string): string {
+  const at = (p: string) => (outDir ? join(outDir, p) : p);
   const f = r.files;
   const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}x`);
   const r2 = r.layers.map((l) => `${l.name} ${l.r2.toFixed(4)}`).join(', ');
@@ -20,8 +23,8 @@ export function formatExport(r: ExportReport): string {
       ],
     ),
     '',
-    `dense.pte  ${r.dense.path}`,
-    `lutham.pte ${r.lutham.path} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
+    `dense.pte  ${at(r.dense.path)}`,
+    `lutham.pte ${at(r.lutham.path)} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
     `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
     `R^2 of the coefficients per codebook: ${r2}`,
     ...(r.dense_int8_xnnpack

@@ -151,6 +151,7 @@ def run_bench(options: dict, progress: ProgressFn | None = None) -> dict:
     min_seconds, variants (subset of VARIANTS), bandwidth_mb. Returns the results (JSON-able)."""
     from ..compress import CompressionConfig, compress_model
     from ..exporter.int8_baseline import folded_xnnpack_bytes
+    from ..exporter.outputs import track_temporary_directory
     from ..exporter.pipeline import to_executorch_bytes
     from ..measure import lutham_part_bytes
     from ..model.multihead import ModelConfig, build_model
@@ -176,6 +177,7 @@ def run_bench(options: dict, progress: ProgressFn | None = None) -> dict:
     codebook = dict(codebook_size=int(options.get("codebook_size") or CompressionConfig.codebook_size), seed=model_config.seed)
 
     workdir = tempfile.mkdtemp(prefix="lutham-bench-")
+    track_temporary_directory(workdir)  # SIGINT/SIGTERM exit through the lifeline, past the finally below
     try:
         report("build model", 0.0)
         dense = build_model(model_config)
@@ -237,6 +239,7 @@ def run_bench(options: dict, progress: ProgressFn | None = None) -> dict:
         return _summarize(model_config, batches, to_run, runs, file_bytes, lutham_bytes, bandwidth, warmup, repeat)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        track_temporary_directory(workdir, tracked=False)
 
 
 def _summarize(model_config, batches, variants, runs, file_bytes, lutham_bytes, bandwidth, warmup, repeat) -> dict:

@@ -21,7 +21,7 @@ from .layer import SharedKANLinear
 from .gsb import Progress, RSquared, gsb_encode, r_squared
 from .quant import FLOAT_BITS, quantize_rows
 
-MAX_CODEBOOK_SIZE = 65536  # 16-bit indices
+from ..limits import MAX_CODEBOOK_SIZE  # noqa: E402,F401  (16-bit indices; imported from here elsewhere)
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""Datasets for the evaluation: images as float32 (N, C, H, W) in [-1, 1], int64 labels."""
+"""Datasets for the evaluation: images as float32 (N, C, H, W), int64 labels.
+
+8-bit pixels (uint8: the built-in dataset, image folders, a uint8 .npz) are mapped to the
+`--pixels` range (default -1,1, the KAN grid's range the built-in models are trained on); any
+other .npz array is fed as given, only cast to float32."""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ import torch
 from .fashion_mnist import load_fashion_mnist
 
 CALIBRATION_SIZE = 5000  # training images used to fine-tune codebooks (--finetune-codebook)
+PIXELS = {"-1,1": (np.float32(127.5), np.float32(1.0)), "0,1": (np.float32(255.0), np.float32(0.0))}  # x / a - b
+DEFAULT_PIXELS = "-1,1"
+AS_GIVEN = "as given (float32)"
 
 
 @dataclass
@@ -26,6 +33,7 @@ class Data:
     classes: int
     key: str  # identifies the data for the checkpoint cache
     notes: list[str] = field(default_factory=list)
+    pixels: str = DEFAULT_PIXELS  # the --pixels range of 8-bit pixels, or AS_GIVEN
 
     def calibration(self, size: int = CALIBRATION_SIZE, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """A seeded sample of the training split (no test image is ever used to fit anything)."""
@@ -35,18 +43,19 @@ class Data:
 
     def describe(self) -> dict:
         return dict(name=self.name, source=self.source, train=len(self.x_train), test=len(self.x_test),
-                    classes=self.classes, input_shape=list(self.x_train.shape[1:]), notes=list(self.notes))
+                    classes=self.classes, input_shape=list(self.x_train.shape[1:]), notes=list(self.notes),
+                    pixels=self.pixels)
 
 
-def to_unit_range(x: np.ndarray) -> np.ndarray:
-    """uint8 (or 0..255 / 0..1 floats) -> float32 in [-1, 1]; images get a channel axis."""
+def to_model_input(x: np.ndarray, pixels: str = DEFAULT_PIXELS) -> np.ndarray:
+    """uint8 pixels -> float32 in the `pixels` range; any other array as given, cast to float32
+    (values are never rescaled: a model trained on [0, 1] must see [0, 1]). Images get a channel axis."""
     x = np.asarray(x)
-    if x.dtype == np.uint8 or (x.size and float(x.max()) > 1.5):
-        x = x.astype(np.float32) / 127.5 - 1.0
+    if x.dtype == np.uint8:
+        scale, shift = PIXELS[pixels]
+        x = x.astype(np.float32) / scale - shift
     else:
         x = x.astype(np.float32)
-        if x.size and float(x.min()) >= 0.0:
-            x = x * 2.0 - 1.0
     if x.ndim == 3:  # (N, H, W) -> (N, 1, H, W)
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):  # NHWC -> NCHW
@@ -54,9 +63,9 @@ def to_unit_range(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _tensors(x, y):
+def _tensors(x, y, pixels: str):
     # A fresh tensor: numpy may give size-1 axes a 0 stride, which ExecuTorch rejects.
-    xs = to_unit_range(x)
+    xs = to_model_input(x, pixels)
     return torch.empty(xs.shape, dtype=torch.float32).copy_(torch.from_numpy(xs)), torch.from_numpy(np.asarray(y).astype(np.int64).reshape(-1))
 
 
@@ -118,11 +127,14 @@ def _load_folder(root: Path, image_size: int, seed: int):
 
 
 def load_data(dataset: str = "fashion-mnist", data: str | None = None, subset: int | None = None,
-              seed: int = 0, image_size: int = 28) -> Data:
+              seed: int = 0, image_size: int = 28, pixels: str | None = None) -> Data:
     """Fashion-MNIST (Debian's dataset-fashion-mnist) or the user's .npz / image folder.
-    `subset` keeps the first N training and the first N test images."""
+    `subset` keeps the first N training and the first N test images; `pixels` ("-1,1" or "0,1",
+    default -1,1) is the range 8-bit pixels are mapped to."""
     if subset is not None and subset < 1:
         raise ValueError(f"--subset must be a positive integer, got {subset}")
+    if pixels is not None and pixels not in PIXELS:
+        raise ValueError(f"--pixels must be 0,1 or -1,1, got '{pixels}'")
     if data:
         path = Path(data)
         if not path.exists():
@@ -144,12 +156,24 @@ def load_data(dataset: str = "fashion-mnist", data: str | None = None, subset: i
         name, source, key = "fashion-mnist", "Debian dataset-fashion-mnist", "fashion"
     x, y = _subset(x, y, subset)
     xt, yt = _subset(xt, yt, subset)
-    xtr, ytr = _tensors(x, y)
-    xte, yte = _tensors(xt, yt)
+    eight_bit = [np.asarray(a).dtype == np.uint8 for a in (x, xt)]
+    if any(eight_bit) and not all(eight_bit):
+        raise ValueError(f"--data {data}: the train images are {np.asarray(x).dtype} and the test images {np.asarray(xt).dtype}; give both as uint8 pixels or both as floats")
+    if not all(eight_bit):
+        if pixels is not None:
+            raise ValueError(f"--pixels maps 8-bit pixels; --data {data} holds {np.asarray(x).dtype} values, fed as given (drop --pixels)")
+        range_ = AS_GIVEN
+        key = f"{key}_raw"  # values no longer rescaled: not the same data as an older cache entry
+    else:
+        range_ = pixels or DEFAULT_PIXELS
+        if range_ != DEFAULT_PIXELS:
+            key = f"{key}_p{range_.replace(',', '').replace('-', 'm')}"
+    xtr, ytr = _tensors(x, y, range_ if range_ in PIXELS else DEFAULT_PIXELS)
+    xte, yte = _tensors(xt, yt, range_ if range_ in PIXELS else DEFAULT_PIXELS)
     classes = int(max(int(ytr.max()), int(yte.max())) + 1)
     if subset:
         key = f"{key}_n{subset}"
-    return Data(name, source, xtr, ytr, xte, yte, classes, key)
+    return Data(name, source, xtr, ytr, xte, yte, classes, key, pixels=range_)
 
 
 def cache_dir() -> Path:

@@ -215,6 +215,16 @@ def _target(models: list[dict]) -> dict:
                       f"{sk['ratio']:.1f}x KAN-layer storage; target: within {TARGET_POINTS} points at >= {TARGET_RATIO:.0f}x"))
 
 
+def _chance_warning(result: dict, data) -> list[str]:
+    """A Dense accuracy near chance (below twice chance, or a quarter of the way from chance to
+    100% with few classes) almost always means the inputs are not in the range the model expects."""
+    acc, chance = result["table1"][0]["accuracy"], 1.0 / data.classes
+    if data.classes < 2 or acc >= min(2 * chance, chance + (1 - chance) / 4):
+        return []
+    hint = "--data is fed as given" if data.pixels not in ("-1,1", "0,1") else f"8-bit pixels were mapped to --pixels {data.pixels}"
+    return [f"Dense {acc * 100:.1f}% on {data.classes} classes: check the input scaling ({result['label']}; {hint})"]
+
+
 def evaluate(opts: dict, progress: Progress | None = None) -> dict:
     """opts: dataset, data, checkpoint, subset, epochs, seed, models (list), codebook_size,
     gain_bits/bias_bits/base_bits, finetune_codebook, engine ('auto'|'eager'), ks, sparsities,
@@ -226,9 +236,10 @@ def evaluate(opts: dict, progress: Progress | None = None) -> dict:
     seed = int(opts.get("seed", 0))
     if opts.get("codebook_size") is not None and not 1 <= int(opts["codebook_size"]) <= 65536:
         raise ValueError(f"--codebook-size must be 1..65536, got {opts['codebook_size']}")
-    data = load_data(opts.get("dataset") or "fashion-mnist", opts.get("data"), opts.get("subset"), seed)
+    data = load_data(opts.get("dataset") or "fashion-mnist", opts.get("data"), opts.get("subset"), seed,
+                     pixels=opts.get("pixels"))
     if opts.get("checkpoint"):
-        model, kind = load_checkpoint(opts["checkpoint"], data, opts.get("weights"))
+        model, kind = load_checkpoint(opts["checkpoint"], data, opts.get("weights"), bool(opts.get("trust_pickle", False)))
         jobs = [(kind, lambda model=model: (model, dict(kind=kind, checkpoint=opts["checkpoint"], cached=True)))]
     else:
         kinds = opts.get("models") or MODELS
@@ -259,6 +270,7 @@ def evaluate(opts: dict, progress: Progress | None = None) -> dict:
                       threads=torch.get_num_threads()),
         models=results,
         target=_target(results),
+        warnings=[w for r in results for w in _chance_warning(r, data)],
         seconds=round(time.time() - started, 1),
     )
     if opts.get("out"):

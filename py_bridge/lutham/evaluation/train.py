@@ -134,26 +134,20 @@ def _kan_dims(state: dict, prefix: str) -> tuple[list[int], int, int]:
     return sizes
 
 
-def load_checkpoint(path: str, data: Data, weights: str | None = None) -> tuple[nn.Module, str]:
+def load_checkpoint(path: str, data: Data, weights: str | None = None, trust_pickle: bool = False) -> tuple[nn.Module, str]:
     """A user's model: a pickled nn.Module (any KAN format, converted), a torch.export .pt2, a
     factory `my_net.py:build` with `weights` (a state dict under any key prefix), or a state dict
     of the pure KAN (`layers.*`, or efficient-kan layers under another prefix) or of the Vision
     KAN (`backbone.*` + `head.layers.*`). Returns (model in eval mode, kind)."""
-    from ..model.load import FACTORY, kan_state, user_model
+    from ..model.load import FACTORY, kan_state, torch_load, user_model
 
     if weights or FACTORY.match(path) or path.endswith(".pt2"):
-        model, _ = user_model(path, weights, [1, *data.x_test.shape[1:]], flag="--checkpoint")
+        model, _ = user_model(path, weights, [1, *data.x_test.shape[1:]], flag="--checkpoint", trust_pickle=trust_pickle)
         return model, "checkpoint"
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"--checkpoint: no such file {path}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:
-        try:  # a whole pickled module: the user's own file
-            obj = torch.load(p, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise ValueError(f"checkpoint {path} cannot be read by torch.load: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+    obj = torch_load(p, "--checkpoint", trust_pickle)
     if isinstance(obj, nn.Module):
         from ..model.convert import ConversionError, convert
 

@@ -15,18 +15,27 @@ A rename that fails puts the old files back from their backups. A process killed
 renames (every temp was complete before the journal existed), so the set is the new one whole.
 A journal that cannot be parsed was never finished, so no rename had started: it is dropped.
 
+One export at a time per directory: prepare() takes an exclusive flock on the directory itself
+(no lock file is left in --out) and commit() lets it go, so two exports can never interleave their
+renames; a second one fails at once with one line. A failed export lets go too
+(`releases_directory_on_failure`), and a killed one by dying.
+
 Temp and backup files are named `.<name>.<pid>.<token>.tmp|.old`; one whose pid is no longer
 running was left by a killed export and is removed by the next export into that directory.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import threading
+import weakref
 from pathlib import Path
 
 from ..files import file_mode, write_synced
@@ -39,10 +48,46 @@ _HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 _live: set[Path] = set()
 _live_lock = threading.RLock()  # re-entrant: a signal handler may run while the main thread holds it
 
+# Temp folders this process works in (lutham bench's): removed with the temp files when the CLI dies.
+_live_dirs: set[Path] = set()
+
+
+def track_temporary_directory(path: str | os.PathLike, tracked: bool = True) -> None:
+    """Adds (or, tracked=False, drops) a folder that discard_temporaries removes on SIGINT/SIGTERM."""
+    with _live_lock:
+        (_live_dirs.add if tracked else _live_dirs.discard)(Path(path))
+
+
 # Held by the thread swapping a set in; discard_temporaries (another thread, at exit) waits for it.
 _commit_lock = threading.Lock()
 _committing_thread: int | None = None
 _after_commit: list = []  # what signal handlers deferred until the renames end (the lifeline's exit)
+
+
+_held = threading.local()  # weak refs to the OutputSets this thread prepared and has not committed yet
+
+
+def _held_sets() -> list:
+    return _held.__dict__.setdefault("sets", [])
+
+
+def releases_directory_on_failure(fn):
+    """Wraps an export: an OutputSet it prepared but did not commit (it raised) lets go of its
+    directory, so a later export into it (in this process or another) is not refused."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        before = list(_held_sets())
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            for ref in list(_held_sets()):
+                output_set = ref()
+                if output_set is not None and all(ref is not b for b in before):
+                    output_set.release()
+            raise
+
+    return wrapper
 
 
 def committing_in_this_thread() -> bool:
@@ -77,11 +122,15 @@ def discard_temporaries() -> None:
         with _live_lock:
             paths = list(_live)
             _live.clear()
+            dirs = list(_live_dirs)
+            _live_dirs.clear()
         for p in paths:
             try:
                 os.unlink(p)
             except OSError:
                 pass
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _pid_running(pid: int) -> bool:
@@ -207,6 +256,7 @@ class OutputSet:
         self.directory = Path(directory)
         self.names = tuple(names)
         self._data: dict[str, bytes] = {}
+        self._unlock = None  # closes the locked directory's descriptor, once (also when garbage-collected)
 
     def path(self, name: str) -> Path:
         return self.directory / name
@@ -222,9 +272,36 @@ class OutputSet:
             raise ValueError(f"--out {d}: cannot create it ({e.strerror})") from None
         if not os.access(d, os.W_OK | os.X_OK):
             raise ValueError(f"--out {d} is not writable")
-        self._check_targets()
-        recover_interrupted_commits(d, self.names)
-        remove_stale_temporaries(d, self.names)
+        self._lock_directory()
+        try:
+            self._check_targets()
+            recover_interrupted_commits(d, self.names)
+            remove_stale_temporaries(d, self.names)
+        except BaseException:
+            self.release()
+            raise
+
+    def _lock_directory(self) -> None:
+        if self._unlock is not None:
+            return
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ValueError(f"--out {self.directory} is being written by another lutham export right now; "
+                             "wait for it to finish or choose another --out") from None
+        self._unlock = weakref.finalize(self, os.close, fd)  # closing the only descriptor ends the flock
+        sets = _held_sets()
+        sets[:] = [r for r in sets if r() is not None] + [weakref.ref(self)]
+
+    def release(self) -> None:
+        """Lets go of the directory (commit() does it; an export that fails calls it)."""
+        unlock, self._unlock = self._unlock, None
+        sets = _held_sets()
+        sets[:] = [r for r in sets if r() is not None and r() is not self]
+        if unlock is not None:
+            unlock()
 
     def _check_targets(self) -> None:
         for name in self.names:
@@ -266,6 +343,7 @@ class OutputSet:
                     os.unlink(t)
                 except FileNotFoundError:
                     pass
+            self.release()
         sizes = {n: len(self._data[n]) for n in self.names}
         self._data.clear()
         return sizes

@@ -11,6 +11,7 @@ Accepted forms (the KAN layers are then converted by lutham.convert):
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -30,12 +31,41 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[-1].strip() if text else type(e).__name__
 
 
-def _torch_load(path: Path, what: str):
+def pickle_refusal(err: BaseException, where: str) -> str | None:
+    """The one line for torch's weights-only refusal (the file holds Python objects, e.g. the
+    global it names); None for any other unpickling error."""
+    wants = re.search(r"GLOBAL ([\w.]+)", str(err))
+    if not str(err).startswith("Weights only load failed") or not wants:
+        return None
+    return f"{where} holds pickled Python objects ({wants.group(1)}), not only tensors; unpickling them runs code from the file"
+
+
+def torch_error(err: BaseException) -> str:
+    """The line of a torch.load error that says what is wrong (weights-only errors wrap it in advice)."""
+    text = str(err)
+    if text.startswith("Weights only load failed") and "WeightsUnpickler error:" in text:
+        rest = text.split("WeightsUnpickler error:", 1)[1].strip()
+        return rest.splitlines()[0].strip() if rest else type(err).__name__
+    return _first_line(err)
+
+
+def torch_load(path: Path, what: str, trust_pickle: bool = False):
+    """torch.load, weights-only: tensors and plain containers. A file that also holds Python
+    objects (a whole pickled nn.Module) runs code from the file when unpickled, so it is loaded
+    only with trust_pickle (--trust-pickle); torch's own text is not passed on, as it advises
+    exactly that unsafe reload."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        pass
-    try:  # a whole pickled module: it runs the user's own code, like torch.load always did
+    except pickle.UnpicklingError as e:
+        refusal = pickle_refusal(e, f"{what} {path}")
+        if refusal is None:
+            raise ValueError(f"{what} {path} cannot be read by torch.load: {torch_error(e)}") from None
+        if not trust_pickle:
+            raise ValueError(refusal + ": pass --trust-pickle if you trust it, or save a state dict (model.state_dict()) "
+                             "and give the code, my_net.py:build --weights") from None
+    except Exception as e:
+        raise ValueError(f"{what} {path} cannot be read by torch.load: {_first_line(e)}") from None
+    try:  # the user said the file may run its code (a whole pickled module)
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
         raise ValueError(f"{what} {path} cannot be read by torch.load: {_first_line(e)}") from None
@@ -140,7 +170,7 @@ def _kan_from_state(state: dict[str, torch.Tensor]) -> nn.Module | None:
     return model
 
 
-def load_user_model(spec: str, weights: str | None = None, flag: str = "--model") -> nn.Module:
+def load_user_model(spec: str, weights: str | None = None, flag: str = "--model", trust_pickle: bool = False) -> nn.Module:
     """The user's model as given (not converted yet), in eval mode."""
     m = FACTORY.match(spec)
     if m:
@@ -166,7 +196,7 @@ def load_user_model(spec: str, weights: str | None = None, flag: str = "--model"
                         for key in ("val", "example_value", "tensor_meta", "unbacked_bindings"):
                             node.meta.pop(key, None)
         else:
-            obj = _torch_load(path, flag)
+            obj = torch_load(path, flag, trust_pickle)
             if isinstance(obj, nn.Module):
                 model = obj
             else:
@@ -179,7 +209,7 @@ def load_user_model(spec: str, weights: str | None = None, flag: str = "--model"
         wpath = Path(weights)
         if not wpath.is_file():
             raise ValueError(f"--weights: no such file {weights}")
-        load_state_any_prefix(model, _state_dict(_torch_load(wpath, "--weights"), f"--weights {weights}"), f"--weights {weights}")
+        load_state_any_prefix(model, _state_dict(torch_load(wpath, "--weights", trust_pickle), f"--weights {weights}"), f"--weights {weights}")
     return model.eval()
 
 
@@ -220,9 +250,10 @@ def example_input(shape: list[int], seed: int) -> torch.Tensor:
     return torch.rand(*shape, generator=gen) * 2 - 1
 
 
-def user_model(spec: str, weights: str | None, input_shape: list[int] | None, flag: str = "--model") -> tuple[nn.Module, list[int]]:
+def user_model(spec: str, weights: str | None, input_shape: list[int] | None, flag: str = "--model",
+               trust_pickle: bool = False) -> tuple[nn.Module, list[int]]:
     """(converted model, input shape) for the CLI; ValueError with one clear line otherwise."""
-    model = load_user_model(spec, weights, flag)
+    model = load_user_model(spec, weights, flag, trust_pickle)
     try:
         converted = convert(model, inplace=True)  # the model was loaded for this alone
     except ConversionError as e:

@@ -75,9 +75,11 @@ def codebook_cache_stats() -> dict:
 def load_method(path: str | os.PathLike, method: str = "forward"):
     """(program, method) for a .pte file; keep the program alive while using the method."""
     load_backend()
-    from executorch.runtime import Runtime
+    from executorch.runtime import Runtime, Verification
 
-    program = Runtime.get().load_program(Path(path))
+    # The flatbuffers verifier over the whole program (ExecuTorch's default here, asked for
+    # explicitly): a corrupted offset is refused instead of followed in Method::init.
+    program = Runtime.get().load_program(Path(path), verification=Verification.InternalConsistency)
     return program, program.load_method(method)
 
 
@@ -124,7 +126,13 @@ def capture_native_log():
     sys.stderr.flush()
     saved = {n: os.dup(n) for n in (1, 2)}
     saved_streams = sys.stdout, sys.stderr
-    fd, path = tempfile.mkstemp(prefix="lutham-native-", suffix=".log")
+    # The CLI names the file (LUTHAM_NATIVE_LOG, in a folder it removes): if C code aborts this
+    # process, the CLI reads the cause from it; a process that ends normally removes it below.
+    path = os.environ.get("LUTHAM_NATIVE_LOG")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    else:
+        fd, path = tempfile.mkstemp(prefix="lutham-native-", suffix=".log")
     stream = open(fd, "w", buffering=1, closefd=False)
     try:
         for n in saved:

@@ -14,6 +14,7 @@ import flatbuffers
 import numpy as np
 
 from ...compress.quant import FLOAT_BITS, Quantized, pack_bits, unpack_bits
+from ...limits import check_layer
 from ...payload import BasisKind, Codebook, EdgePanels, EdgeValues, Grid, KanLayer, Payload, QuantTensor
 
 SCHEMA_VERSION = 2
@@ -226,6 +227,8 @@ def payload_checksum(knots: np.ndarray, panels: np.ndarray, scales: list[np.ndar
 
 
 def write_payload(layer: LayerData) -> bytes:
+    check_layer("a LuthamBackend layer", layer.in_features, layer.out_features, layer.grid_size, layer.spline_order,
+                layer.codebook_size)  # the last guard: never write a payload the runtime refuses
     record_bytes, panels = encode_panels(layer)
     out_padded = -(-layer.out_features // PANEL_WIDTH) * PANEL_WIDTH
     knots_stored = _knots_to_store(layer.knots)

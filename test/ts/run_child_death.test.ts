@@ -1,0 +1,43 @@
+// Issue 15.3: when C code aborts the Python child (a corrupted operator name: pybind11 raises
+// UnicodeDecodeError -> std::terminate -> SIGABRT), `lutham run` gives the cause in its one line
+// and leaves no log file behind. On main: "...(signal SIGABRT); see the messages above" with
+// nothing above, and $TMPDIR/lutham-native-XXXX.log left over.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { PROJECT_ROOT } from '../../ts/paths.js';
+import { smallPtes } from './helpers/pte.js';
+
+const CLI = join(PROJECT_ROOT, 'ts', 'cli.ts');
+
+describe('lutham run: the Python child dies in C code', function () {
+  this.timeout(600_000);
+  let dir: string;
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'lutham-child-death-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('names the cause in one line and leaves nothing in TMPDIR', async () => {
+    const bytes = readFileSync((await smallPtes()).lutham);
+    const at = bytes.indexOf(Buffer.from('aten::'));
+    assert.ok(at > 0, 'no operator name in the program');
+    bytes[at + 2] = 0xff; // not UTF-8: pybind11 cannot make a str of it
+    const pte = join(dir, 'badop.pte');
+    writeFileSync(pte, bytes);
+    const tmp = join(dir, 'tmp');
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'run', pte], {
+      cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, TMPDIR: tmp }, timeout: 300_000,
+    });
+    assert.equal(r.status, 1, r.stderr);
+    const lines = r.stderr.split('\n').filter(Boolean);
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /^lutham: the Python side exited unexpectedly \(signal SIGABRT\): UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff/);
+    assert.doesNotMatch(lines[0], /see the messages above/);
+    // (tsx and torch keep their own caches there: tsx-0, torchinductor_<user>)
+    assert.deepEqual(readdirSync(tmp).filter((n) => n.startsWith('lutham')), [], 'a lutham file was left in TMPDIR');
+  });
+});
