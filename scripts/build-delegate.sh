@@ -68,7 +68,7 @@ esac
 [ -f "$et_dir/executorch-config.cmake" ] || { log "executorch CMake package missing at $et_dir"; exit 1; }
 
 log "configuring $build for $target ($("$cmake_bin" --version | head -1), executorch_DIR=$et_dir)"
-"$cmake_bin" -S "$root/delegate" -B "$build" -DCMAKE_BUILD_TYPE=Release -Dexecutorch_DIR="$et_dir" \
+"$cmake_bin" -S "$root/delegate" -B "$build" -DCMAKE_BUILD_TYPE=Release -Dexecutorch_DIR="$et_dir" -DLUTHAM_PYTHON="$py" \
   "${extra[@]}" ${LUTHAM_CMAKE_ARGS:-} >&2
 log "building with $jobs jobs"
 "$cmake_bin" --build "$build" -j "$jobs" >&2

@@ -48,25 +48,41 @@ ls "$resource"/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 ||
 [ -f /usr/include/flatbuffers/flatbuffers.h ] || die "flatbuffers headers missing: apt-get install libflatbuffers-dev"
 mkdir -p "$out"
 
-# Build (again only when a source changed). -ffp-contract=off as in the real build.
+# Build (again only when a source changed). -ffp-contract=off as in the real build. Every
+# kernel variant of the real build is compiled in (on x86-64 the AVX2 one, with -mavx2 -mfma
+# on its own file as CMake does); the harness runs each one the CPU supports and compares them.
 bin=$out/payload_fuzzer
 sources=("$root/delegate/fuzz/payload_fuzzer.cpp" "$root/delegate/runtime/payload.cpp" "$root/delegate/runtime/crc32.cpp"
          "$root/delegate/runtime/kan_kernel.cpp" "$root/delegate/runtime/kan_kernel_generic.cpp")
+isa_sources=()
+isa_defines=()
+if [ "$(uname -m)" = x86_64 ]; then
+  isa_sources+=("$root/delegate/runtime/kan_kernel_avx2.cpp")
+  isa_defines+=(-DLUTHAM_HAVE_AVX2)
+fi
 headers=("$root"/delegate/runtime/*.h "$root"/delegate/runtime/generated/*.h)
 rebuild=0
 [ -x "$bin" ] || rebuild=1
-for f in "${sources[@]}" "${headers[@]}" "$0"; do [ "$f" -nt "$bin" ] && rebuild=1; done
+for f in "${sources[@]}" "${isa_sources[@]}" "${headers[@]}" "$0"; do [ "$f" -nt "$bin" ] && rebuild=1; done
 if [ $rebuild = 1 ]; then
   log "building $bin with $(clang++ --version | head -1)"
-  clang++ -std=c++17 -g -O1 -fno-omit-frame-pointer -ffp-contract=off \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -I "$root/delegate/runtime" "${sources[@]}" -o "$bin.tmp"
+  flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -ffp-contract=off -fsanitize=fuzzer,address,undefined
+         -fno-sanitize-recover=all -I "$root/delegate/runtime" "${isa_defines[@]}")
+  objects=()
+  for src in "${isa_sources[@]}"; do
+    obj=$out/$(basename "$src" .cpp).o
+    clang++ "${flags[@]/-fsanitize=fuzzer,address,undefined/-fsanitize=fuzzer-no-link,address,undefined}" \
+      -mavx2 -mfma -c "$src" -o "$obj"
+    objects+=("$obj")
+  done
+  clang++ "${flags[@]}" "${sources[@]}" "${objects[@]}" -o "$bin.tmp"
   mv "$bin.tmp" "$bin"
 fi
 
+
 # Seeds from the Python writer, remade when what writes them changed.
 seeds=$out/seeds
-stamp=$(cat "$root/delegate/fuzz/make_corpus.py" "$root/py_bridge/lutham/serialization/payload.py" \
+stamp=$(cat "$root/delegate/fuzz/make_corpus.py" "$root/py_bridge/lutham/lower/serialization/payload.py" \
   "$root/schema/lutham.fbs" | sha256sum | cut -c1-64)
 if [ "$(cat "$seeds/.stamp" 2>/dev/null || true)" != "$stamp" ]; then
   log "writing seeds into $seeds (tiny models through the Python writer)"
@@ -100,5 +116,7 @@ elapsed=$SECONDS
 if [ $status -eq 0 ]; then tail -n 8 "$logfile" >&2; else grep -v '^#[0-9]' "$logfile" | tail -n 80 >&2; fi
 execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$logfile" | tail -1 | grep -o '[0-9]*$' || true)
 crashes=$( [ $status -eq 0 ] && echo 0 || echo 1 )
+# The harness names the kernel variants it runs and those the CPU cannot (skipped).
+grep -m1 '^payload_fuzzer: kernel variants' "$logfile" >&2 || true
 printf 'fuzz: %s executions in %s s, %s crashes (log: %s)\n' "${execs:-?}" "$elapsed" "$crashes" "$logfile"
 [ $status -eq 0 ] || exit 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every FlatBuffers binding from its schema. The output is committed;
-# test/ts/generated.test.ts and test/python/test_generated.py check that running this
-# again gives the same bytes.
+# test/ts/generated.test.ts checks that running this again gives the same bytes (for the TypeScript,
+# Python and C++ trees alike).
 #   OUT_DIR=/tmp/x scripts/generate-schema-code.sh   writes the tree under /tmp/x instead.
 # TypeScript and Python use the executorch wheel's flatc (modern, `.js` import suffixes);
 # C++ uses Debian's flatc 2.0.8 because the generated header must match the flatbuffers

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from lutham.compress import CompressionConfig, compress_model
-from lutham.export import to_executorch_bytes
-from lutham.models import ModelConfig, build_model
-from lutham.serialization.payload import LayerData, read_codebook, read_payload, write_codebook, write_payload
+from lutham.exporter.pipeline import to_executorch_bytes
+from lutham.model.multihead import ModelConfig, build_model
+from lutham.lower.serialization.payload import LayerData, read_codebook, read_payload, write_codebook, write_payload
 
 # (model, compression): small enough that one kan_forward is microseconds.
 CONFIGS = [

@@ -1,12 +1,16 @@
 // libFuzzer harness over what LuthamBackend::init and execute do with untrusted bytes:
 // parse_payload (+ check_indices), parse_codebook, then, when both are valid and agree on
-// K x dim, kan_scratch_bytes + kan_forward on a tiny input. Built with ASan + UBSan by
-// scripts/fuzz.sh; any out-of-bounds access, undefined behaviour or abort is a crash.
+// K x dim, kan_scratch_bytes + kan_forward on a tiny input with every kernel variant the CPU
+// runs (generic, AVX2), whose outputs must agree bit for bit. Built with ASan + UBSan by
+// scripts/fuzz.sh; any out-of-bounds access, undefined behaviour, variant mismatch or abort is
+// a crash.
 //
 // Input framing: a 4-byte little-endian payload length n, the payload (n bytes, clamped to
 // what is there), then the codebook (the rest). delegate/fuzz/make_corpus.py writes seeds in
 // this form from real exported layers.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -49,6 +53,18 @@ float input_value(size_t n, uint32_t i) {
 
 }  // namespace
 
+// Names the variants this run compares and those the CPU cannot run (scripts/fuzz.sh shows it).
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+  lutham::KernelIsa variants[8];
+  const size_t n = std::min<size_t>(8, lutham::kan_isa_variants(variants, 8));
+  std::string line = "payload_fuzzer: kernel variants";
+  for (size_t v = 0; v < n; ++v)
+    line += std::string(v ? ", " : " ") + variants[v].name +
+            (variants[v].runnable ? " (run)" : std::string(" (SKIPPED, CPU lacks ") + variants[v].needs + ")");
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 4) return 0;
   uint32_t n = static_cast<uint32_t>(data[0]) | (static_cast<uint32_t>(data[1]) << 8) |
@@ -80,10 +96,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<float> x(kBatch * layer.in_features);
   for (size_t s = 0; s < kBatch; ++s)
     for (uint32_t i = 0; i < layer.in_features; ++i) x[s * layer.in_features + i] = input_value(s, i);
-  std::vector<float> y(kBatch * layer.out_features);
+  // Every kernel variant this CPU runs (scripts/fuzz.sh builds them all), each compared bit
+  // for bit with the first (NaN counts as equal to NaN: the portable fmaf and the FMA
+  // instruction may propagate different NaN payloads).
+  lutham::KernelIsa variants[8];
+  const size_t n_variants = std::min<size_t>(8, lutham::kan_isa_variants(variants, 8));
+  std::vector<float> first;
   void* scratch = nullptr;
   if (posix_memalign(&scratch, 16, lutham::kan_scratch_bytes(layer, kBatch)) != 0) std::abort();
-  lutham::kan_forward(layer, x.data(), kBatch, y.data(), scratch);
+  for (size_t v = 0; v < n_variants; ++v) {
+    if (!variants[v].runnable || !lutham::kan_force_isa(variants[v].name)) continue;
+    std::vector<float> y(kBatch * layer.out_features);
+    lutham::kan_forward(layer, x.data(), kBatch, y.data(), scratch);
+    if (first.empty()) {
+      first = y;
+      continue;
+    }
+    for (size_t j = 0; j < y.size(); ++j) {
+      if (std::memcmp(&y[j], &first[j], sizeof(float)) != 0 && !(std::isnan(y[j]) && std::isnan(first[j]))) {
+        std::fprintf(stderr, "kernel variant %s differs from %s at output %zu: %.9g vs %.9g\n", variants[v].name,
+                     variants[0].name, j, y[j], first[j]);
+        std::abort();
+      }
+    }
+  }
   std::free(scratch);
   return 0;
 }

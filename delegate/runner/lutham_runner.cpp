@@ -1,7 +1,8 @@
 // lutham_runner: runs a .pte (lutham.pte or dense.pte) with ExecuTorch and LuthamBackend.
 //
 //   lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]
-//                 [--repeat N] [--seed S] [--json]
+//                 [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]
+//                 [--json]
 //
 // The program is mmap-loaded. Inputs are raw little-endian float32 files holding exactly
 // the input's element count (one --input per program input, in order); without --input,
@@ -9,6 +10,17 @@
 // shape, a checksum (sum, sum of |v|, FNV-1a 64 of the float32 bytes) and the median
 // time of --repeat runs (default 10). --output writes all outputs, concatenated, as raw
 // float32.
+//
+// Timing: --warmup W untimed runs first (default 0). --cold evicts the caches before every
+// run (warm-up and timed): a buffer of --evict-mib M MiB (default: twice the last-level cache
+// that sysfs reports, at least 512 MiB, since VMs cache far more than sysfs says) is written
+// end to end, outside the timed region. Besides the whole method's median, the runner reports
+// the median time spent inside LuthamBackend::execute per run (lutham_execute_stats), so the
+// kernel is seen apart from the rest of the program. --fresh-inputs changes the first input
+// value before every run (x[0] + (run + 1) * 2^-20, same for every variant) so that no run can
+// reuse what an earlier one computed from the same input (LuthamBackend keeps the last inputs'
+// bases and tables for the heads that share them), as with real inputs; the outputs printed
+// are those of the last run.
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -27,7 +39,11 @@
 #include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/platform/runtime.h>
 
+#include "../bench/llc.h"
+
 extern "C" int lutham_backend_registered(void);
+extern "C" void lutham_execute_stats(uint64_t out[2]);
+extern "C" const char* lutham_kernel_isa(void);
 
 namespace {
 
@@ -45,12 +61,17 @@ struct Args {
   std::string output;
   int repeat = 10;
   uint64_t seed = 0;
+  int warmup = 0;
+  bool cold = false;
+  uint64_t evict_mib = 0;  // 0: the default (see the header)
+  bool fresh_inputs = false;
   bool json = false;
 };
 
 constexpr const char* kUsage =
     "usage: lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]\n"
-    "                     [--repeat N] [--seed S] [--json]\n";
+    "                     [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]\n"
+    "                     [--json]\n";
 
 // Bad arguments: one line on stderr, exit status 2.
 [[noreturn]] void bad_argument(const std::string& msg) {
@@ -89,6 +110,10 @@ Args parse(int argc, char** argv) {
     else if (k == "--output") a.output = value();
     else if (k == "--repeat") a.repeat = static_cast<int>(parse_number(k, value(), 1, 1000000000));
     else if (k == "--seed") a.seed = parse_number(k, value(), 0, UINT64_MAX);
+    else if (k == "--warmup") a.warmup = static_cast<int>(parse_number(k, value(), 0, 1000000));
+    else if (k == "--cold") a.cold = true;
+    else if (k == "--fresh-inputs") a.fresh_inputs = true;
+    else if (k == "--evict-mib") a.evict_mib = parse_number(k, value(), 1, 1u << 20);
     else if (k == "--json") a.json = true;
     else if (k == "-h" || k == "--help") {
       std::fputs(kUsage, stdout);
@@ -96,6 +121,7 @@ Args parse(int argc, char** argv) {
     } else bad_argument("unknown argument " + k + " (--help lists them)");
   }
   if (a.model.empty()) bad_argument("--model is required (--help lists the arguments)");
+  if (a.evict_mib != 0 && !a.cold) bad_argument("--evict-mib needs --cold");
   return a;
 }
 
@@ -118,6 +144,23 @@ std::string shape_string(const std::vector<SizesType>& s) {
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
   return r + "]";
 }
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Writes every cache line of a buffer larger than the caches, so that what a run reads next
+// comes from DRAM. The byte changes each time so the stores cannot be elided.
+struct Evictor {
+  std::vector<uint8_t> buffer;
+  uint8_t value = 1;
+  explicit Evictor(size_t bytes) : buffer(bytes, 0) {}
+  void run() {
+    std::memset(buffer.data(), value++, buffer.size());
+    asm volatile("" : : "r"(buffer.data()) : "memory");
+  }
+};
 
 int fail(const char* what, Error e) {
   std::fprintf(stderr, "lutham_runner: %s failed (error %d)\n", what, static_cast<int>(e));
@@ -188,20 +231,35 @@ int main(int argc, char** argv) {
     inputs.emplace_back(*tensors.back());
   }
 
-  std::vector<double> times;
+  std::unique_ptr<Evictor> evictor;
+  uint64_t evict_bytes = 0;
+  if (args.cold) {
+    const uint64_t llc = lutham::bench::llc_bytes();
+    evict_bytes = args.evict_mib ? args.evict_mib << 20 : std::max<uint64_t>(512ull << 20, 2 * llc);
+    evictor = std::make_unique<Evictor>(static_cast<size_t>(evict_bytes));
+  }
+  std::vector<double> times, backend_times;
   std::vector<EValue> outputs;
-  for (int r = 0; r < args.repeat; ++r) {
+  const float first_value = tensors.empty() || tensors[0]->numel() == 0 ? 0.0f : tensors[0]->const_data_ptr<float>()[0];
+  for (int r = -args.warmup; r < args.repeat; ++r) {
+    if (args.fresh_inputs && !tensors.empty() && tensors[0]->numel() > 0)
+      tensors[0]->mutable_data_ptr<float>()[0] = first_value + static_cast<float>(r + args.warmup + 1) * 0x1p-20f;
+    if (evictor) evictor->run();
+    uint64_t before[2], after[2];
+    lutham_execute_stats(before);
     const auto t0 = std::chrono::steady_clock::now();
     auto result = module->execute("forward", inputs);
     const auto t1 = std::chrono::steady_clock::now();
+    lutham_execute_stats(after);
     if (!result.ok()) return fail("execute", result.error());
+    if (r < 0) continue;
     times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    backend_times.push_back(static_cast<double>(after[1] - before[1]) * 1e-6);
     if (r + 1 == args.repeat) outputs = std::move(*result);
   }
-  std::vector<double> sorted = times;
-  std::sort(sorted.begin(), sorted.end());
-  const double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
-                                          : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+  const double median = median_of(times);
+  const double backend_median = median_of(backend_times);
+  const double best = *std::min_element(times.begin(), times.end());
 
   std::FILE* out = nullptr;
   if (!args.output.empty() && (out = std::fopen(args.output.c_str(), "wb")) == nullptr) {
@@ -237,13 +295,19 @@ int main(int argc, char** argv) {
     std::printf("{\"model\": \"%s\", \"outputs\": [", args.model.c_str());
     for (size_t o = 0; o < shapes.size(); ++o) std::printf("%s%s", o ? ", " : "", shapes[o].c_str());
     std::printf("], \"sum\": %.9g, \"abs_sum\": %.9g, \"fnv1a64\": \"%016" PRIx64
-                "\", \"load_ms\": %.3f, \"median_ms\": %.6f, \"repeat\": %d}\n",
+                "\", \"load_ms\": %.3f, \"median_ms\": %.6f, \"repeat\": %d",
                 sum, abs_sum, hash, load_ms, median, args.repeat);
+    std::printf(", \"best_ms\": %.6f, \"backend_median_ms\": %.6f, \"warmup\": %d, \"cold\": %s, \"evict_bytes\": %llu, \"kernel_isa\": \"%s\", \"fresh_inputs\": %s}\n",
+                best, backend_median, args.warmup, args.cold ? "true" : "false",
+                static_cast<unsigned long long>(evict_bytes), lutham_kernel_isa(),
+                args.fresh_inputs ? "true" : "false");
   } else {
     std::printf("model: %s (mmap, loaded in %.2f ms)\n", args.model.c_str(), load_ms);
     for (size_t o = 0; o < shapes.size(); ++o) std::printf("output %zu: float32 %s\n", o, shapes[o].c_str());
     std::printf("checksum: sum=%.9g abs_sum=%.9g fnv1a64=%016" PRIx64 "\n", sum, abs_sum, hash);
     std::printf("median: %.4f ms over %d runs\n", median, args.repeat);
+    std::printf("LuthamBackend: %.4f ms median per run%s\n", backend_median,
+                args.cold ? (" (cold: " + std::to_string(evict_bytes >> 20) + " MiB written before each run)").c_str() : "");
   }
   return 0;
 }

@@ -4,8 +4,8 @@
 //          the program's named data through the process-wide cache (codebook_cache.cpp),
 //          and carves the handle and the kernel's scratch from the runtime allocator.
 // execute: args = [x (..., in) float32, y (..., out) float32]; leading dims are flattened
-//          into the batch. Work runs on ExecuTorch's thread pool (parallel_for; LUTHAM_THREADS
-//          caps how many threads the kernel splits its work for — results do not depend on it).
+//          into the batch. Work runs on LUTHAM's task pool (task_pool.h) with as many threads
+//          as ExecuTorch's pool (LUTHAM_THREADS caps it — results do not depend on it).
 //          Scratch is one buffer per calling thread, grown when a call needs more than any
 //          before it: no allocation in the steady state.
 #include <atomic>
@@ -27,6 +27,7 @@
 #include "codebook_cache.h"
 #include "kan_kernel.h"
 #include "payload.h"
+#include "task_pool.h"
 
 namespace lutham {
 namespace {
@@ -70,10 +71,10 @@ uint32_t kernel_threads() {
   return threads;
 }
 
+// The kernel's tasks run on LUTHAM's own pool (task_pool.h: the caller never waits for a
+// worker that is not awake), with as many threads as ExecuTorch's pool, capped by LUTHAM_THREADS.
 void run_on_pool(void* /*context*/, int64_t n_tasks, void* job, void (*task)(void*, int64_t)) {
-  executorch::extension::parallel_for(0, n_tasks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) task(job, t);
-  });
+  run_on_task_pool(kernel_threads() - 1, n_tasks, job, task);
 }
 
 // A 64-byte aligned buffer that grows on demand (contents are lost when it grows).
@@ -95,7 +96,7 @@ struct Buffer {
   }
 };
 
-// The kernel's prepared inputs (bases, silu, coefficient tables) of the last two layers run
+// The kernel's prepared inputs (bases, silu) of the last two layers run
 // on this thread, with copies of what they depend on. The first layers of many heads on one
 // backbone read the same features with the same grid and codebook: the second and later
 // ones reuse the first one's preparation instead of recomputing it (checked by content, so a

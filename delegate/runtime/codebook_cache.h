@@ -1,7 +1,7 @@
 // Process-wide cache of codebooks, keyed by their named-data key.
 //
 // Keys are content hashes, `lutham/codebook/sha256-<hex of the codebook bytes>` (see
-// py_bridge/lutham/serialization/payload.py codebook_key). The first delegate that needs a
+// py_bridge/lutham/lower/serialization/payload.py codebook_key). The first delegate that needs a
 // key fetches it with NamedDataMap::get_data, checks the bytes' SHA-256 against the key,
 // validates them and keeps its own aligned copy: the entry never points into a program's
 // buffer, which may be freed while another program still shares the entry (a program

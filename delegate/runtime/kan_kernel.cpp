@@ -7,6 +7,7 @@
 #include "kan_kernel.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -44,19 +45,48 @@ float rbf_window(const float* centers, uint32_t G, float h, float x, float* valu
   return sum;
 }
 
-const KernelOps& choose_ops() {
+struct Variant {
+  const char* name;
+  const KernelOps& (*ops)();
+  bool (*runnable)();
+  const char* needs;  // CPU flags (lscpu names)
+};
+
 #if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
-  const char* forced = std::getenv("LUTHAM_ISA");
-  const bool generic_only = forced != nullptr && std::strcmp(forced, "generic") == 0;
-  if (!generic_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2::ops();
+bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
-  return generic::ops();
+bool always() { return true; }
+
+// Best first; the first runnable one is the default.
+const Variant kVariants[] = {
+#if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
+    {"avx2", &avx2::ops, &cpu_has_avx2, "avx2 fma"},
+#endif
+    {"generic", &generic::ops, &always, ""},
+};
+
+const Variant* find_variant(const char* name) {
+  for (const Variant& v : kVariants)
+    if (std::strcmp(v.name, name) == 0) return &v;
+  return nullptr;
 }
 
-const KernelOps& kernel_ops() {
-  static const KernelOps& ops = choose_ops();
-  return ops;
+const Variant* choose_variant() {
+  if (const char* forced = std::getenv("LUTHAM_ISA")) {
+    const Variant* v = find_variant(forced);
+    if (v != nullptr && v->runnable()) return v;
+  }
+  for (const Variant& v : kVariants)
+    if (v.runnable()) return &v;
+  return &kVariants[sizeof kVariants / sizeof kVariants[0] - 1];
 }
+
+std::atomic<const Variant*>& current_variant() {
+  static std::atomic<const Variant*> v{choose_variant()};
+  return v;
+}
+
+const KernelOps& kernel_ops() { return current_variant().load(std::memory_order_relaxed)->ops(); }
 
 // Where each piece of a call's scratch lives (offsets in bytes). The prepared region (phase
 // A's results: bases, silu, coefficient table) depends only on the inputs and the layer's
@@ -69,7 +99,7 @@ struct Layout {
   size_t groups = 0;
   uint32_t ranges = 1;  // panel ranges per sample (lane) or per group (sample)
   uint32_t panels_per_range = 1;
-  size_t basis = 0, start = 0, silu = 0, bsum = 0, lane_table = 0, prepared_total = 0;  // in `prepared`
+  size_t basis = 0, start = 0, silu = 0, bsum = 0, prepared_total = 0;  // in `prepared`
   size_t task_floats = 0, work_total = 0;                                                // in `work`
 };
 
@@ -85,6 +115,10 @@ Layout plan(const KanLayerView& L, size_t batch, uint32_t threads) {
   if (s.sample) {
     // Whole groups per task when there are enough of them; otherwise split the panels too.
     s.ranges = static_cast<uint32_t>(std::min<size_t>(L.panels, std::max<size_t>(1, (threads + s.groups - 1) / s.groups)));
+  } else if (s.table) {
+    // Each task builds the table blocks of its sample (lane_table_floats), so split the
+    // panels only as far as the threads need: the table is built once per task.
+    s.ranges = static_cast<uint32_t>(std::min<size_t>(L.panels, std::max<size_t>(1, (threads + batch - 1) / batch)));
   } else {
     s.ranges = std::min<uint32_t>(L.panels, 2 * threads);
   }
@@ -100,11 +134,13 @@ Layout plan(const KanLayerView& L, size_t batch, uint32_t threads) {
   s.start = take(s.rows * sizeof(uint32_t));
   s.silu = take(s.rows * sizeof(float));
   s.bsum = take(s.rows * sizeof(float));
-  s.lane_table = take(!s.sample && s.table ? s.rows * L.codebook_size * sizeof(float) : 0);
   s.prepared_total = off;
   if (s.sample) {
     s.task_floats = align16(sample_task_floats(L, s.panels_per_range, s.table) * sizeof(float)) / sizeof(float);
     s.work_total = s.groups * s.ranges * s.task_floats * sizeof(float);
+  } else if (s.table) {
+    s.task_floats = align16(lane_table_floats(L) * sizeof(float)) / sizeof(float);
+    s.work_total = batch * s.ranges * s.task_floats * sizeof(float);
   }
   return s;
 }
@@ -126,8 +162,8 @@ struct Call {
 
 constexpr size_t kRowsPerTask = 256;
 
-// Phase A, rows [r0, r1) of (sample, input): silu, basis window, its start and sum, and for
-// the lane path the coefficient table row.
+// Phase A, rows [r0, r1) of (sample, input): silu, basis window, its start and sum (the
+// coefficient tables are built by the phase-B tasks, block by block).
 void prepare_rows(const Call& c, size_t r0, size_t r1) {
   const KanLayerView& L = *c.L;
   const Layout& s = *c.s;
@@ -137,12 +173,28 @@ void prepare_rows(const Call& c, size_t r0, size_t r1) {
   uint32_t* start = c.at<uint32_t>(s.start);
   float* silu_out = c.at<float>(s.silu);
   float* bsum_out = c.at<float>(s.bsum);
+  // Shared knots: the B-spline windows of 8 consecutive rows at once (bspline8), for rows of
+  // real samples; the loop below then takes them from these buffers.
+  const bool by8 = L.basis == Basis::BSpline && L.knot_stride == 0;
+  float sums8[8];
+  uint32_t starts8[8];
+  size_t block8 = r0;  // rows [block8, block8 + 8) are in sums8 / starts8 / basis when ready8
+  bool ready8 = false;
   for (size_t r = r0; r < r1; ++r) {
     const size_t n = r / in, i = r % in;
     float* b = basis + r * width;
     float sv = 0.0f, bsum = 0.0f;
     uint32_t st = 0;
-    if (n < c.batch) {
+    if (by8 && (r - r0) % 8 == 0) {
+      block8 = r;
+      ready8 = r + 8 <= r1 && r + 8 <= c.batch * in;
+      if (ready8) c.ops->bspline8(L.knots, L.n_knots, L.spline_order, c.x + r, b, starts8, sums8);
+    }
+    if (ready8) {
+      sv = silu(c.x[r]);
+      bsum = sums8[r - block8];
+      st = starts8[r - block8];
+    } else if (n < c.batch) {
       const float xv = c.x[r];
       sv = silu(xv);
       const float* knots = L.knots + i * L.knot_stride;
@@ -162,7 +214,6 @@ void prepare_rows(const Call& c, size_t r0, size_t r1) {
     } else {
       silu_out[r] = sv;
       bsum_out[r] = bsum;
-      if (s.table) c.ops->table_row(L.codebook_columns, L.codebook_size, b, st, width, c.at<float>(s.lane_table) + r * L.codebook_size);
     }
   }
 }
@@ -194,7 +245,7 @@ void phase_b_task(void* job, int64_t t) {
     const size_t n = unit, width = basis_width(L);
     c.ops->lane(L, s.table, c.at<float>(s.silu) + n * in, c.at<float>(s.bsum) + n * in,
                 c.at<float>(s.basis) + n * in * width, c.at<uint32_t>(s.start) + n * in,
-                s.table ? c.at<float>(s.lane_table) + n * in * L.codebook_size : nullptr, p0, p1,
+                s.table ? c.work + static_cast<size_t>(t) * s.task_floats : nullptr, p0, p1,
                 c.y + n * L.out_features);
   }
 }
@@ -320,6 +371,22 @@ void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float*
   kan_forward_prepared(layer, x, batch, y, scratch, false, static_cast<uint8_t*>(scratch) + prepared, runner);
 }
 
-const char* kan_isa() { return &kernel_ops() == &generic::ops() ? "generic" : "avx2"; }
+const char* kan_isa() { return current_variant().load(std::memory_order_relaxed)->name; }
+
+size_t kan_isa_variants(KernelIsa* out, size_t capacity) {
+  size_t n = 0;
+  for (const Variant& v : kVariants) {
+    if (n < capacity) out[n] = KernelIsa{v.name, v.runnable(), v.runnable() ? "" : v.needs};
+    ++n;
+  }
+  return n;
+}
+
+bool kan_force_isa(const char* name) {
+  const Variant* v = find_variant(name);
+  if (v == nullptr || !v->runnable()) return false;
+  current_variant().store(v, std::memory_order_relaxed);
+  return true;
+}
 
 }  // namespace lutham

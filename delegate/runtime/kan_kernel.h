@@ -1,6 +1,6 @@
 // LUTHAM KAN kernel: the math of one SHARe-KAN layer, written once.
 //
-// Semantics (the reference is lutham::kan_linear's eager kernel, py_bridge/lutham/ops.py):
+// Semantics (the reference is lutham::kan_linear's eager kernel, py_bridge/lutham/compress/layer.py):
 //   y[n][o] = sum_i  base[o][i] * silu(x[n][i])
 //                  + gain[o][i] * sum_m B_m(x[n][i]) * codebook[index[o][i]][m]
 //                  + bias[o][i] * sum_m B_m(x[n][i])
@@ -122,7 +122,7 @@ void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float*
                  const TaskRunner* runner = nullptr);
 
 // The same computation in two buffers, so that layers reading the same input can share the
-// first half (bases, silu, coefficient table): `prepared` (kan_prepared_bytes) and `work`
+// first half (bases, silu; the coefficient tables are built per task): `prepared` (kan_prepared_bytes) and `work`
 // (kan_work_bytes), both 16-aligned. With reuse_prepared, `prepared` must hold what an earlier
 // call computed for the same x and batch with a layer for which kan_same_preparation is true
 // (the 50 heads of a model on one backbone: their first layers share input, grid and codebook).
@@ -132,8 +132,21 @@ bool kan_same_preparation(const KanLayerView& a, const KanLayerView& b, size_t b
 void kan_forward_prepared(const KanLayerView& layer, const float* x, size_t batch, float* y, void* prepared,
                           bool reuse_prepared, void* work, const TaskRunner* runner);
 
-// Which implementation kan_forward uses: "avx2" or "generic". LUTHAM_ISA=generic forces the
-// portable one (the tests compare both bit for bit).
+// Which implementation kan_forward uses: "avx2" or "generic". LUTHAM_ISA=NAME forces a
+// variant this CPU can run (the tests compare all of them bit for bit).
 const char* kan_isa();
+
+// The kernel variants of this build, best first: name, whether this CPU can run it, and if
+// not, which CPU flags it needs.
+struct KernelIsa {
+  const char* name;
+  bool runnable;
+  const char* needs;  // the CPU flags it needs (lscpu names), shown when it cannot run
+};
+size_t kan_isa_variants(KernelIsa* out, size_t capacity);
+
+// Makes later kan_forward calls use the named variant; false (and no change) when this build
+// has no such variant or the CPU cannot run it. For tests and benchmarks.
+bool kan_force_isa(const char* name);
 
 }  // namespace lutham

@@ -81,6 +81,12 @@ struct Field16 {
   float rescale;  // 2^pos
   Field16() = default;
   Field16(uint32_t pos, uint32_t bits) {
+    if (bits == 0 || pos + bits > 16) {  // not a 16-bit word's field (float or 32-bit layers): unused
+      mask = _mm256_setzero_si256();
+      offset = _mm256_setzero_ps();
+      unscale = rescale = 1.0f;
+      return;
+    }
     const uint32_t sign = 1u << (pos + bits - 1);
     mask = _mm256_set1_epi32(static_cast<int>(kExponent23 | (((1u << bits) - 1u) << pos)));
     offset = _mm256_set1_ps(8388608.0f + static_cast<float>(sign));
@@ -99,8 +105,9 @@ struct Fields16 {
   explicit Fields16(const KanLayerView& L)
       : gain(0, L.gain.bits), bias(L.gain.bits, L.bias.bits), base(L.gain.bits + L.bias.bits, L.base.bits) {
     const uint32_t gb = L.gain.bits, bb = L.bias.bits, wb = L.base.bits;
-    signs = _mm256_set1_epi32(static_cast<int>(kExponent23 | (1u << (gb - 1)) | (1u << (gb + bb - 1)) |
-                                               (1u << (gb + bb + wb - 1))));
+    signs = gb + bb + wb <= 16 ? _mm256_set1_epi32(static_cast<int>(kExponent23 | (1u << (gb - 1)) |
+                                                                   (1u << (gb + bb - 1)) | (1u << (gb + bb + wb - 1))))
+                               : _mm256_setzero_si256();
   }
   // Half h of a record's words -> g, b, w; gs, bs, ws: the pre-divided scales (prescale).
   template <typename IndexT>
@@ -154,7 +161,12 @@ template <bool kTable, typename IndexT>
 inline __m256 coefficient(const KanLayerView& L, const float* table_row_i, const float* basis_i, uint32_t start_i,
                           uint32_t width, __m256i idx, const uint8_t* rec, int h) {
   if constexpr (kTable) {
+#ifdef LUTHAM_GATHER
+    (void)rec; (void)h;
+    return _mm256_i32gather_ps(table_row_i, idx, 4);
+#else
     return lookup8<IndexT>(table_row_i, rec, h);
+#endif
   } else {
     const size_t K = L.codebook_size;
     const float* col = L.codebook_columns + static_cast<size_t>(start_i) * K;
@@ -167,12 +179,26 @@ inline __m256 coefficient(const KanLayerView& L, const float* table_row_i, const
 
 constexpr int kLanePanels = 2;
 
+// Software prefetch distance along one panel's records, and how much of the next block's
+// streams is fetched when a block starts.
+constexpr size_t kPrefetchAhead = 1024;
+
+// next: where the next block's first panel starts (its np panels follow at in_features
+// records apart), or nullptr.
+inline void prefetch_start(const uint8_t* next, const KanLayerView& L, int np) {
+  if (next == nullptr) return;
+  const size_t stride = static_cast<size_t>(L.in_features) * L.record_bytes;
+  for (int q = 0; q < np; ++q)
+    for (size_t b = 0; b < kPrefetchAhead; b += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(next + q * stride + b), _MM_HINT_T0);
+}
+
 // Lane path: inputs [i0, i1) of NP panels at once (2 x NP independent accumulation chains),
 // continuing the chains held in acc_mem (16 floats per panel). kField16: 16-bit words decoded
 // with Field16 (the caller checked that the panels' scales allow it).
 template <typename IndexT, typename WordT, bool kFloat, bool kTable, int NP, bool kField16>
 void lane_block(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
-                const float* P, uint32_t p, uint32_t i0, uint32_t i1, float* acc_mem) {
+                const float* P, uint32_t p, uint32_t i0, uint32_t i1, float* acc_mem, const uint8_t* next) {
   const uint32_t in = L.in_features, K = L.codebook_size, width = basis_width(L);
   const Decoder<IndexT, WordT, kFloat> dec(L);
   __m256 gs[NP][2], bs[NP][2], ws[NP][2], acc[NP][2];
@@ -189,9 +215,13 @@ void lane_block(const KanLayerView& L, const float* silu, const float* bsum, con
     acc[q][1] = _mm256_loadu_ps(acc_mem + q * kPanelWidth + 8);
     rec[q] = L.edges + (static_cast<size_t>(p + q) * in + i0) * L.record_bytes;
   }
+  // The next block's first records (other panels: a new stream the hardware prefetcher has
+  // not seen yet) are fetched while this block runs; within the block, records kPrefetchAhead
+  // bytes ahead of each stream.
+  prefetch_start(next, L, NP);
   for (uint32_t i = i0; i < i1; ++i) {
     const __m256 si = _mm256_broadcast_ss(silu + i), bi = _mm256_broadcast_ss(bsum + i);
-    const float* row = kTable ? P + static_cast<size_t>(i) * K : nullptr;
+    const float* row = kTable ? P + static_cast<size_t>(i - i0) * K : nullptr;
     const float* basis_i = basis + static_cast<size_t>(i) * width;
     for (int q = 0; q < NP; ++q) {
       for (int h = 0; h < 2; ++h) {
@@ -207,6 +237,7 @@ void lane_block(const KanLayerView& L, const float* silu, const float* bsum, con
         a = _mm256_fmadd_ps(g, d, a);
         acc[q][h] = _mm256_fmadd_ps(b, bi, a);
       }
+      _mm_prefetch(reinterpret_cast<const char*>(rec[q] + kPrefetchAhead), _MM_HINT_T0);
       rec[q] += L.record_bytes;
     }
   }
@@ -236,21 +267,21 @@ inline bool use_field16(const KanLayerView& L, uint32_t p, uint32_t n) {
 template <typename IndexT, typename WordT, bool kFloat, bool kTable, int NP>
 inline void lane_block_any(const KanLayerView& L, const float* silu, const float* bsum, const float* basis,
                            const uint32_t* start, const float* P, uint32_t p, uint32_t i0, uint32_t i1, float* acc_mem,
-                           bool field16) {
+                           bool field16, const uint8_t* next) {
   if constexpr (!kFloat && sizeof(WordT) == 2) {
     if (field16) {
-      lane_block<IndexT, WordT, kFloat, kTable, NP, true>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem);
+      lane_block<IndexT, WordT, kFloat, kTable, NP, true>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem, next);
       return;
     }
   }
-  lane_block<IndexT, WordT, kFloat, kTable, NP, false>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem);
+  lane_block<IndexT, WordT, kFloat, kTable, NP, false>(L, silu, bsum, basis, start, P, p, i0, i1, acc_mem, next);
 }
 
 // Panels [p0, p1), a chunk of panels at a time, inputs in blocks (see lane_input_block).
 template <typename IndexT, typename WordT, bool kFloat, bool kTable>
 struct Lane {
   static void run(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
-                  const float* P, uint32_t p0, uint32_t p1, float* y) {
+                  float* P, uint32_t p0, uint32_t p1, float* y) {
     const uint32_t in = L.in_features, IB = lane_input_block(L);
     alignas(32) float chunk_acc[kLaneChunkPanels * kPanelWidth];
     for (uint32_t c0 = p0; c0 < p1; c0 += kLaneChunkPanels) {
@@ -259,13 +290,23 @@ struct Lane {
       std::memset(chunk_acc, 0, sizeof chunk_acc);
       for (uint32_t i0 = 0; i0 < in; i0 += IB) {
         const uint32_t i1 = std::min(in, i0 + IB);
+        if constexpr (kTable) table_block(L, basis, start, i0, i1, P);
+        // Where the block after panel group p starts: the next group at i0, or the chunk's
+        // first panels at the next input block, or the next chunk.
+        auto next_block = [&](uint32_t p_next) -> const uint8_t* {
+          if (p_next < c1) return L.edges + (static_cast<size_t>(p_next) * in + i0) * L.record_bytes;
+          if (i1 < in) return L.edges + (static_cast<size_t>(c0) * in + i1) * L.record_bytes;
+          if (c1 < p1) return L.edges + static_cast<size_t>(c1) * in * L.record_bytes;
+          return nullptr;
+        };
         uint32_t p = c0;
         for (; p + kLanePanels <= c1; p += kLanePanels)
           lane_block_any<IndexT, WordT, kFloat, kTable, kLanePanels>(L, silu, bsum, basis, start, P, p, i0, i1,
-                                                                     chunk_acc + (p - c0) * kPanelWidth, field16);
+                                                                     chunk_acc + (p - c0) * kPanelWidth, field16,
+                                                                     next_block(p + kLanePanels));
         for (; p < c1; ++p)
           lane_block_any<IndexT, WordT, kFloat, kTable, 1>(L, silu, bsum, basis, start, P, p, i0, i1,
-                                                           chunk_acc + (p - c0) * kPanelWidth, field16);
+                                                           chunk_acc + (p - c0) * kPanelWidth, field16, next_block(p + 1));
       }
       for (uint32_t p = c0; p < c1; ++p) {
         const uint32_t lanes = std::min(kPanelWidth, L.out_features - p * kPanelWidth);
@@ -386,15 +427,81 @@ struct Sample {
   }
 };
 
+// bspline_window for 8 inputs at once (one per lane) on one shared knot row, operation for
+// operation: the interval by counting knots <= x (the knots strictly increase, so it is the
+// binary search's j), then Cox-de Boor with the knots gathered per lane, lanes whose basis
+// index falls outside a level set to 0 as the scalar loop does, and the window shifted into
+// place by per-lane selects. Inputs outside the extended grid (or NaN) give zeros, start 0.
+void bspline8(const float* t, uint32_t n_knots, uint32_t k, const float* xs, float* values, uint32_t* starts,
+              float* sums) {
+  const uint32_t kp1 = k + 1;
+  const __m256 x = _mm256_loadu_ps(xs);
+  const __m256 zero = _mm256_setzero_ps();
+  // Inside [t0, t_last): the same ordered comparisons as the scalar test (false for NaN).
+  const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_set1_ps(t[0]), _CMP_GE_OQ),
+                                      _mm256_cmp_ps(x, _mm256_set1_ps(t[n_knots - 1]), _CMP_LT_OQ));
+  __m256i j = _mm256_setzero_si256();
+  for (uint32_t q = 1; q + 1 < n_knots; ++q)
+    j = _mm256_sub_epi32(j, _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(t[q]), _CMP_GE_OQ)));
+  j = _mm256_and_si256(j, _mm256_castps_si256(inside));  // outside: j = 0 (results masked below)
+  const __m256i kk = _mm256_set1_epi32(static_cast<int>(k));
+  const __m256i jmk = _mm256_sub_epi32(j, kk);  // m of r = 0
+  const __m256i max_index = _mm256_set1_epi32(static_cast<int>(n_knots - 1));
+  auto gather = [&](__m256i index) {
+    const __m256i clamped = _mm256_min_epi32(_mm256_max_epi32(index, _mm256_setzero_si256()), max_index);
+    return _mm256_i32gather_ps(t, clamped, 4);
+  };
+  __m256 local[kMaxSplineOrder + 2];
+  for (uint32_t r = 0; r <= kp1; ++r) local[r] = zero;
+  local[k] = _mm256_set1_ps(1.0f);
+  const int n_intervals = static_cast<int>(n_knots) - 1;
+  for (uint32_t p = 1; p <= k; ++p) {
+    const __m256i last = _mm256_set1_epi32(n_intervals - 1 - static_cast<int>(p));
+    const __m256i pp = _mm256_set1_epi32(static_cast<int>(p));
+    for (uint32_t r = 0; r < kp1; ++r) {
+      const __m256i m = _mm256_add_epi32(jmk, _mm256_set1_epi32(static_cast<int>(r)));
+      const __m256i out = _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), m), _mm256_cmpgt_epi32(m, last));
+      const __m256 tm = gather(m), tmp = gather(_mm256_add_epi32(m, pp));
+      const __m256 tmp1 = gather(_mm256_add_epi32(m, _mm256_add_epi32(pp, _mm256_set1_epi32(1))));
+      const __m256 tm1 = gather(_mm256_add_epi32(m, _mm256_set1_epi32(1)));
+      const __m256 left = _mm256_div_ps(_mm256_sub_ps(x, tm), _mm256_sub_ps(tmp, tm));
+      const __m256 right = _mm256_div_ps(_mm256_sub_ps(tmp1, x), _mm256_sub_ps(tmp1, tm1));
+      const __m256 v = _mm256_add_ps(_mm256_mul_ps(left, local[r]), _mm256_mul_ps(right, local[r + 1]));
+      local[r] = _mm256_blendv_ps(v, zero, _mm256_castsi256_ps(out));
+    }
+  }
+  // st = clamp(j - k, 0, n_bases - k - 1); values[q] = local[q + st - (j - k)] where that is 0..k.
+  const __m256i st = _mm256_min_epi32(_mm256_max_epi32(jmk, _mm256_setzero_si256()),
+                                      _mm256_set1_epi32(n_intervals - static_cast<int>(k) - static_cast<int>(kp1)));
+  const __m256i shift = _mm256_sub_epi32(st, jmk);  // r = q + shift
+  alignas(32) float v[kMaxSplineOrder + 1][8];
+  __m256 sum = zero;
+  for (uint32_t q = 0; q < kp1; ++q) {
+    __m256 vq = zero;
+    for (uint32_t r = 0; r < kp1; ++r) {
+      const __m256i hit = _mm256_cmpeq_epi32(shift, _mm256_set1_epi32(static_cast<int>(r) - static_cast<int>(q)));
+      vq = _mm256_blendv_ps(vq, local[r], _mm256_castsi256_ps(hit));
+    }
+    vq = _mm256_and_ps(vq, inside);
+    sum = _mm256_add_ps(sum, vq);
+    _mm256_store_ps(v[q], vq);
+  }
+  _mm256_storeu_ps(sums, _mm256_and_ps(sum, inside));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts), _mm256_and_si256(st, _mm256_castps_si256(inside)));
+  for (int l = 0; l < 8; ++l)
+    for (uint32_t q = 0; q < kp1; ++q) values[l * kp1 + q] = v[q][l];
+}
+
 }  // namespace
 
 const KernelOps& ops() {
   static const KernelOps k = {
+      &bspline8,
       [](const float* columns, uint32_t K, const float* basis, uint32_t start, uint32_t width, float* P) {
         table_row(columns, K, basis, start, width, P);
       },
       [](const KanLayerView& L, bool table, const float* silu, const float* bsum, const float* basis,
-         const uint32_t* start, const float* P, uint32_t p0, uint32_t p1, float* y) {
+         const uint32_t* start, float* P, uint32_t p0, uint32_t p1, float* y) {
         with_layout<Lane>(L, table, silu, bsum, basis, start, P, p0, p1, y);
       },
       [](const KanLayerView& L, bool table, const SamplePlan& S, uint32_t group, uint32_t p0, uint32_t p1,

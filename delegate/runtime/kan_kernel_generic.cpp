@@ -7,11 +7,16 @@ namespace generic {
 
 const KernelOps& ops() {
   static const KernelOps k = {
+      [](const float* knots, uint32_t n_knots, uint32_t order, const float* x, float* values, uint32_t* starts,
+         float* sums) {
+        for (int l = 0; l < 8; ++l)
+          sums[l] = bspline_window(knots, n_knots, order, x[l], values + l * (order + 1), starts + l);
+      },
       [](const float* columns, uint32_t K, const float* basis, uint32_t start, uint32_t width, float* P) {
         table_row(columns, K, basis, start, width, P);
       },
       [](const KanLayerView& L, bool table, const float* silu, const float* bsum, const float* basis,
-         const uint32_t* start, const float* P, uint32_t p0, uint32_t p1, float* y) {
+         const uint32_t* start, float* P, uint32_t p0, uint32_t p1, float* y) {
         with_layout<LaneFn>(L, table, silu, bsum, basis, start, P, p0, p1, y);
       },
       [](const KanLayerView& L, bool table, const SamplePlan& S, uint32_t group, uint32_t p0, uint32_t p1,

@@ -84,12 +84,21 @@ struct RecordDecoder {
   }
 };
 
+// The coefficient-table rows of inputs [i0, i1) into P (row i at P + (i - i0) * K).
+inline void table_block(const KanLayerView& L, const float* basis, const uint32_t* start, uint32_t i0, uint32_t i1,
+                        float* P) {
+  const uint32_t K = L.codebook_size, width = basis_width(L);
+  for (uint32_t i = i0; i < i1; ++i)
+    table_row(L.codebook_columns, K, basis + static_cast<size_t>(i) * width, start[i], width,
+              P + static_cast<size_t>(i - i0) * K);
+}
+
 // Lane-vectorized: panels [p0, p1) of one sample. silu/bsum/basis/start: this sample's rows;
-// P: this sample's in x K table (kTable) or unused. Inputs are walked in blocks
-// (lane_input_block) for all panels of a chunk, so the table block stays in cache.
+// P: lane_table_floats scratch for the table block (kTable) or unused. Inputs are walked in
+// blocks (lane_input_block) for all panels of a chunk, so the table block stays in cache.
 template <typename IndexT, typename WordT, bool kFloat, bool kTable>
 void lane_panels(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
-                 const float* P, uint32_t p0, uint32_t p1, float* y) {
+                 float* P, uint32_t p0, uint32_t p1, float* y) {
   const uint32_t in = L.in_features, K = L.codebook_size, width = basis_width(L), IB = lane_input_block(L);
   const RecordDecoder<IndexT, WordT, kFloat> dec(L);
   static const float kOnes[kPanelWidth] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
@@ -99,6 +108,7 @@ void lane_panels(const KanLayerView& L, const float* silu, const float* bsum, co
     std::memset(chunk_acc, 0, sizeof chunk_acc);
     for (uint32_t i0 = 0; i0 < in; i0 += IB) {
       const uint32_t i1 = std::min(in, i0 + IB);
+      if constexpr (kTable) table_block(L, basis, start, i0, i1, P);
       for (uint32_t p = c0; p < c1; ++p) {
         const float* gs = kFloat ? kOnes : L.gain.scales + p * kPanelWidth;
         const float* bs = kFloat ? kOnes : L.bias.scales + p * kPanelWidth;
@@ -111,7 +121,7 @@ void lane_panels(const KanLayerView& L, const float* silu, const float* bsum, co
           float g[kPanelWidth], b[kPanelWidth], w[kPanelWidth], d[kPanelWidth];
           dec.decode(rec, gs, bs, ws, idx, g, b, w);
           if constexpr (kTable) {
-            const float* row = P + static_cast<size_t>(i) * K;
+            const float* row = P + static_cast<size_t>(i - i0) * K;
             for (uint32_t l = 0; l < kPanelWidth; ++l) d[l] = row[idx[l]];
           } else {
             for (uint32_t l = 0; l < kPanelWidth; ++l)
@@ -229,7 +239,7 @@ void with_layout(const KanLayerView& L, bool table, Args&&... args) {
 template <typename IndexT, typename WordT, bool kFloat, bool kTable>
 struct LaneFn {
   static void run(const KanLayerView& L, const float* silu, const float* bsum, const float* basis, const uint32_t* start,
-                  const float* P, uint32_t p0, uint32_t p1, float* y) {
+                  float* P, uint32_t p0, uint32_t p1, float* y) {
     lane_panels<IndexT, WordT, kFloat, kTable>(L, silu, bsum, basis, start, P, p0, p1, y);
   }
 };

@@ -23,9 +23,14 @@ struct SamplePlan {
 
 // The hot loops of one instruction set.
 struct KernelOps {
+  // bspline_window (kan_kernel.h) for 8 inputs x[0..7] that share one knot row: values
+  // [8][order + 1], starts[8], sums[8]; the same bits as 8 calls of bspline_window.
+  void (*bspline8)(const float* knots, uint32_t n_knots, uint32_t order, const float* x, float* values,
+                   uint32_t* starts, float* sums);
   void (*table_row)(const float* columns, uint32_t K, const float* basis, uint32_t start, uint32_t width, float* P);
+  // table: the task's lane_table_floats(L) floats of scratch (when the layer tabulates).
   void (*lane)(const KanLayerView& L, bool table, const float* silu, const float* bsum, const float* basis,
-               const uint32_t* start, const float* P, uint32_t p0, uint32_t p1, float* y);
+               const uint32_t* start, float* P, uint32_t p0, uint32_t p1, float* y);
   void (*sample)(const KanLayerView& L, bool table, const SamplePlan& S, uint32_t group, uint32_t p0, uint32_t p1,
                  float* scratch, float* y, size_t batch);
 };
@@ -38,6 +43,14 @@ struct KernelOps {
 inline uint32_t lane_input_block(const KanLayerView& L) {
   const size_t ib = (128u * 1024u) / (static_cast<size_t>(std::max<uint32_t>(1, L.codebook_size)) * 4);
   return static_cast<uint32_t>(std::max<size_t>(16, std::min<size_t>(ib, L.in_features)));
+}
+
+// Floats of a lane task's coefficient-table block: the rows of one input block, built by the
+// task right before its panels read them, so they are written and read in L1/L2 (a whole-layer
+// table, 1 MiB for 2048 inputs x K = 128, is written to and read back from memory: in a cold
+// run that is a third more traffic than the 3 MB of edges).
+inline size_t lane_table_floats(const KanLayerView& L) {
+  return static_cast<size_t>(lane_input_block(L)) * L.codebook_size;
 }
 
 // Panels whose accumulators a lane task keeps (on the stack) across input blocks.

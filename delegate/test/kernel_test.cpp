@@ -1,16 +1,20 @@
 // Unit checks of the kernel pieces that need no ExecuTorch program: the B-spline window
 // against a full (all-bases) Cox-de Boor evaluation, partition of unity, zeros outside the
 // grid, bit readers, CRC-32, SHA-256 (codebook keys), and kan_forward bit for bit against a
-// scalar reference (on every path; ctest runs it once more with LUTHAM_ISA=generic).
+// scalar reference on payloads from the Python writer (make_kernel_cases.py), on every path
+// and every kernel variant the CPU can run (the others are printed as skipped).
 // Exit status 0 = pass. Runs on the build machine and under qemu.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "crc32.h"
 #include "kan_kernel.h"
+#include "payload.h"
 #include "sha256.h"
 
 namespace {
@@ -44,179 +48,188 @@ std::vector<float> full_bases(const std::vector<float>& t, unsigned k, float x) 
   return b;
 }
 
-// A layer built in memory: panel records encoded here as the Python writer does.
-struct Case {
-  const char* name;
-  uint32_t in, out, K, gain_bits, bias_bits, base_bits;
-  bool rbf, per_input_knots;
-  bool tiny_scale = false;  // one output's scales so small that scale * 2^-pos underflows
+// The cases make_kernel_cases.py wrote (payloads and codebooks from the Python writer, the
+// Python reader's decoding of them as the oracle). See that script for the file layout.
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return bytes;
+  uint8_t buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.insert(bytes.end(), buf, buf + n);
+  std::fclose(f);
+  return bytes;
+}
+
+// A 16-byte aligned copy (the runtime hands the parsers aligned buffers).
+struct Aligned {
+  explicit Aligned(const std::vector<uint8_t>& b) : size(b.size()) {
+    data = std::aligned_alloc(16, (b.size() + 15) & ~size_t{15});
+    std::memcpy(data, b.data(), b.size());
+  }
+  ~Aligned() { std::free(data); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  void* data;
+  size_t size;
 };
 
-uint32_t rng_state = 12345;
-uint32_t next_u32() {
-  rng_state = rng_state * 1664525u + 1013904223u;
-  return rng_state >> 8;
-}
-float next_float(float lo, float hi) { return lo + (hi - lo) * static_cast<float>(next_u32() % 100000) / 100000.0f; }
+constexpr size_t kMaxBatch = 20;
 
-void check_forward(const Case& c) {
+// y = layer(x) by the documented chain, one output at a time, from the oracle's values.
+std::vector<float> scalar_reference(const lutham::KanLayerView& L, const float* idx, const float* gain, const float* bias,
+                                    const float* base, const float* words, const float* x, size_t batch) {
+  const uint32_t in = L.in_features, out = L.out_features, K = L.codebook_size, dim = L.codebook_dim;
+  const bool rbf = L.basis == lutham::Basis::GaussianRBF;
+  std::vector<float> ref(batch * out);
+  for (size_t n = 0; n < batch; ++n) {
+    for (uint32_t o = 0; o < out; ++o) {
+      float acc = 0.0f;
+      for (uint32_t i = 0; i < in; ++i) {
+        const float xv = x[n * in + i];
+        const float* t = L.knots + static_cast<size_t>(i) * L.knot_stride;
+        float b[32] = {};
+        uint32_t st = 0;
+        float bsum = 0.0f;
+        if (rbf) {
+          for (uint32_t m = 0; m < L.grid_size; ++m) {
+            const float u = (xv - t[m]) / L.rbf_denominator;
+            b[m] = std::exp(-(u * u));
+            bsum += b[m];
+          }
+        } else {
+          bsum = lutham::bspline_window(t, L.n_knots, L.spline_order, xv, b, &st);
+        }
+        const uint32_t width = rbf ? L.grid_size : L.spline_order + 1;
+        const size_t e = static_cast<size_t>(o) * in + i;
+        const uint32_t c = static_cast<uint32_t>(idx[e]);
+        CHECK(c < K, "oracle index %u >= K %u", c, K);
+        float d = b[0] * words[static_cast<size_t>(c) * dim + st];
+        for (uint32_t r = 1; r < width; ++r) d = std::fmaf(b[r], words[static_cast<size_t>(c) * dim + st + r], d);
+        const float silu = xv / (1.0f + std::exp(-xv));
+        float a = std::fmaf(base[e], silu, acc);
+        a = std::fmaf(gain[e], d, a);
+        acc = std::fmaf(bias[e], bsum, a);
+      }
+      ref[n * out + o] = acc;
+    }
+  }
+  return ref;
+}
+
+// One case on the variants in `isas`, every batch and task order, bit for bit against the
+// scalar reference, and within 1e-5 (relative L2) of the float64 forward.
+void check_case(const std::string& dir, const std::string& name, const std::vector<std::string>& isas) {
   using namespace lutham;
-  const uint32_t G = c.rbf ? 7 : 5, k = c.rbf ? 0 : 3, dim = G + k, n_knots = c.rbf ? G : G + 2 * k + 1;
-  const bool floats = c.gain_bits == 32;
-  const uint32_t panels = (c.out + 15) / 16, padded = panels * 16;
-  // Knots: uniform on [-1, 1] (per input: shifted a little per input).
-  std::vector<float> knots(c.per_input_knots ? c.in * n_knots : n_knots);
-  for (size_t r = 0; r < knots.size() / n_knots; ++r) {
-    const float h = 2.0f / G, shift = 0.01f * r;
-    for (uint32_t j = 0; j < n_knots; ++j)
-      knots[r * n_knots + j] = c.rbf ? -1.0f + j * (2.0f / (G - 1)) + shift : (static_cast<int>(j) - static_cast<int>(k)) * h - 1.0f + shift;
+  const std::string base = dir + "/" + name;
+  const std::vector<uint8_t> payload_bytes = read_file(base + ".payload"), codebook_bytes = read_file(base + ".codebook");
+  const std::vector<uint8_t> x_bytes = read_file(base + ".x"), edge_bytes = read_file(base + ".edges"),
+                             ref_bytes = read_file(base + ".ref");
+  if (payload_bytes.empty() || codebook_bytes.empty() || x_bytes.empty() || edge_bytes.empty() || ref_bytes.empty()) {
+    CHECK(false, "case %s: missing files in %s", name.c_str(), dir.c_str());
+    return;
   }
-  // Codebook: int8 with one scale per codeword.
-  std::vector<int8_t> words(static_cast<size_t>(c.K) * dim);
-  std::vector<float> word_scales(c.K);
-  for (auto& w : words) w = static_cast<int8_t>(static_cast<int>(next_u32() % 255) - 127);
-  for (auto& s : word_scales) s = next_float(0.001f, 0.02f);
-  QuantView cb;
-  cb.rows = c.K;
-  cb.cols = dim;
-  cb.bits = 8;
-  cb.packed = reinterpret_cast<const uint8_t*>(words.data());
-  cb.scales = word_scales.data();
-  std::vector<float> columns(static_cast<size_t>(c.K) * dim);
-  dequantize_columns(cb, columns.data());
-  // Edges: logical values, then the panel records.
-  const size_t edges = static_cast<size_t>(padded) * c.in;
-  std::vector<uint32_t> idx(edges, 0);
-  std::vector<int32_t> q[3];
-  std::vector<float> fv[3], scales[3];
-  const uint32_t bits[3] = {c.gain_bits, c.bias_bits, c.base_bits};
-  for (int f = 0; f < 3; ++f) {
-    q[f].assign(edges, 0);
-    fv[f].assign(edges, 0.0f);
-    scales[f].assign(padded, 0.0f);
-    for (uint32_t o = 0; o < c.out; ++o) {
-      scales[f][o] = next_float(0.01f, 0.1f);
-      // The AVX2 16-bit decoder pre-divides scales by 2^pos and must fall back when that is
-      // inexact (a denormal); the reference below is unchanged, so the bits must still agree.
-      if (c.tiny_scale && o == 1) scales[f][o] = 1.5e-38f;
-      for (uint32_t i = 0; i < c.in; ++i) {
-        const size_t e = static_cast<size_t>(o) * c.in + i;
-        if (floats) {
-          fv[f][e] = next_float(-0.5f, 0.5f);
-        } else {
-          const int32_t qmax = (1 << (bits[f] - 1)) - 1;
-          q[f][e] = static_cast<int32_t>(next_u32() % (2 * qmax + 1)) - qmax;
-          fv[f][e] = static_cast<float>(q[f][e]) * scales[f][o];
-        }
-      }
-    }
+  const Aligned payload(payload_bytes), codebook(codebook_bytes);
+  ParsedPayload parsed;
+  std::string why;
+  if (!parse_payload(payload.data, payload.size, &parsed, &why)) {
+    CHECK(false, "case %s: the runtime rejects the Python writer's payload: %s", name.c_str(), why.c_str());
+    return;
   }
-  for (uint32_t o = 0; o < c.out; ++o)
-    for (uint32_t i = 0; i < c.in; ++i) idx[static_cast<size_t>(o) * c.in + i] = next_u32() % c.K;
-  const uint32_t index_bytes = c.K > 256 ? 2 : 1;
-  const uint32_t value_bits = floats ? 0 : c.gain_bits + c.bias_bits + c.base_bits;
-  const uint32_t word_bytes = floats ? 0 : (value_bits <= 16 ? 2 : 4);
-  const uint32_t record = 16 * (index_bytes + (floats ? 12 : word_bytes));
-  std::vector<uint8_t> data(static_cast<size_t>(panels) * c.in * record, 0);
-  for (uint32_t p = 0; p < panels; ++p) {
-    for (uint32_t i = 0; i < c.in; ++i) {
-      uint8_t* rec = data.data() + (static_cast<size_t>(p) * c.in + i) * record;
-      for (uint32_t l = 0; l < 16; ++l) {
-        const size_t e = static_cast<size_t>(p * 16 + l) * c.in + i;
-        for (uint32_t b = 0; b < index_bytes; ++b) rec[l * index_bytes + b] = static_cast<uint8_t>(idx[e] >> (8 * b));
-        uint8_t* values = rec + 16 * index_bytes;
-        if (floats) {
-          for (int f = 0; f < 3; ++f) std::memcpy(values + (f * 16 + l) * 4, &fv[f][e], 4);
-        } else {
-          uint32_t word = 0, shift = 0;
-          for (int f = 0; f < 3; ++f) {
-            word |= (static_cast<uint32_t>(q[f][e]) & ((1u << bits[f]) - 1u)) << shift;
-            shift += bits[f];
-          }
-          for (uint32_t b = 0; b < word_bytes; ++b) values[l * word_bytes + b] = static_cast<uint8_t>(word >> (8 * b));
-        }
-      }
-    }
+  QuantView words_view;
+  if (!parse_codebook(codebook.data, codebook.size, &words_view, &why)) {
+    CHECK(false, "case %s: the runtime rejects the Python writer's codebook: %s", name.c_str(), why.c_str());
+    return;
   }
-  KanLayerView L;
-  L.in_features = c.in;
-  L.out_features = c.out;
-  L.panels = panels;
-  L.basis = c.rbf ? Basis::GaussianRBF : Basis::BSpline;
-  L.grid_size = G;
-  L.spline_order = k;
-  L.knots = knots.data();
-  L.n_knots = n_knots;
-  L.knot_stride = c.per_input_knots ? n_knots : 0;
-  L.rbf_denominator = 0.4f;
-  L.codebook_size = c.K;
-  L.codebook_dim = dim;
-  L.index_bits = index_bytes * 8;
-  L.edges = data.data();
-  L.record_bytes = record;
-  L.index_bytes = index_bytes;
-  L.word_bytes = word_bytes;
-  L.gain = {c.gain_bits, floats ? nullptr : scales[0].data()};
-  L.bias = {c.bias_bits, floats ? nullptr : scales[1].data()};
-  L.base = {c.base_bits, floats ? nullptr : scales[2].data()};
-  L.codebook = cb;
+  KanLayerView L = parsed.layer;
+  L.codebook = words_view;
+  const uint32_t in = L.in_features, out = L.out_features, K = L.codebook_size, dim = L.codebook_dim;
+  std::vector<float> columns(static_cast<size_t>(K) * dim);
+  dequantize_columns(words_view, columns.data());
   L.codebook_columns = columns.data();
+  const size_t edges = static_cast<size_t>(out) * in;
+  if (edge_bytes.size() != (4 * edges + static_cast<size_t>(K) * dim) * 4 ||
+      x_bytes.size() != kMaxBatch * in * 4 || ref_bytes.size() != kMaxBatch * out * 8) {
+    CHECK(false, "case %s: file sizes do not match the payload's %u x %u layer", name.c_str(), out, in);
+    return;
+  }
+  const float* oracle = reinterpret_cast<const float*>(edge_bytes.data());
+  const float *idx = oracle, *gain = oracle + edges, *bias = oracle + 2 * edges, *base_w = oracle + 3 * edges;
+  const float* words = oracle + 4 * edges;  // K x dim, as read_codebook dequantizes
+  size_t codebook_diffs = 0;
+  for (uint32_t c = 0; c < K; ++c)
+    for (uint32_t m = 0; m < dim; ++m)
+      codebook_diffs += std::memcmp(&columns[static_cast<size_t>(m) * K + c], &words[static_cast<size_t>(c) * dim + m], 4) != 0;
+  CHECK(codebook_diffs == 0, "case %s: %zu codebook values differ from Python's read_codebook", name.c_str(), codebook_diffs);
+  const float* x = reinterpret_cast<const float*>(x_bytes.data());
+  const double* ref64 = reinterpret_cast<const double*>(ref_bytes.data());
   for (size_t batch : {1u, 3u, 8u, 13u, 20u}) {
-    std::vector<float> x(batch * c.in);
-    for (auto& v : x) v = next_float(-1.3f, 1.3f);
-    // Reference: one output at a time, the documented chain.
-    std::vector<float> ref(batch * c.out);
-    for (size_t n = 0; n < batch; ++n) {
-      for (uint32_t o = 0; o < c.out; ++o) {
-        float acc = 0.0f;
-        for (uint32_t i = 0; i < c.in; ++i) {
-          const float xv = x[n * c.in + i];
-          const float* t = knots.data() + (c.per_input_knots ? i * n_knots : 0);
-          float basis[16] = {};
-          uint32_t st = 0;
-          float bsum = 0.0f;
-          if (c.rbf) {
-            for (uint32_t m = 0; m < G; ++m) {
-              const float u = (xv - t[m]) / 0.4f;
-              basis[m] = std::exp(-(u * u));
-              bsum += basis[m];
-            }
-          } else {
-            bsum = bspline_window(t, n_knots, k, xv, basis, &st);
-          }
-          const uint32_t width = c.rbf ? G : k + 1;
-          const size_t e = static_cast<size_t>(o) * c.in + i;
-          float d = basis[0] * columns[static_cast<size_t>(st) * c.K + idx[e]];
-          for (uint32_t r = 1; r < width; ++r) d = std::fmaf(basis[r], columns[static_cast<size_t>(st + r) * c.K + idx[e]], d);
-          const float silu = xv / (1.0f + std::exp(-xv));
-          float a = std::fmaf(fv[2][e], silu, acc);
-          a = std::fmaf(fv[0][e], d, a);
-          acc = std::fmaf(fv[1][e], bsum, a);
-        }
-        ref[n * c.out + o] = acc;
+    const std::vector<float> ref = scalar_reference(L, idx, gain, bias, base_w, words, x, batch);
+    double num = 0, den = 0;
+    for (size_t j = 0; j < ref.size(); ++j) {
+      num += (ref[j] - ref64[j]) * (ref[j] - ref64[j]);
+      den += ref64[j] * ref64[j];
+    }
+    CHECK(num <= 1e-10 * den, "case %s batch %zu: the float32 chain is %.3g (relative L2) off the float64 forward",
+          name.c_str(), batch, std::sqrt(num / den));
+    for (const std::string& isa : isas) {
+      kan_force_isa(isa.c_str());
+      for (uint32_t threads : {1u, 3u}) {
+        TaskRunner reverse;
+        reverse.threads = threads;
+        reverse.run = [](void*, int64_t n, void* job, void (*task)(void*, int64_t)) {
+          for (int64_t t = n - 1; t >= 0; --t) task(job, t);
+        };
+        std::vector<uint8_t> scratch(kan_scratch_bytes(L, batch, threads) + 64);
+        void* aligned = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t{63});
+        std::vector<float> y(batch * out, -1.0f);
+        kan_forward(L, x, batch, y.data(), aligned, threads > 1 ? &reverse : nullptr);
+        size_t diffs = 0;
+        for (size_t j = 0; j < y.size(); ++j) diffs += std::memcmp(&y[j], &ref[j], 4) != 0;
+        CHECK(diffs == 0, "kan_forward %s (%s) batch %zu threads %u: %zu of %zu outputs differ from the reference (first: %.9g vs %.9g)",
+              name.c_str(), kan_isa(), batch, threads, diffs, y.size(), y[0], ref[0]);
       }
     }
-    for (uint32_t threads : {1u, 3u}) {
-      TaskRunner reverse;
-      reverse.threads = threads;
-      reverse.run = [](void*, int64_t n, void* job, void (*task)(void*, int64_t)) {
-        for (int64_t t = n - 1; t >= 0; --t) task(job, t);
-      };
-      std::vector<uint8_t> scratch(kan_scratch_bytes(L, batch, threads) + 16);
-      void* aligned = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch.data()) + 15) & ~uintptr_t{15});
-      std::vector<float> y(batch * c.out, -1.0f);
-      kan_forward(L, x.data(), batch, y.data(), aligned, threads > 1 ? &reverse : nullptr);
-      size_t diffs = 0;
-      for (size_t j = 0; j < y.size(); ++j) diffs += std::memcmp(&y[j], &ref[j], 4) != 0;
-      CHECK(diffs == 0, "kan_forward %s (%s) batch %zu threads %u: %zu of %zu outputs differ from the reference (first: %.9g vs %.9g)",
-            c.name, kan_isa(), batch, threads, diffs, y.size(), y[0], ref[0]);
+  }
+}
+
+// Every case in `dir` on every variant this CPU runs; the others are reported as skipped.
+void check_cases(const std::string& dir) {
+  lutham::KernelIsa variants[8];
+  const size_t n = std::min<size_t>(8, lutham::kan_isa_variants(variants, 8));
+  std::vector<std::string> isas;
+  for (size_t i = 0; i < n; ++i) {
+    if (variants[i].runnable) {
+      isas.push_back(variants[i].name);
+      std::printf("kernel_test: variant %s: checked\n", variants[i].name);
+    } else {
+      std::printf("kernel_test: variant %s: SKIPPED, this CPU lacks %s (lscpu flags)\n", variants[i].name,
+                  variants[i].needs);
     }
   }
+  const std::string default_isa = lutham::kan_isa();
+  const std::vector<uint8_t> list = read_file(dir + "/cases.txt");
+  CHECK(!list.empty(), "no kernel cases in %s (make_kernel_cases.py writes them; the build does)", dir.c_str());
+  size_t cases = 0;
+  std::string line;
+  for (uint8_t ch : list) {
+    if (ch != '\n') {
+      line += static_cast<char>(ch);
+      continue;
+    }
+    if (!line.empty()) {
+      check_case(dir, line, isas);
+      ++cases;
+    }
+    line.clear();
+  }
+  lutham::kan_force_isa(default_isa.c_str());
+  std::printf("kernel_test: %zu cases from %s on %zu variant(s)\n", cases, dir.c_str(), isas.size());
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
   for (unsigned k : {0u, 1u, 2u, 3u, 5u}) {
     for (unsigned G : {1u, 2u, 5u, 8u}) {
       std::vector<float> t;
@@ -262,19 +275,13 @@ int main() {
     CHECK(lutham::crc32(lutham::crc32(0, big.data(), 333), big.data() + 333, 667) == lutham::crc32(0, big.data(), 1000),
           "crc32 chaining over slices");
   }
-  // kan_forward against a scalar reference of the same arithmetic, bit for bit: lane and
-  // sample paths, table and direct coefficient terms, u8/u16 indices, int and float values,
-  // B-spline and RBF bases, tasks run serially and in reverse order.
-  check_forward(Case{"int/table", 37, 40, 32, 6, 4, 5, false, false});
-  check_forward(Case{"int/direct", 37, 17, 250, 6, 4, 5, false, false});
-  // Lane path: two input blocks (lane_input_block), and more panels than one chunk.
-  check_forward(Case{"int/table, input blocks", 1100, 20, 32, 6, 4, 5, false, false});
-  check_forward(Case{"int/table, panel chunks", 40, 1100, 64, 6, 4, 5, false, false});
-  check_forward(Case{"int/table, tiny scale", 37, 40, 32, 6, 4, 5, false, false, true});
-  check_forward(Case{"int8/u16-index", 23, 17, 300, 8, 8, 8, false, false});
-  check_forward(Case{"float/table", 29, 64, 48, 32, 32, 32, false, false});
-  check_forward(Case{"rbf/int", 19, 33, 16, 6, 4, 5, true, false});
-  check_forward(Case{"per-input knots", 21, 18, 16, 5, 5, 5, false, true});
+  // kan_forward on every variant against a scalar reference of the same arithmetic, bit for
+  // bit, on layers written by the Python writer (argv[1], LUTHAM_KERNEL_CASES or the build's
+  // kernel_cases directory).
+  {
+    const char* env = std::getenv("LUTHAM_KERNEL_CASES");
+    check_cases(argc > 1 ? argv[1] : env != nullptr ? env : LUTHAM_KERNEL_CASES_DIR);
+  }
   // SHA-256: the FIPS 180-2 examples, then lengths around the padding boundaries (55/56 bytes
   // fit one padded block or not; 64/65, 119/120, 128) with bytes i % 251, digests from
   // Python's hashlib (what codebook_key uses).

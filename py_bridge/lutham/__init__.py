@@ -1,16 +1,18 @@
 """LUTHAM: SHARe-KAN compression and the LuthamBackend ExecuTorch delegate.
 
-The package follows the pipeline:
-  kan.py            the KAN layer (efficient-kan layout) and the B-spline basis
-  models.py         backbones + KAN heads (the Dense model users start from)
-  compress/         SHARe-KAN: gain-shape-bias vector quantization, int quantization
-  ops.py            lutham::kan_linear, the one-node compressed KAN layer
-  partition/        LuthamPartitioner: hands every lutham::kan_linear to LuthamBackend
-  serialization/    payload and codebook FlatBuffers (generated code in payload/)
-  backend.py        LuthamBackend.preprocess
-  export.py         Dense and SHARe-KAN .pte files
-  api.py            the entry points the TypeScript CLI calls
-  convert.py, load.py   other libraries' KAN layers (efficient-kan, pykan, FastKAN) and user models
+The package follows the pipeline; each folder imports only from the ones below it
+(.importlinter states the order and test_architecture.py checks it):
+  model/      the KAN layer and its one forward (kan.py), multi-head models, other libraries'
+              KAN layers (convert.py) and the user's model files (load.py)
+  compress/   SHARe-KAN: gain-shape-bias VQ, int quantization, lutham::kan_linear (layer.py)
+  lower/      the partitioner, LuthamBackend.preprocess, the payload format (serialization/),
+              which partitioner takes what (lowering.py)
+  measure.py  byte counts of a model's KAN tensors and of .pte parts
+  run/        running .pte files with LuthamBackend loaded
+  exporter/   the export pipeline, the output set it writes, the int8 XNNPACK baseline
+  evaluation/, bench/   real-data tables, the side-by-side benchmark
+  api.py      the entry points the TypeScript CLI calls (through bridge/)
+  files.py    the atomic file writer
 
     import lutham
     m = lutham.convert(model)                        # KAN layers -> LUTHAM layers, same outputs
@@ -25,10 +27,22 @@ import logging
 # pytree constant) on stderr; the CLI's stderr is for its own one-line messages and progress.
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
-# Imported here, after which the submodules `lutham.convert` and `lutham.export` are loaded and
-# these names stay the functions (a submodule only sets its parent's attribute on first load).
-# api first: it loads compress/ before ops.py, the order their mutual imports need.
-from .api import export_model as export  # noqa: E402
-from .convert import ConversionError, convert  # noqa: E402
+# `lutham.export` and `lutham.convert` load torch and executorch on first use, not on `import
+# lutham`: a process that needs only a light module (the bridge's lifeline, the output sets)
+# starts in milliseconds instead of seconds.
+_LAZY = {"export": ("exporter.pipeline", "export_model"), "convert": ("model.convert", "convert"),
+         "ConversionError": ("model.convert", "ConversionError")}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lutham' has no attribute '{name}'")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["ConversionError", "convert", "export"]

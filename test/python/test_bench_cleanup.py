@@ -11,8 +11,8 @@ import textwrap
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, time
-    from lutham import lifeline
-    from lutham.bench import run_bench
+    from lutham.bridge import lifeline
+    from lutham.bench.compare import run_bench
     lifeline.install()
     def progress(stage, fraction):
         if os.listdir(os.environ["TMPDIR"]) and any(n.startswith("lutham-bench-") for n in os.listdir(os.environ["TMPDIR"])):

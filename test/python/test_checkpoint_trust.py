@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lutham.evaluation.data import Data
-from lutham.kan import KAN
-from lutham.load import load_user_model
+from lutham.model.kan import KAN
+from lutham.model.load import load_user_model
 
 
 class _Evil:
@@ -77,14 +77,14 @@ def test_weights_state_dict_loads_weights_only(tmp_path):
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     evil, marker = _evil(tmp_path)
-    (tmp_path / "net.py").write_text("from lutham.kan import KAN\ndef build():\n    return KAN([3, 2], grid_size=4)\n")
+    (tmp_path / "net.py").write_text("from lutham.model.kan import KAN\ndef build():\n    return KAN([3, 2], grid_size=4)\n")
     with pytest.raises(ValueError, match=r"--weights .*evil\.pt holds pickled Python objects"):
         load_user_model(f"{tmp_path / 'net.py'}:build", weights=str(evil))
     assert not marker.exists()
 
 
 def test_export_weights_of_the_built_model_refuse_pickles_without_torch_advice(tmp_path):
-    from lutham.models import ModelConfig, build_model
+    from lutham.model.multihead import ModelConfig, build_model
 
     path, marker = _evil(tmp_path)
     with pytest.raises(ValueError) as e:

@@ -13,8 +13,8 @@ from torch import nn
 
 import lutham
 from lutham.compress import CompressionConfig, compress_model
-from lutham.convert import ConversionError, FastKANBlock, PykanNetwork
-from lutham.kan import RBF, KANLinear
+from lutham.model.convert import ConversionError, FastKANBlock, PykanNetwork
+from lutham.model.kan import RBF, KANLinear
 
 from kan_formats import ConvBNKAN, EfficientKAN, EfficientKANLinear, FastKAN, FastKANLayer
 

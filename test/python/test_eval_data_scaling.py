@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lutham.datasets import load_fashion_mnist
+from lutham.evaluation.fashion_mnist import load_fashion_mnist
 from lutham.evaluation import evaluate
 from lutham.evaluation.data import load_data
 from lutham.evaluation.train import PureKAN

@@ -15,7 +15,7 @@ from lutham.evaluation import evaluate, report_data
 from lutham.evaluation import methods as M
 from lutham.evaluation.data import load_data
 from lutham.evaluation.train import PureKAN, VisionKAN, checkpoint_path, load_checkpoint, train
-from lutham.ops import SharedKANLinear
+from lutham.compress.layer import SharedKANLinear
 
 TINY = dict(subset=200, epochs=1, models=["pure_kan"], ks=[16, 64], sparsities=[0, 0.5], uniform_bits=[4],
             threads=2, seed=0)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lutham import limits, models
+from lutham import limits
+from lutham.model import multihead as models
 from lutham.api import export, export_model
-from lutham.kan import KAN
-from lutham.models import ModelConfig
+from lutham.model.kan import KAN
+from lutham.model.multihead import ModelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"backbone": "none", "heads": 1, "widths": [4, 2], "grid": 4, "codebook_size": 8, "int8_baseline": False}

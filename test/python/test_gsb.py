@@ -3,7 +3,7 @@ import torch
 
 from lutham.compress import CompressionConfig, compress_model, relative_output_error
 from lutham.compress.gsb import canonical_sign, gsb_encode, r_squared, reconstruct, split_gain_shape_bias
-from lutham.kan import KANLinear
+from lutham.model.kan import KANLinear
 
 from helpers import small_config, small_pair
 
@@ -88,7 +88,7 @@ def test_kan_linear_matches_efficient_kan_definition():
     layer = KANLinear(6, 3, grid_size=4, spline_order=3)
     x = torch.rand(5, 6) * 2.4 - 1.2
     # Edge by edge: base * silu(x) + scaler * sum_m w_m B_m(x).
-    from lutham.kan import b_splines
+    from lutham.model.kan import b_splines
 
     basis = b_splines(x, layer.grid, 3)
     expect = torch.zeros(5, 3)

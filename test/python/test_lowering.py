@@ -6,11 +6,12 @@ import torch
 from torch import nn
 
 from helpers import small_config, small_pair
-from lutham.baselines import FoldedKANLinear, fold_model, folded_xnnpack_bytes
-from lutham.export import to_executorch_bytes, write_atomic
-from lutham.kan import KANLinear
-from lutham.lowering import delegate_counts
-from lutham.runtime import RunError, run_file, run_program
+from lutham.exporter.int8_baseline import FoldedKANLinear, fold_model, folded_xnnpack_bytes
+from lutham.exporter.pipeline import to_executorch_bytes
+from lutham.files import write_atomic
+from lutham.model.kan import KANLinear
+from lutham.measure import delegate_counts
+from lutham.run.runtime import RunError, run_file, run_program
 
 
 def _inputs(batch: int, features: int, seed: int) -> torch.Tensor:
@@ -88,23 +89,15 @@ def test_backbone_goes_to_xnnpack_and_kan_layers_do_not(tmp_path):
         assert torch.allclose(y, expected, atol=1e-4, rtol=1e-3), (name, (y - expected).abs().max())
 
 
-def test_run_splits_head_time_only_for_lutham_programs(tmp_path):
-    config, dense, compressed, _ = small_pair(small_config(heads=2, widths=(16, 6, 3)))
-    for name, model, delegate in (("dense", dense, False), ("lutham", compressed, True)):
-        write_atomic(tmp_path / f"{name}.pte", to_executorch_bytes(model, config.example_input(), delegate))
-    dense_info = run_file(tmp_path / "dense.pte", repeat=2)
-    np.save(tmp_path / "x2.npy", _inputs(2, 16, 2).numpy())  # a static batch-1 program refuses 2 rows clearly
-    with pytest.raises(RunError, match=r"has shape \(2, 16\), input 0 needs \(1, 16\)"):
-        run_file(tmp_path / "lutham.pte", [str(tmp_path / "x2.npy")], repeat=1)
+def test_run_splits_head_time_only_for_lutham_programs(tmp_path, int8_model):
+    dense_info = run_file(int8_model.dense_pte, repeat=2)
+    np.save(tmp_path / "x2.npy", _inputs(2, 32, 2).numpy())  # a static batch-1 program refuses 2 rows clearly
+    with pytest.raises(RunError, match=r"has shape \(2, 32\), input 0 needs \(1, 32\)"):
+        run_file(int8_model.lutham_pte, [str(tmp_path / "x2.npy")], repeat=1)
     assert dense_info["head_ms"] is None and dense_info["split"].startswith("unavailable")
-    info = run_file(tmp_path / "lutham.pte", repeat=3)
-    from lutham.backend_stats import ExecuteClock
-
-    if ExecuteClock().available:
-        assert info["head_ms"] > 0 and info["backbone_ms"] is not None
-        assert info["head_ms"] <= info["median_ms"] + 1e-3  # each run's head time is a part of that run
-    else:
-        assert info["head_ms"] is None and "lutham_execute_stats" in info["split"]
+    info = run_file(int8_model.lutham_pte, repeat=3)
+    assert info["head_ms"] > 0 and info["backbone_ms"] is not None
+    assert info["head_ms"] <= info["median_ms"] + 1e-3  # each run's head time is a part of that run
 
 
 def test_folded_layer_is_the_same_function():

@@ -10,13 +10,13 @@ import textwrap
 import pytest
 
 from lutham.api import export
-from lutham.outputs import OutputSet
+from lutham.exporter.outputs import OutputSet
 
 NAMES = ("dense.pte", "lutham.pte", "report.json")
 
 HOLDER = textwrap.dedent("""
     import sys
-    from lutham.outputs import OutputSet
+    from lutham.exporter.outputs import OutputSet
     s = OutputSet(sys.argv[1], ("dense.pte", "lutham.pte", "report.json"))
     s.prepare()
     print("prepared", flush=True)

@@ -53,7 +53,7 @@ def test_runner_survives_program_byte_flips(tiny_pte, tmp_path):
 def test_python_runtime_loads_with_internal_consistency(monkeypatch, tmp_path, tiny_pte):
     from executorch.runtime import Runtime, Verification
 
-    from lutham import runtime
+    from lutham.run import runtime
 
     if not (BUILD / "liblutham_backend.so").is_file():
         pytest.skip("LuthamBackend not built")

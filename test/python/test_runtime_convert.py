@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import lutham
-from lutham import runtime
+from lutham.run import runtime
 from lutham.compress import CompressionConfig, compress_model
-from lutham.export import to_executorch_bytes, write_atomic
+from lutham.exporter.pipeline import to_executorch_bytes
+from lutham.files import write_atomic
 
 from kan_formats import ConvBNKAN, FastKAN
 

@@ -13,7 +13,7 @@ import lutham
 from lutham import api
 from lutham.compress import CompressionConfig, compress_model
 from lutham.evaluation import evaluate
-from lutham.load import load_state_any_prefix, load_user_model, user_model
+from lutham.model.load import load_state_any_prefix, load_user_model, user_model
 
 from kan_formats import ConvBNKAN, EfficientKAN, FastKAN
 

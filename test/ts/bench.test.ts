@@ -9,12 +9,9 @@ import { PROJECT_ROOT } from '../../ts/paths.js';
 import { BENCH_SECTION, BENCH_VARIANTS, validateBenchOptions, type BenchResult } from '../../ts/lib/bench.js';
 import { replaceSection } from '../../ts/lib/markdown.js';
 import { LuthamError } from '../../ts/errors.js';
+import { lutham as runCli, luthamAsync } from './helpers/cli.js';
 
-function lutham(args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'ts', 'cli.ts'), ...args], {
-    cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 1_500_000,
-  });
-}
+const lutham = (args: string[]) => runCli(args, {}, 1_500_000);
 
 const TINY = ['--heads', '1', '--widths', '24,8,3', '--grid', '5', '--codebook-size', '16', '--batch', '1,3',
   '--warmup', '0', '--repeat', '2', '--min-seconds', '0', '--bandwidth-mb', '16'];
@@ -71,7 +68,7 @@ describe('lutham bench', () => {
     assert.match(result.markdown, /\| lutham\.pte, LuthamBackend int \| 3 \| [\d.]+ ms \| 1\.00x \|/);
   });
 
-  it('bad input: one line on stderr, exit 1, before anything runs', () => {
+  it('bad input: one line on stderr, exit 1, before anything runs', async () => {
     const noMarkers = join(dir, 'plain.md');
     writeFileSync(noMarkers, '# nothing to replace\n');
     const cases: [string[], RegExp][] = [
@@ -82,8 +79,9 @@ describe('lutham bench', () => {
       [['bench', '--update', noMarkers], /^lutham: .*plain\.md has no '<!-- lutham bench: begin/],
       [['bench', '--update', join(dir, 'missing.md')], /^lutham: --update: cannot read/],
     ];
-    for (const [args, re] of cases) {
-      const r = lutham(args);
+    const runs = await Promise.all(cases.map(([args]) => luthamAsync(args)));
+    for (const [i, [args, re]] of cases.entries()) {
+      const r = runs[i];
       assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, re);
       assert.equal(r.stdout, '');

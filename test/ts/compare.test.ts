@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 
 import { LuthamError } from '../../ts/errors.js';
-import { breakdownPte, CATEGORIES, comparePte, formatCompare, type Breakdown, type Comparison } from '../../ts/pte/compare.js';
+import { breakdownPte, CATEGORIES, comparePte, type Breakdown, type Comparison } from '../../ts/pte/compare.js';
+import { formatCompare } from '../../ts/render/compare.js';
 import { inspectPte } from '../../ts/pte/inspect.js';
 import { makeBadFiles } from './helpers/bad-files.js';
-import { cleanupTemp, makePtes, smallPtes, type PtePair, type PyFacts } from './helpers/pte.js';
+import { cleanupTemp, makePtes, type PtePair, type PyFacts } from './helpers/pte.js';
+import { smallPtes } from './helpers/session.js';
 
 function sum(b: Breakdown): number {
   return CATEGORIES.reduce((a, c) => a + b.bytes[c], 0);

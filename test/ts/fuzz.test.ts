@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import type { FuzzJob, FuzzMessage } from './helpers/fuzz-worker.js';
-import { smallPtes } from './helpers/pte.js';
+import { smallPtes } from './helpers/session.js';
 
 const SEED = 20261125;
 const FILE_ITERATIONS = 1500;

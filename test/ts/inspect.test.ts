@@ -6,12 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { LuthamError } from '../../ts/errors.js';
-import { decodeCodebook, decodePayload, readPayload } from '../../ts/payload/index.js';
+import { readPayload } from '../../ts/payload/index.js';
+import { decodeCodebook, decodePayload } from '../../ts/payload/verify.js';
 import { PteFile } from '../../ts/pte/file.js';
-import { formatInspect, inspectPte, type InspectReport } from '../../ts/pte/inspect.js';
+import { inspectPte, type InspectReport } from '../../ts/pte/inspect.js';
+import { formatInspect } from '../../ts/render/inspect.js';
 import { makeBadFiles, type BadFile } from './helpers/bad-files.js';
-import { cleanupTemp, ROOT, SMALL, smallPtes, type PtePair, type PyFacts } from './helpers/pte.js';
+import { cleanupTemp, ROOT, type PtePair, type PyFacts } from './helpers/pte.js';
+import { SMALL, smallPtes } from './helpers/session.js';
 import { writeSyntheticPte } from './helpers/synthetic.js';
+import { luthamAsync } from './helpers/cli.js';
 
 describe('inspect: .pte reader against Python', function () {
   this.timeout(180_000); // the before hook exports with Python unless cached
@@ -205,24 +209,17 @@ describe('inspect: bad files', function () {
     assert.throws(() => readPayload(fake), LuthamError);
   });
 
-  // Through the CLI once ts/cli.ts registers the command (exit code 1, "lutham: ..." on stderr).
-  it('the CLI prints one line and exits 1', async function () {
-    const cli = join(ROOT, 'ts', 'cli.ts');
-    let src = '';
-    try {
-      src = readFileSync(cli, 'utf8');
-    } catch {
-      /* no CLI yet */
-    }
-    if (!src.includes('commands/inspect.js')) this.skip();
-    for (const b of bad.slice(0, 4)) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', cli, 'inspect', b.path], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  // Through the CLI: exit code 1, "lutham: ..." on stderr.
+  it('the CLI prints one line and exits 1', async () => {
+    const pair = await smallPtes();
+    const runs = await Promise.all([...bad.slice(0, 4).map((b) => luthamAsync(['inspect', b.path])), luthamAsync(['inspect', pair.lutham, '--json'])]);
+    for (const [i, b] of bad.slice(0, 4).entries()) {
+      const r = runs[i];
       assert.equal(r.status, 1, `${b.name}: ${r.stderr}`);
       assert.equal(r.stdout, '');
       assert.match(r.stderr, /^lutham: [^\n]+\n$/, `${b.name}: ${r.stderr}`);
     }
-    const pair = await smallPtes();
-    const ok = spawnSync(process.execPath, ['--import', 'tsx', cli, 'inspect', pair.lutham, '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    const ok = runs[4];
     assert.equal(ok.status, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).fileBytes, (await readFile(pair.lutham)).length);
   });

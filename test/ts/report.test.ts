@@ -2,20 +2,20 @@
 // (headless Debian chromium), and eval -> report works end to end through the CLI on a tiny subset.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
+import { LuthamError } from '../../ts/errors.js';
 import { PROJECT_ROOT } from '../../ts/paths.js';
-import { EVAL_SECTION, evalMarkdown, formatEval, type EvalResults } from '../../ts/lib/eval.js';
+import { EVAL_SECTION, type EvalResults } from '../../ts/lib/eval.js';
+import { evalMarkdown, formatEval } from '../../ts/render/eval.js';
+import { renderReport } from '../../ts/render/report.js';
+import { lutham as runCli } from './helpers/cli.js';
 import { fixtureResults } from './helpers/eval-results.js';
-import { renderReport, writeReport } from '../../ts/lib/report.js';
+import { writeReport } from '../../ts/lib/report.js';
 
-function lutham(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'ts', 'cli.ts'), ...args], {
-    cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000,
-  });
-}
+const lutham = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, env, 120_000);
 
 const CHROMIUM = ['chromium', '/usr/bin/chromium', 'chromium-browser'].find((c) => spawnSync(c, ['--version'], { encoding: 'utf8' }).status === 0);
 
@@ -154,5 +154,39 @@ describe('lutham report', function () {
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^lutham: .*plain\.md has no '<!-- lutham eval: begin .*' markers\n$/);
     assert.ok(!existsSync(join(dir, 'tiny3')), 'nothing written before the refusal');
+  });
+});
+
+describe('report: refuses outputs it would clobber', () => {
+  let dir: string;
+  let results: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'lutham-report-out-'));
+    results = join(dir, 'results.json');
+    writeFileSync(results, JSON.stringify(fixtureResults()));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('--out an existing directory: one clear error, no temp file left', async () => {
+    const target = join(dir, 'adir');
+    mkdirSync(target);
+    await assert.rejects(writeReport({ out: target, results }), (e: Error) => e instanceof LuthamError && /is a directory; name the HTML file/.test(e.message));
+    assert.deepEqual(readdirSync(target), []);
+    assert.deepEqual(readdirSync(dir).sort(), ['adir', 'results.json']);
+  });
+
+  it("--out into an export's directory does not overwrite its report.json", async () => {
+    const exportDir = join(dir, 'export');
+    mkdirSync(exportDir);
+    const exportReport = JSON.stringify({ model: { heads: 1 }, ratio: { file: 20 } });
+    writeFileSync(join(exportDir, 'report.json'), exportReport);
+    await assert.rejects(writeReport({ out: join(exportDir, 'report.html'), results }), /report\.json already exists and was not written by 'lutham report'/);
+    assert.equal(readFileSync(join(exportDir, 'report.json'), 'utf8'), exportReport);
+    assert.deepEqual(readdirSync(exportDir), ['report.json']);
+    // A report's own report.json is replaced as before.
+    const own = join(dir, 'own');
+    const first = await writeReport({ out: join(own, 'report.html'), results });
+    const second = await writeReport({ out: join(own, 'report.html'), results });
+    assert.deepEqual(second, first);
   });
 });

@@ -9,7 +9,7 @@
  *  - a Python child that dies, is stopped (SIGSTOP) or cannot be written to (EPIPE) at start-up
  *    or mid-call rejects with a clear error instead of hanging or crashing Node;
  *  - the child dies with the CLI: SIGINT/SIGTERM/SIGHUP here stop it first (then exit 128+n),
- *    and on its side (lutham/lifeline.py) it ignores the terminal's SIGINT and watches this
+ *    and on its side (lutham/bridge/lifeline.py) it ignores the terminal's SIGINT and watches this
  *    process (PR_SET_PDEATHSIG + a parent-pid watchdog), so even SIGKILL here ends it;
  *  - Python exceptions (whose Error.message pythonia leaves empty) become one-line errors;
  *  - Python's stdout is pointed at stderr on the Python side, so the CLI's stdout stays clean.
@@ -140,7 +140,7 @@ async function start(): Promise<{ pythonia: Pythonia; api: any }> {
   process.env.REQ_TIMEOUT = String(2 ** 31 - 1); // our watchdog replaces pythonia's fixed timeout
   process.env.PYTHONPATH = [PY_BRIDGE_DIR, process.env.PYTHONPATH].filter(Boolean).join(':');
   process.env.PYTHONUNBUFFERED = '1';
-  process.env.LUTHAM_PARENT_PID = String(process.pid); // lifeline.py: die when this process does
+  process.env.LUTHAM_PARENT_PID = String(process.pid); // bridge/lifeline.py: die when this process does
   nativeLog ??= newNativeLog();
   process.env.LUTHAM_NATIVE_LOG = nativeLog;
   const mod: any = await import('pythonia');
@@ -170,7 +170,7 @@ async function start(): Promise<{ pythonia: Pythonia; api: any }> {
   installSignalHandlers();
   const watch = watchdog(proc, 'while starting');
   try {
-    const api = await Promise.race([pythonia.python('lutham.bridge_entry'), childGone, watch.failed]);
+    const api = await Promise.race([pythonia.python('lutham.bridge.entry'), childGone, watch.failed]);
     loaded = { pythonia, api };
     return loaded;
   } catch (err) {
@@ -193,12 +193,12 @@ function pythonError(err: unknown): Error {
   const js = lines.find((l) => l.startsWith('*** JS ***') || l.startsWith('🌉'));
   const pyLine = [...lines].reverse().find((l) => /^(\*\*\* JS \*\*\* )?[A-Za-z_.]*(Error|Exception|NotBuilt)\b.*:/.test(l));
   const msg = (pyLine ?? js ?? lines[0] ?? 'unknown Python error').replace(/^\*\*\* JS \*\*\* /, '').replace(/^🌉\s*/, '');
-  // "lutham.runtime.RunError: no such file: x" -> "no such file: x"
+  // "lutham.run.runtime.RunError: no such file: x" -> "no such file: x"
   return new LuthamError(msg.replace(/^[A-Za-z_][\w.]*(Error|Exception|NotBuilt): /, ''));
 }
 
 /**
- * Calls `lutham.bridge_entry.<name>(json)` and returns its JSON result. `progress` receives
+ * Calls `lutham.bridge.entry.<name>(json)` and returns its JSON result. `progress` receives
  * (stage, fraction in [0,1]) callbacks from Python; each one also feeds the stall watchdog.
  */
 export async function callPython(name: string, args: unknown, progress?: Progress): Promise<any> {

@@ -1,10 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
-import { EVAL_MODELS, EVAL_SECTION, evalMarkdown, formatEval, runEval, type EvalModel, type EvalResults } from '../lib/eval.js';
+import { EVAL_MODELS, EVAL_SECTION, runEval, type EvalModel, type EvalOptions, type EvalResults } from '../lib/eval.js';
 import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { progressBar } from '../lib/progress.js';
-
-import type { EvalOptions } from '../lib/eval.js';
 import { numberList } from '../lib/args.js';
+import { evalMarkdown, formatEval } from '../render/eval.js';
 
 /** The evaluation flags, shared by `lutham eval` and `lutham report` (which may run it first). */
 export interface EvalArgs {

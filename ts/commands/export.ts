@@ -1,7 +1,7 @@
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BACKBONES, exportModels, type Backbone, type ExportReport } from '../lib/export.js';
-import { formatBytes, table } from '../lib/format.js';
+import { formatExport } from '../render/export.js';
 import { progressBar } from '../lib/progress.js';
 import { LuthamError } from '../errors.js';
 import { numberList } from '../lib/args.js';
@@ -38,39 +38,6 @@ function parseWidths(s: string | undefined): number[] | undefined {
     throw new LuthamError(`--widths must be positive integers like 2048,512,25, got '${s}'`);
   }
   return widths;
-}
-
-/** The Dense vs SHARe-KAN table, sizes read back from the written files (ts/pte/compare.ts). */
-export function summarize(r: ExportReport, outDir?: string): string {
-  const at = (p: string) => (outDir ? join(outDir, p) : p);
-  const f = r.files;
-  const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}x`);
-  const r2 = r.layers.map((l) => `${l.name} ${l.r2.toFixed(4)}`).join(', ');
-  const lines = [
-    table(
-      ['', 'file', 'KAN part', 'ratio (file)', 'ratio (KAN)', 'R^2 (min)', 'output error'],
-      [
-        ['Dense', formatBytes(f.dense.fileBytes), formatBytes(f.kanPart.dense), '1.00x', '1.00x', '1', '0'],
-        ...(r.dense_int8_xnnpack
-          ? [['Dense int8 (XNNPACK)', formatBytes(r.dense_int8_xnnpack.file_bytes), '-', x(f.dense.fileBytes / r.dense_int8_xnnpack.file_bytes), '-', '-', '-']]
-          : []),
-        ['SHARe-KAN', formatBytes(f.lutham.fileBytes), formatBytes(f.kanPart.lutham), x(f.ratios.total), x(f.kanPart.ratio),
-          Math.min(...r.layers.map((l) => l.r2)).toFixed(4), r.output_relative_l2_error.toExponential(2)],
-      ],
-    ),
-    '',
-    `dense.pte  ${at(r.dense.path)}`,
-    `lutham.pte ${at(r.lutham.path)} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
-    `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
-    `R^2 of the coefficients per codebook: ${r2}`,
-    ...(r.dense_int8_xnnpack
-      ? [`Dense int8 (XNNPACK): what users ship today, the heads folded to one matmul per layer with dynamic int8 weights (PT2E XNNPACKQuantizer, per-channel), backbone fp32; size ${r.dense_int8_xnnpack.method}, not written`]
-      : []),
-    ...(r.max_batch > 1 ? [`both programs take any batch from 1 to ${r.max_batch}`] : []),
-    `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
-  ];
-  for (const w of r.warnings) lines.push(`warning: ${w}`);
-  return lines.join('\n');
 }
 
 const exportCommand: CommandModule<{}, Args> = {
@@ -136,7 +103,7 @@ const exportCommand: CommandModule<{}, Args> = {
     }
     // timing is printed, never stored: report.json is byte-identical for the same inputs
     process.stderr.write(`exported in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : summarize(report, resolve(argv.out)) + '\n');
+    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : formatExport(report, resolve(argv.out)) + '\n');
   },
 };
 

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { EVAL_SECTION, evalMarkdown } from '../lib/eval.js';
+import { EVAL_SECTION } from '../lib/eval.js';
+import { evalMarkdown } from '../render/eval.js';
 import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { writeReport } from '../lib/report.js';
 import { progressBar } from '../lib/progress.js';

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { runProgram } from '../lib/run.js';
+import { formatRun } from '../render/run.js';
 
 interface Args {
   model: string;
@@ -23,12 +24,11 @@ const runCommand: CommandModule<{}, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }) as Argv<Args>,
   handler: async (argv) => {
     const r = await runProgram({ model: argv.model, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed });
-    const { text, ...data } = r;
     if (argv.json) {
-      process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       return;
     }
-    const out = splitWarnings(text);
+    const out = splitWarnings(formatRun(r));
     if (out.warnings) process.stderr.write(out.warnings + '\n');
     process.stdout.write(out.text + '\n');
   },

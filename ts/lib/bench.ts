@@ -1,10 +1,12 @@
 /**
  * Library API of `lutham bench`: LUTHAM against PyTorch eager, dense.pte and the folded dense
  * model on XNNPACK (fp32, dynamic int8), each in its own child process of one Python run
- * (py_bridge/lutham/bench.py), plus the BENCHMARKS.md section that `npm run bench` regenerates.
+ * (py_bridge/lutham/bench/compare.py), and their Markdown (ts/render/bench.ts), the BENCHMARKS.md section
+ * that `npm run bench` regenerates.
  */
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
+import { benchMarkdown } from '../render/bench.js';
 import type { SectionMarkers } from './markdown.js';
 
 export const BENCH_VARIANTS = ['eager', 'dense', 'folded-fp32', 'folded-int8', 'lutham-int', 'lutham-fp32'] as const;
@@ -53,6 +55,7 @@ export interface BenchResult {
   bandwidth: { bytes_per_second: number; buffer_bytes: number; rounds: number; method: string };
   machine: { cpu: string; cores: number; torch_threads: number; load_average_1min: number };
   rows: BenchRow[];
+  /** The results as Markdown (ts/render/bench.ts): what --update writes. */
   markdown: string;
 }
 
@@ -92,7 +95,7 @@ export function validateBenchOptions(o: BenchOptions): void {
 
 export async function runBench(o: BenchOptions, progress?: Progress): Promise<BenchResult> {
   validateBenchOptions(o);
-  return (await callPython('bench', {
+  const result = (await callPython('bench', {
     heads: o.heads ?? 1,
     batches: o.batches ?? [1, 32],
     widths: o.widths ?? null,
@@ -104,6 +107,7 @@ export async function runBench(o: BenchOptions, progress?: Progress): Promise<Be
     min_seconds: o.minSeconds ?? 1,
     variants: o.variants ?? null,
     bandwidth_mb: o.bandwidthMb ?? 256,
-  }, progress)) as BenchResult;
+  }, progress)) as Omit<BenchResult, 'markdown'>;
+  return { ...result, markdown: benchMarkdown(result) };
 }
 

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
+import { MAX_CODEBOOK_SIZE, MAX_INDEX_BITS } from '../payload/format.js';
 import { comparePte, type Comparison } from '../pte/compare.js';
 
 export const BACKBONES = ['resnet50', 'resnet18', 'mobilenet_v3_small', 'none'] as const;
@@ -67,7 +68,9 @@ export function validateExportOptions(o: ExportOptions): void {
   positiveInt('--order', o.order);
   positiveInt('--codebook-size', o.codebookSize);
   positiveInt('--max-batch', o.maxBatch);
-  if (o.codebookSize !== undefined && o.codebookSize > 65536) throw new LuthamError(`--codebook-size must be at most 65536 (16-bit indices), got ${o.codebookSize}`);
+  if (o.codebookSize !== undefined && o.codebookSize > MAX_CODEBOOK_SIZE) {
+    throw new LuthamError(`--codebook-size must be at most ${MAX_CODEBOOK_SIZE} (${MAX_INDEX_BITS}-bit indices), got ${o.codebookSize}`);
+  }
   if (o.widths) {
     if (o.widths.length < 2 || o.widths.some((w) => !Number.isInteger(w) || w < 1)) {
       throw new LuthamError(`--widths needs at least two positive integers, e.g. 2048,512,25; got ${o.widths.join(',')}`);

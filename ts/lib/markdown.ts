@@ -3,9 +3,9 @@
  * marker belongs to a command (`lutham bench --update`, `lutham eval --update`), the rest is
  * written by hand and kept byte for byte.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { LuthamError } from '../errors.js';
+import { writeFileAtomic } from './files.js';
 
 export interface SectionMarkers {
   begin: string;
@@ -36,13 +36,5 @@ export async function checkMarkdown(path: string, markers: SectionMarkers): Prom
 /** Rewrites one section of a Markdown file in place (temp file + rename). */
 export async function updateMarkdown(path: string, section: string, markers: SectionMarkers): Promise<void> {
   const updated = replaceSection(await readMarkdown(path), section, markers, path);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  await writeFile(tmp, updated);
-  await rename(tmp, path);
-}
-
-/** A Markdown table; cells must not contain '|'. */
-export function markdownTable(header: string[], rows: (string | number)[][]): string {
-  const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+  await writeFileAtomic(path, updated);
 }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { callPython } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
 import { PteFile } from '../pte/file.js';
+import type { JsonNumber } from '../render/text.js';
 
 export interface RunOptions {
   model: string;
@@ -17,8 +18,8 @@ export interface RunResult {
   outputs: number[][];
   dtypes: string[];
   /** A number, or "NaN"/"Infinity"/"-Infinity" when the outputs hold non-finite values. */
-  sum: number | string;
-  abs_sum: number | string;
+  sum: JsonNumber;
+  abs_sum: JsonNumber;
   median_ms: number;
   repeat: number;
   output: string | null;
@@ -30,7 +31,6 @@ export interface RunResult {
   /** NaN/Inf values per input, and in all outputs together. */
   non_finite_inputs: number[];
   non_finite_outputs: number;
-  text: string;
 }
 
 export async function runProgram(o: RunOptions): Promise<RunResult> {

@@ -3,8 +3,8 @@
 // (`Codebook`, identifier "LTCB", stored in the .pte's named data).
 //
 // `readPayload`/`readCodebook` validate the buffer (identifier, every read in range,
-// sizes consistent with the schema's packing rules) and return plain summaries;
-// `decode*` unpack values for callers that want the numbers.
+// sizes consistent with the schema's packing rules) and return plain summaries; verify.ts
+// decodes every value and checks the checksum (`lutham inspect --verify`).
 import { LuthamError } from '../errors.js';
 import { Codebook } from '../generated/lutham/payload/codebook.js';
 import { KanLayer } from '../generated/lutham/payload/kan-layer.js';
@@ -14,13 +14,12 @@ import { BasisKind } from '../generated/lutham/payload/basis-kind.js';
 import { EdgeValues } from '../generated/lutham/payload/edge-values.js';
 import { CheckedByteBuffer, FlatbufferRangeError, fileIdentifier, showIdentifier } from '../pte/checked-buffer.js';
 
-export const PAYLOAD_IDENTIFIER = 'LTHM';
-export const CODEBOOK_IDENTIFIER = 'LTCB';
-/** Payload schema versions this reader understands. */
-export const KNOWN_SCHEMA_VERSIONS = [2];
-export const FLOAT_BITS = 32;
-/** Outputs per edge panel (schema/lutham.fbs EdgePanels.width). */
-export const PANEL_WIDTH = 16;
+import {
+  CODEBOOK_IDENTIFIER, FLOAT_BITS, KNOWN_SCHEMA_VERSIONS, MAX_INDEX_BITS, MAX_INT_BITS, MIN_INT_BITS, PANEL_WIDTH, PAYLOAD_IDENTIFIER,
+  knotsPerRow, packedLength, panelCount, recordBytes,
+} from './format.js';
+
+export * from './format.js';
 
 export interface QuantInfo {
   rows: number;
@@ -68,7 +67,7 @@ export interface LayerInfo {
   panels: number;
   recordBytes: number;
   panelBytes: number;
-  /** CRC-32 of the layer's data as stored (checked by decodePayload and the runtime). */
+  /** CRC-32 of the layer's data as stored (checked by verify.ts and the runtime). */
   checksum: number;
   /** Gaussian RBF width h (null for B-splines). */
   rbfDenominator: number | null;
@@ -85,15 +84,11 @@ export interface CodebookInfo {
   bytes: number;
 }
 
-function fail(what: string, msg: string): never {
+export function fail(what: string, msg: string): never {
   throw new LuthamError(`${what}: ${msg}`);
 }
 
-function packedLength(count: number, bits: number): number {
-  return Math.ceil((count * bits) / 8);
-}
-
-function guard<T>(what: string, fn: () => T): T {
+export function guard<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
@@ -120,7 +115,7 @@ function quantInfo(t: QuantTensor | null, what: string, name: string): QuantInfo
   const count = rows * cols;
   if (bits === FLOAT_BITS) {
     if (f32Count !== count) fail(what, `${name} is ${rows}x${cols} float32 but holds ${f32Count} values`);
-  } else if (bits >= 2 && bits <= 8) {
+  } else if (bits >= MIN_INT_BITS && bits <= MAX_INT_BITS) {
     if (packedBytes !== packedLength(count, bits)) {
       fail(what, `${name} is ${rows}x${cols} at ${bits} bits (${packedLength(count, bits)} bytes) but holds ${packedBytes} packed bytes`);
     }
@@ -150,20 +145,20 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
     const splineOrder = grid.splineOrder();
     const rbf = grid.kind() === BasisKind.GaussianRBF;
     const knotCount = grid.knotsLength();
-    const row = nKnots(rbf, gridSize, splineOrder);
+    const row = knotsPerRow(rbf, gridSize, splineOrder);
     const knotsShared = knotCount === row && inFeatures !== 1;
     if (knotCount !== inFeatures * row && knotCount !== row) {
       fail(what, `grid has ${knotCount} knots, ${inFeatures} inputs at grid ${gridSize} order ${splineOrder} need ${inFeatures * row} (or ${row} shared)`);
     }
     const indexBits = layer.indexBits();
-    if (indexBits < 1 || indexBits > 16) fail(what, `index width ${indexBits} bits is out of range 1..16`);
+    if (indexBits < 1 || indexBits > MAX_INDEX_BITS) fail(what, `index width ${indexBits} bits is out of range 1..${MAX_INDEX_BITS}`);
     const codebookSize = layer.codebookSize();
     const codebookDim = layer.codebookDim();
     if (codebookSize < 1 || codebookSize > 2 ** indexBits) fail(what, `codebook size ${codebookSize} does not fit ${indexBits}-bit indices`);
     if (codebookDim !== gridSize + splineOrder) fail(what, `codebook dim ${codebookDim} != grid ${gridSize} + order ${splineOrder}`);
     const key = layer.codebookKey();
     if (!key) fail(what, 'has no codebook key');
-    const panels = Math.ceil(outFeatures / PANEL_WIDTH);
+    const panels = panelCount(outFeatures);
     const gains = edgeValuesInfo(layer.gain(), panels, what, 'gain');
     const biases = edgeValuesInfo(layer.bias(), panels, what, 'bias');
     const baseWeight = edgeValuesInfo(layer.base(), panels, what, 'base');
@@ -174,11 +169,11 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
     const edgePanels = layer.panels();
     if (!edgePanels) fail(what, 'has no edge panels');
     if (edgePanels.width() !== PANEL_WIDTH) fail(what, `panel width ${edgePanels.width()}, this reader knows ${PANEL_WIDTH}`);
-    const recordBytes = recordLength(indexBits, floats, gains.bits + biases.bits + baseWeight.bits);
-    if (edgePanels.recordBytes() !== recordBytes) fail(what, `panel records are ${edgePanels.recordBytes()} bytes, the layer's widths make them ${recordBytes}`);
+    const recordSize = recordBytes(indexBits, floats, gains.bits + biases.bits + baseWeight.bits);
+    if (edgePanels.recordBytes() !== recordSize) fail(what, `panel records are ${edgePanels.recordBytes()} bytes, the layer's widths make them ${recordSize}`);
     const panelBytes = edgePanels.dataLength();
-    if (panelBytes !== panels * inFeatures * recordBytes) {
-      fail(what, `panel data has ${panelBytes} bytes, ${panels} panels x ${inFeatures} inputs x ${recordBytes} need ${panels * inFeatures * recordBytes}`);
+    if (panelBytes !== panels * inFeatures * recordSize) {
+      fail(what, `panel data has ${panelBytes} bytes, ${panels} panels x ${inFeatures} inputs x ${recordSize} need ${panels * inFeatures * recordSize}`);
     }
     const r2 = layer.r2();
     return {
@@ -198,7 +193,7 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
       biases,
       baseWeight,
       panels,
-      recordBytes,
+      recordBytes: recordSize,
       panelBytes,
       checksum: layer.checksum(),
       rbfDenominator: rbf ? grid.rbfDenominator() : null,
@@ -208,22 +203,13 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
   });
 }
 
-function nKnots(rbf: boolean, gridSize: number, splineOrder: number): number {
-  return rbf ? gridSize : gridSize + 2 * splineOrder + 1;
-}
-
-function recordLength(indexBits: number, floats: boolean, valueBits: number): number {
-  const indexBytes = indexBits <= 8 ? 1 : 2;
-  return PANEL_WIDTH * (indexBytes + (floats ? 12 : valueBits <= 16 ? 2 : 4));
-}
-
 function edgeValuesInfo(v: EdgeValues | null, panels: number, what: string, name: string): EdgeValuesInfo {
   if (!v) fail(what, `${name} is missing`);
   const bits = v.bits();
   const scaleCount = v.scalesLength();
   if (bits === FLOAT_BITS) {
     if (scaleCount !== 0) fail(what, `${name} is float32 but carries ${scaleCount} scales`);
-  } else if (bits >= 2 && bits <= 8) {
+  } else if (bits >= MIN_INT_BITS && bits <= MAX_INT_BITS) {
     if (scaleCount !== panels * PANEL_WIDTH) fail(what, `${name} has ${scaleCount} scales for ${panels * PANEL_WIDTH} panel-padded outputs`);
   } else {
     fail(what, `${name} has unsupported bit width ${bits}`);
@@ -247,125 +233,4 @@ export function readCodebook(bytes: Uint8Array, what = 'LUTHAM codebook'): Codeb
 /** True when `bytes` start like a LUTHAM codebook buffer. */
 export function isCodebook(bytes: Uint8Array): boolean {
   return fileIdentifier(bytes) === CODEBOOK_IDENTIFIER;
-}
-
-/** Unpacks `count` LSB-first fields of `bits` bits (1..32). */
-export function unpackBits(data: Uint8Array, bits: number, count: number, signed: boolean): Int32Array | Uint32Array {
-  const out = signed ? new Int32Array(count) : new Uint32Array(count);
-  let bitPos = 0;
-  for (let i = 0; i < count; i++) {
-    let v = 0;
-    for (let b = 0; b < bits; b++, bitPos++) {
-      if ((data[bitPos >>> 3] >>> (bitPos & 7)) & 1) v += 2 ** b;
-    }
-    if (signed && v >= 2 ** (bits - 1)) v -= 2 ** bits;
-    out[i] = v;
-  }
-  return out;
-}
-
-function decodeQuant(t: QuantTensor): Float32Array {
-  const rows = t.rows();
-  const cols = t.cols();
-  const out = new Float32Array(rows * cols);
-  if (t.bits() === FLOAT_BITS) {
-    for (let i = 0; i < out.length; i++) out[i] = t.f32(i)!;
-    return out;
-  }
-  const packed = new Uint8Array(t.packedLength());
-  for (let i = 0; i < packed.length; i++) packed[i] = t.packed(i)!;
-  const q = unpackBits(packed, t.bits(), rows * cols, true);
-  for (let r = 0; r < rows; r++) {
-    const s = t.scales(r)!;
-    for (let c = 0; c < cols; c++) out[r * cols + c] = q[r * cols + c] * s;
-  }
-  return out;
-}
-
-export interface DecodedLayer {
-  info: LayerInfo;
-  /** out x in codeword indices, row-major. */
-  indices: Uint32Array;
-  gains: Float32Array;
-  biases: Float32Array;
-  baseWeight: Float32Array;
-  /** in x n_knots knots (RBF: centers), row-major (a shared row is repeated for every input). */
-  knots: Float32Array;
-}
-
-/** CRC-32 as zlib computes it: the payload checksum. */
-export function crc32(data: Uint8Array, crc = 0): number {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let b = 0; b < 256; b++) {
-    let c = b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[b] = c >>> 0;
-  }
-  return t;
-})();
-
-function floatBytes(values: number[]): Uint8Array {
-  return new Uint8Array(Float32Array.from(values).buffer);
-}
-
-/** Validates (checksum included) and fully decodes a payload (values dequantized to float32). */
-export function decodePayload(bytes: Uint8Array, what = 'LUTHAM payload'): DecodedLayer {
-  const info = readPayload(bytes, what);
-  return guard(what, () => {
-    const layer = Payload.getRootAsPayload(new CheckedByteBuffer(bytes)).layer()!;
-    const grid = layer.grid()!;
-    const knotValues = Array.from({ length: info.knotCount }, (_, i) => grid.knots(i)!);
-    const data = Uint8Array.from(layer.panels()!.dataArray()!);
-    const fields = [layer.gain()!, layer.bias()!, layer.base()!];
-    const scales = fields.map((f) => Array.from({ length: f.scalesLength() }, (_, i) => f.scales(i)!));
-    let crc = crc32(floatBytes(knotValues));
-    crc = crc32(data, crc);
-    for (const s of scales) crc = crc32(floatBytes(s), crc);
-    if (crc !== info.checksum) fail(what, `checksum mismatch (stored ${info.checksum.toString(16)}, computed ${crc.toString(16)}): the data is corrupt`);
-    const { inFeatures: inF, outFeatures: outF, recordBytes } = info;
-    const indexBytes = info.indexBits <= 8 ? 1 : 2;
-    const floats = info.gains.bits === FLOAT_BITS;
-    const bits = [info.gains.bits, info.biases.bits, info.baseWeight.bits];
-    const wordBytes = bits[0] + bits[1] + bits[2] <= 16 ? 2 : 4;
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const indices = new Uint32Array(outF * inF);
-    const values = [new Float32Array(outF * inF), new Float32Array(outF * inF), new Float32Array(outF * inF)];
-    for (let o = 0; o < outF; o++) {
-      const p = Math.floor(o / PANEL_WIDTH), lane = o % PANEL_WIDTH;
-      for (let i = 0; i < inF; i++) {
-        const rec = (p * inF + i) * recordBytes;
-        const e = o * inF + i;
-        indices[e] = indexBytes === 1 ? view.getUint8(rec + lane) : view.getUint16(rec + 2 * lane, true);
-        const v = rec + PANEL_WIDTH * indexBytes;
-        if (floats) {
-          for (let f = 0; f < 3; f++) values[f][e] = view.getFloat32(v + (f * PANEL_WIDTH + lane) * 4, true);
-        } else {
-          const word = wordBytes === 2 ? view.getUint16(v + 2 * lane, true) : view.getUint32(v + 4 * lane, true);
-          let shift = 0;
-          for (let f = 0; f < 3; f++) {
-            let q = Math.floor(word / 2 ** shift) % 2 ** bits[f];
-            if (q >= 2 ** (bits[f] - 1)) q -= 2 ** bits[f];
-            values[f][e] = Math.fround(q * scales[f][o]);
-            shift += bits[f];
-          }
-        }
-      }
-    }
-    const stored = info.knotCount;
-    const knots = new Float32Array(info.knotsShared ? stored * info.inFeatures : stored);
-    for (let i = 0; i < knots.length; i++) knots[i] = knotValues[i % stored];
-    return { info, indices, gains: values[0], biases: values[1], baseWeight: values[2], knots };
-  });
-}
-
-/** Validates and decodes a codebook: size x dim float32 values, row-major. */
-export function decodeCodebook(bytes: Uint8Array, what = 'LUTHAM codebook'): { info: CodebookInfo; values: Float32Array } {
-  const info = readCodebook(bytes, what);
-  return guard(what, () => ({ info, values: decodeQuant(Codebook.getRootAsCodebook(new CheckedByteBuffer(bytes)).values()!) }));
 }

@@ -5,8 +5,8 @@
 // backends' payloads are sized from the tables, never read.
 import { LuthamError } from '../errors.js';
 import { isCodebook, readCodebook, readPayload, type CodebookInfo, type LayerInfo } from '../payload/index.js';
+import { decodeCodebook, decodePayload, verifyCodebookKey } from '../payload/verify.js';
 import { PteFile, type ExtendedHeader } from './file.js';
-import { bytesCell, indent, num, table } from './format.js';
 import {
   constantBufferBytes,
   describeConstantStorage,
@@ -75,20 +75,42 @@ export interface InspectReport {
   luthamLayers: (DelegateRef & LayerInfo)[];
   /** Non-fatal inconsistencies (missing codebook, K mismatch, unused segment ...). */
   problems: string[];
+  /** With `verify`: what the full decode checked, and every check that failed. */
+  verified?: VerifyReport;
+}
+
+export interface VerifyReport {
+  /** Payloads decoded with their CRC-32 and every index checked. */
+  payloads: number;
+  /** Codebooks decoded, and of them those whose bytes were checked against the SHA-256 in their key. */
+  codebooks: number;
+  failures: string[];
+}
+
+export interface InspectOptions {
+  /** Also decode every LUTHAM payload and codebook: CRC-32, indices, codebook hashes (inspect --verify). */
+  verify?: boolean;
 }
 
 /** Describes the .pte at `path` (throws LuthamError on a bad file). */
-export async function inspectPte(path: string): Promise<InspectReport> {
-  return PteFile.with(path, (pte) => inspectOpen(pte));
+export async function inspectPte(path: string, options: InspectOptions = {}): Promise<InspectReport> {
+  return PteFile.with(path, async (pte) => (await inspectWithPlans(pte, options)).report);
 }
 
-export async function inspectOpen(pte: PteFile): Promise<InspectReport> {
-  return (await inspectWithPlans(pte)).report;
+/** Runs `check`; a LuthamError it throws becomes one line of `failures`. */
+function attempt(failures: string[], check: () => void): void {
+  try {
+    check();
+  } catch (e) {
+    if (!(e instanceof LuthamError)) throw e;
+    failures.push(e.message);
+  }
 }
 
-/** inspectOpen plus the full plan descriptions (with every constant tensor) it was built from. */
-export async function inspectWithPlans(pte: PteFile): Promise<{ report: InspectReport; plans: PlanDesc[] }> {
+/** The inspect report plus the full plan descriptions (with every constant tensor) it was built from. */
+export async function inspectWithPlans(pte: PteFile, options: InspectOptions = {}): Promise<{ report: InspectReport; plans: PlanDesc[] }> {
   const problems: string[] = [];
+  const verified: VerifyReport | undefined = options.verify ? { payloads: 0, codebooks: 0, failures: [] } : undefined;
   const plans = describePlans(pte);
   const named = describeNamedData(pte);
   const storage = describeConstantStorage(pte);
@@ -112,7 +134,12 @@ export async function inspectWithPlans(pte: PteFile): Promise<{ report: InspectR
       const rep: DelegateReport = { ...d };
       if (d.backendId === LUTHAM_BACKEND_ID) {
         const bytes = await readDelegateData(pte, d);
-        rep.lutham = readPayload(bytes, `${pte.path}: ${LUTHAM_BACKEND_ID} payload of delegate ${ref}`);
+        const what = `${pte.path}: ${LUTHAM_BACKEND_ID} payload of delegate ${ref}`;
+        rep.lutham = readPayload(bytes, what);
+        if (verified) {
+          attempt(verified.failures, () => decodePayload(bytes, what));
+          verified.payloads++;
+        }
         luthamLayers.push({ plan: plan.name, delegate: d.index, ...rep.lutham });
       }
       delegates.push(rep);
@@ -134,8 +161,14 @@ export async function inspectWithPlans(pte: PteFile): Promise<{ report: InspectR
       const head = await pte.readSegment(nd.segmentIndex, 8);
       if (isCodebook(head)) {
         const bytes = await pte.readSegment(nd.segmentIndex);
-        rep.codebook = readCodebook(bytes, `${pte.path}: codebook ${nd.key}`);
+        const what = `${pte.path}: codebook ${nd.key}`;
+        rep.codebook = readCodebook(bytes, what);
         rep.kind = 'lutham-codebook';
+        if (verified) {
+          attempt(verified.failures, () => decodeCodebook(bytes, what));
+          attempt(verified.failures, () => verifyCodebookKey(bytes, nd.key, what));
+          verified.codebooks++;
+        }
       }
     }
     if (usedBy.length > 0 && !rep.codebook) problems.push(`named data ${nd.key} is used as a codebook but is not a LUTHAM codebook buffer`);
@@ -169,100 +202,7 @@ export async function inspectWithPlans(pte: PteFile): Promise<{ report: InspectR
     },
     luthamLayers,
     problems,
+    ...(verified ? { verified } : {}),
   };
   return { report, plans };
-}
-
-function valueText(v: ValueDesc): string {
-  if (v.tensor) return `#${v.index} ${v.tensor.dtype}[${v.tensor.shape.join(', ')}]`;
-  return `#${v.index} ${v.type}`;
-}
-
-function quantText(q: { bits: number; scaleCount: number }): string {
-  return q.bits === 32 ? 'fp32' : `int${q.bits}/${q.scaleCount}s`;
-}
-
-/** The human-readable form of an InspectReport. */
-export function formatInspect(r: InspectReport): string {
-  const out: string[] = [];
-  const eh = r.extendedHeader;
-  out.push(`${r.path}: ${bytesCell(r.fileBytes)}, ${r.identifier} v${r.version}`);
-  out.push(
-    eh
-      ? `  program ${bytesCell(r.programBytes)}; segment data ${bytesCell(eh.segmentDataSize)} at offset ${num(eh.segmentBaseOffset)}`
-      : `  program ${bytesCell(r.programBytes)}; no extended header (no segments)`,
-  );
-  for (const p of r.plans) {
-    out.push('');
-    out.push(`Plan "${p.name}": ${num(p.valueCount)} values, ${num(p.instructionCount)} instructions`);
-    out.push(`  inputs:  ${p.inputs.map(valueText).join('; ') || '-'}`);
-    out.push(`  outputs: ${p.outputs.map(valueText).join('; ') || '-'}`);
-    out.push(`  operators (${p.operators.length}): ${p.operators.join(', ') || '-'}`);
-    out.push(`  memory plan: non_const_buffer_sizes [${p.nonConstBufferSizes.join(', ')}] = ${bytesCell(p.plannedBytes)} planned`);
-    out.push(`  constants: ${num(p.constants.count)} tensors in ${num(p.constants.buffers)} buffers, ${bytesCell(p.constants.bytes)}`);
-    if (p.delegates.length > 0) {
-      out.push(`  delegates (${p.delegates.length}):`);
-      const rows = p.delegates.map((d) => [
-        String(d.index),
-        d.backendId,
-        d.location === 'segment' ? `segment ${d.dataIndex}` : `inline ${d.dataIndex}`,
-        num(d.bytes),
-        d.compileSpecs.map((c) => c.key).join(',') || '-',
-      ]);
-      out.push(indent(table(['#', 'backend', 'location', 'bytes', 'compile specs'], rows, [0, 3]), '    '));
-    }
-  }
-  if (r.luthamLayers.length > 0) {
-    out.push('');
-    out.push(`LUTHAM layers (${r.luthamLayers.length}):`);
-    const keys = [...new Set(r.luthamLayers.map((l) => l.codebookKey))];
-    const rows = r.luthamLayers.map((l) => [
-      `${l.plan}#${l.delegate}`,
-      `${l.inFeatures}->${l.outFeatures}`,
-      String(l.gridSize),
-      String(l.splineOrder),
-      String(l.codebookSize),
-      String(l.indexBits),
-      quantText(l.gains),
-      quantText(l.biases),
-      quantText(l.baseWeight),
-      `cb${keys.indexOf(l.codebookKey)}`,
-      l.r2 === null ? '-' : l.r2.toFixed(4),
-      num(l.bytes),
-    ]);
-    out.push(indent(table(['delegate', 'in->out', 'grid', 'order', 'K', 'idx bits', 'gains', 'biases', 'base', 'codebook', 'R^2', 'bytes'], rows, [2, 3, 4, 5, 10, 11])));
-    out.push(indent('gains/biases/base: fp32, or intN/Ss = N-bit ints with S per-output float scales (outputs padded to panels of 16)'));
-    out.push(indent(keys.map((k, i) => `cb${i} = ${k}`).join('\n')));
-  }
-  out.push('');
-  out.push(`Segments (${r.segments.length}):`);
-  if (r.segments.length > 0) {
-    const rows = r.segments.map((s) => [String(s.index), num(s.offset), num(s.bytes), s.uses.join('; ') || '(unused)']);
-    out.push(indent(table(['#', 'offset', 'bytes', 'use'], rows, [0, 1, 2])));
-  }
-  out.push('');
-  out.push(`Named data (${r.namedData.length}):`);
-  if (r.namedData.length > 0) {
-    const rows = r.namedData.map((n) => [
-      n.key,
-      String(n.segmentIndex),
-      num(n.bytes),
-      n.codebook ? `codebook ${n.codebook.size}x${n.codebook.dim} ${quantText(n.codebook.values)}` : n.kind,
-      n.usedBy.length === 0 ? '-' : `${n.usedBy.length} delegates: ${n.usedBy.map((u) => `${u.plan}#${u.delegate}`).join(', ')}`,
-    ]);
-    out.push(indent(table(['key', 'segment', 'bytes', 'kind', 'used by'], rows, [1, 2])));
-  }
-  out.push('');
-  const c = r.constants;
-  out.push(
-    c.location === 'none'
-      ? 'Constants: none'
-      : `Constants: ${num(c.tensorCount)} tensors, ${num(c.bufferCount)} buffers, ${bytesCell(c.usedBytes)} of data in ${bytesCell(c.bytes)} (${c.location === 'segment' ? `segment ${c.segmentIndex}` : 'inline constant_buffer'})`,
-  );
-  if (r.problems.length > 0) {
-    out.push('');
-    out.push('Problems:');
-    for (const p of r.problems) out.push(`  - ${p}`);
-  }
-  return out.join('\n') + '\n';
 }

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..kan import KANLinear
-from ..ops import SharedKANLinear
+from ..model.kan import KANLinear
+from ..model.modules import replace_module
+from .layer import SharedKANLinear
 from .gsb import Progress, RSquared, gsb_encode, r_squared
 from .quant import FLOAT_BITS, quantize_rows
 
@@ -152,18 +153,12 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
                 gain_bits=config.gain_bits, bias_bits=config.bias_bits, base_bits=config.base_bits,
                 r2=layer_r2, basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator,
             )
-            _replace_module(compressed, name, layer)
+            replace_module(compressed, name, layer)
         del all_coeffs
         report.layers.append(LayerReport(group_name, edges, first.coefficients_per_edge, k, index_bits, code.exact, group_r2.value()))
         stage("done", 1.0)
     assert not any(isinstance(m, nn.Identity) and n in originals for n, m in compressed.named_modules())
     return compressed.eval(), report
-
-
-def _replace_module(root: nn.Module, dotted: str, new: nn.Module) -> None:
-    parent_name, _, child = dotted.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, child, new)
 
 
 def relative_output_error(dense: nn.Module, compressed: nn.Module, inputs: torch.Tensor) -> float:

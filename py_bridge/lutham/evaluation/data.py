@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..datasets import load_fashion_mnist
+from .fashion_mnist import load_fashion_mnist
 
 CALIBRATION_SIZE = 5000  # training images used to fine-tune codebooks (--finetune-codebook)
 PIXELS = {"-1,1": (np.float32(127.5), np.float32(1.0)), "0,1": (np.float32(255.0), np.float32(0.0))}  # x / a - b

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..compress.quant import FLOAT_BITS, quantize_rows
-from ..kan import BSPLINE, KANLinear, basis
-from ..ops import SharedKANLinear, dequantize
+from ..model.kan import BSPLINE, KANLinear, kan_forward
+from ..model.modules import replace_module
+from ..compress.layer import SharedKANLinear, dequantize
 
 EVAL_BATCH = 1000
 PTE_BATCH = 500
@@ -43,7 +44,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = EV
 def executorch_available() -> str | None:
     """None when lutham.pte files can run here, else why not."""
     try:
-        from .. import runtime
+        from ..run import runtime
 
         runtime.load_backend()
         return None
@@ -55,9 +56,10 @@ def pte_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, workdir: st
                  batch: int = PTE_BATCH, name: str = "lutham.pte") -> tuple[float, dict]:
     """Exports the compressed model to lutham.pte (KAN layers delegated to LuthamBackend), runs
     the test images through ExecuTorch with the C++ backend, returns (accuracy, byte counts)."""
-    from .. import runtime
-    from ..api import lutham_part_bytes
-    from ..export import to_executorch_bytes, write_atomic
+    from ..run import runtime
+    from ..exporter.pipeline import to_executorch_bytes
+    from ..files import write_atomic
+    from ..measure import lutham_part_bytes
 
     batch = min(batch, len(x))
     x = torch.empty(x.shape, dtype=torch.float32).copy_(x)  # canonical strides (no 0 strides on size-1 axes)
@@ -94,7 +96,7 @@ def edges(model: nn.Module) -> int:
 
 def dense_bytes(model: nn.Module) -> int:
     """fp32 KAN tensors as the dense model stores them: grid, base_weight, spline_weight, spline_scaler."""
-    from ..api import kan_parameter_bytes
+    from ..measure import kan_parameter_bytes
 
     return kan_parameter_bytes(model)
 
@@ -113,7 +115,7 @@ def shared_bytes(model: nn.Module) -> int:
     panels (per edge a uint8/uint16 index and one 16/32-bit word of gain, bias and base, or three
     floats; outputs padded to panels of 16) with one scale per padded output and field; each
     distinct codebook (+ scales) once."""
-    from ..serialization.payload import PANEL_WIDTH, index_dtype, word_dtype
+    from ..lower.serialization.payload import PANEL_WIDTH, record_bytes
 
     total = 0
     seen: set[str] = set()
@@ -123,8 +125,7 @@ def shared_bytes(model: nn.Module) -> int:
         out_padded = -(-m.out_features // PANEL_WIDTH) * PANEL_WIDTH
         bits = (m.gain_bits, m.bias_bits, m.base_bits)
         floats = bits[0] == FLOAT_BITS
-        per_edge = np.dtype(index_dtype(m.index_bits)).itemsize + (3 * FLOAT_BYTES if floats else np.dtype(word_dtype(sum(bits))).itemsize)
-        total += m.knots.shape[1] * FLOAT_BYTES + out_padded * m.in_features * per_edge
+        total += m.knots.shape[1] * FLOAT_BYTES + out_padded // PANEL_WIDTH * m.in_features * record_bytes(m.index_bits, bits)
         total += 0 if floats else 3 * out_padded * FLOAT_BYTES
         key = hashlib.sha1(m.codebook.numpy().tobytes() + m.codebook_scales.numpy().tobytes()).hexdigest()
         if key not in seen:
@@ -173,17 +174,8 @@ class CodebookKANLinear(nn.Module):
         return c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        x2 = x.reshape(-1, self.in_features)
-        bases = basis(x2, self.knots, self.spline_order, self.basis_kind, self.rbf_denominator)
-        y = F.linear(F.silu(x2), self.base_weight)
-        y = y + F.linear(bases.reshape(len(x2), -1), self.coefficients().reshape(self.out_features, -1))
-        return y.reshape(*lead, self.out_features)
-
-
-def _replace(root: nn.Module, dotted: str, new: nn.Module) -> None:
-    parent, _, child = dotted.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, new)
+        return kan_forward(x, self.knots, self.spline_order, self.basis_kind, self.rbf_denominator,
+                           base_weight=self.base_weight, coefficients=self.coefficients())
 
 
 def _dense_coeffs(m: KANLinear) -> np.ndarray:
@@ -222,7 +214,7 @@ def plain_kmeans(model: nn.Module, k: int, seed: int = 0, codebook_bits: int = 8
         n = len(c)
         total += m.grid.shape[1] * FLOAT_BYTES + _packed(n, layer.index_bits) + _field_bytes(m.out_features, n, base_bits)
         total += _field_bytes(len(cents), cents.size, codebook_bits)
-        _replace(out, name, layer)
+        replace_module(out, name, layer)
     return out.eval(), total
 
 
@@ -310,7 +302,7 @@ def finetune_codebooks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch
             basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator)
         layer.shared_key = key
         originals[name] = m
-        _replace(work, name, layer)
+        replace_module(work, name, layer)
     for p in work.parameters():
         p.requires_grad_(False)
     codebooks = {id(m.codebook): m.codebook for _, m in kan_layers(work) if isinstance(m, CodebookKANLinear)}
@@ -340,5 +332,5 @@ def finetune_codebooks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch
                 q = stored[id(m.codebook)]
                 orig.codebook = torch.from_numpy(q.values.copy()) if orig.codebook_bits != FLOAT_BITS else m.codebook.detach().clone()
                 orig.codebook_scales = torch.from_numpy(q.scales.copy()) if orig.codebook_bits != FLOAT_BITS else orig.codebook_scales
-                _replace(work, name, orig)
+                replace_module(work, name, orig)
     return work.eval()

@@ -274,7 +274,7 @@ def evaluate(opts: dict, progress: Progress | None = None) -> dict:
         seconds=round(time.time() - started, 1),
     )
     if opts.get("out"):
-        from ..export import write_atomic
+        from ..files import write_atomic
 
         write_atomic(opts["out"], (json.dumps(out, indent=2) + "\n").encode())
     return out

@@ -11,7 +11,7 @@ recipe as examples/fashion_mnist/sweep_bits.py (whose checkpoints it shares).
 
 from __future__ import annotations
 
-import os
+import io
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,7 +19,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..kan import KAN, KANLinear
+from ..files import write_atomic
+from ..model.kan import KAN, KANLinear
+from ..model.modules import kan_sizes
 from .data import Data, cache_dir
 
 GRID = 8
@@ -81,10 +83,9 @@ def checkpoint_path(kind: str, data: Data, epochs: int, seed: int) -> Path:
 
 
 def _save_atomic(state: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def train(kind: str, data: Data, epochs: int | None = None, seed: int = 0, progress: Progress | None = None,
@@ -127,21 +128,10 @@ def train(kind: str, data: Data, epochs: int | None = None, seed: int = 0, progr
 
 def _kan_dims(state: dict, prefix: str) -> tuple[list[int], int, int]:
     """Widths, grid size and order of the KAN whose keys start with `prefix` (efficient-kan layout)."""
-    widths, grid, order = [], None, None
-    l = 0
-    while f"{prefix}{l}.base_weight" in state:
-        out_f, in_f = state[f"{prefix}{l}.base_weight"].shape
-        if not widths:
-            widths.append(int(in_f))
-        widths.append(int(out_f))
-        spline = state[f"{prefix}{l}.spline_weight"].shape[-1]
-        knots = state[f"{prefix}{l}.grid"].shape[-1]
-        order = knots - spline - 1
-        grid = spline - order
-        l += 1
-    if not widths:
-        raise ValueError("no KAN layers found")
-    return widths, grid, order
+    sizes = kan_sizes(state, prefix)
+    if sizes is None:
+        raise ValueError(f"no chain of KAN layers under {prefix}")
+    return sizes
 
 
 def load_checkpoint(path: str, data: Data, weights: str | None = None, trust_pickle: bool = False) -> tuple[nn.Module, str]:
@@ -149,7 +139,7 @@ def load_checkpoint(path: str, data: Data, weights: str | None = None, trust_pic
     factory `my_net.py:build` with `weights` (a state dict under any key prefix), or a state dict
     of the pure KAN (`layers.*`, or efficient-kan layers under another prefix) or of the Vision
     KAN (`backbone.*` + `head.layers.*`). Returns (model in eval mode, kind)."""
-    from ..load import FACTORY, kan_state, torch_load, user_model
+    from ..model.load import FACTORY, kan_state, torch_load, user_model
 
     if weights or FACTORY.match(path) or path.endswith(".pt2"):
         model, _ = user_model(path, weights, [1, *data.x_test.shape[1:]], flag="--checkpoint", trust_pickle=trust_pickle)
@@ -159,7 +149,7 @@ def load_checkpoint(path: str, data: Data, weights: str | None = None, trust_pic
         raise ValueError(f"--checkpoint: no such file {path}")
     obj = torch_load(p, "--checkpoint", trust_pickle)
     if isinstance(obj, nn.Module):
-        from ..convert import ConversionError, convert
+        from ..model.convert import ConversionError, convert
 
         try:
             return convert(obj), "checkpoint"

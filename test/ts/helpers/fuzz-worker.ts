@@ -8,9 +8,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { LuthamError } from '../../../ts/errors.js';
-import { readCodebook, readPayload } from '../../../ts/payload/index.js';
+import { decodeCodebook, decodePayload } from '../../../ts/payload/verify.js';
 import { comparePte } from '../../../ts/pte/compare.js';
-import { formatInspect, inspectPte } from '../../../ts/pte/inspect.js';
+import { inspectPte } from '../../../ts/pte/inspect.js';
+import { formatInspect } from '../../../ts/render/inspect.js';
 
 export interface FuzzJob {
   seed: number;
@@ -121,7 +122,8 @@ async function main(job: FuzzJob): Promise<void> {
     const { bytes, what } = mutate(src, rand, focus);
     const path = join(job.workDir, `mutant-${i % 4}.pte`);
     await writeFile(path, bytes);
-    await attempt(i, useDense ? 'inspect dense' : 'inspect lutham', what, async () => formatInspect(await inspectPte(path)), bytes);
+    // Every other file also through `inspect --verify` (the full decode of each payload and codebook).
+    await attempt(i, useDense ? 'inspect dense' : 'inspect lutham', what, async () => formatInspect(await inspectPte(path, { verify: i % 2 === 1 })), bytes);
     if (!useDense && i % 4 === 0) await attempt(i, 'compare', what, () => comparePte(job.dense, path), bytes);
   }
   for (let i = 0; i < job.payloadIterations; i++) {
@@ -130,7 +132,8 @@ async function main(job: FuzzJob): Promise<void> {
     const [at, size] = codebook ? job.codebook : job.payload;
     const src = lutham.subarray(at, at + size);
     const { bytes, what } = mutate(src, rand, [0, src.length]);
-    await attempt(job.fileIterations + i, codebook ? 'readCodebook' : 'readPayload', what, () => (codebook ? readCodebook(bytes) : readPayload(bytes)));
+    // The full decode runs the readers' checks first, then the checksum and every index.
+    await attempt(job.fileIterations + i, codebook ? 'decodeCodebook' : 'decodePayload', what, () => (codebook ? decodeCodebook(bytes) : decodePayload(bytes)));
   }
   post({ kind: 'done', ok, rejected, messages: [...messages].sort() });
 }

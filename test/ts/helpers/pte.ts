@@ -1,10 +1,8 @@
-// Shared test fixtures: small Dense/SHARe-KAN .pte files exported by the venv's Python,
-// with what ExecuTorch's Python deserializer reports about them (see make_pte.py).
-//
-// Exporting costs ~15-40 s (Python start + torch.export), so the files are made once per
-// mocha process (a shared promise) and cached on disk under the OS temp dir, keyed by a
-// hash of everything that produces them (make_pte.py and py_bridge/lutham/**/*.py).
-// LUTHAM_TEST_NO_CACHE=1 forces a fresh export.
+// Test fixtures made by the venv's Python: .pte files of other models than the session's
+// (helpers/session.ts) with what ExecuTorch's Python deserializer reports about them (see
+// make_pte.py), cached on disk under the OS temp dir, keyed by a hash of everything that
+// produces them (make_pte.py and py_bridge/lutham/**/*.py). LUTHAM_TEST_NO_CACHE=1 forces a
+// fresh export.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -129,21 +127,6 @@ export async function makePtes(specs: ModelSpec[]): Promise<{ dir: string; facts
   await rm(dir, { recursive: true, force: true });
   await rename(work, dir);
   return { dir, facts };
-}
-
-/** The small pair most tests use: no backbone, 3 heads of 64 -> 16 -> 5, K = 64. */
-export const SMALL: ModelSpec = { name: 'small', backbone: 'none', heads: 3, widths: [64, 16, 5], grid: 5, codebook_size: 64 };
-
-let smallPair: Promise<PtePair> | null = null;
-
-/** The SMALL Dense/SHARe-KAN pair, exported once per process. */
-export function smallPtes(): Promise<PtePair> {
-  smallPair ??= makePtes([SMALL]).then(({ dir, facts }) => ({
-    dense: join(dir, `${SMALL.name}-dense.pte`),
-    lutham: join(dir, `${SMALL.name}-lutham.pte`),
-    facts,
-  }));
-  return smallPair;
 }
 
 /** Writes `bytes` to a fresh temp file and returns its path. */

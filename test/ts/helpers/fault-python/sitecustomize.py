@@ -1,7 +1,7 @@
 """Fault injection for the bridge start-up tests (test/ts/hardening.test.ts).
 
 Loaded through PYTHONPATH by the wrapper interpreter the tests make; when the CLI's Python child
-starts importing `lutham.bridge_entry`, does what LUTHAM_TEST_FAULT says: raise, exit, kill
+starts importing `lutham.bridge.entry`, does what LUTHAM_TEST_FAULT says: raise, exit, kill
 or stop itself, or hang.
 """
 import importlib.abc
@@ -15,7 +15,7 @@ FAULT = os.environ.get("LUTHAM_TEST_FAULT", "")
 
 class _Fault(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name != "lutham.bridge_entry":
+        if name != "lutham.bridge.entry":
             return None
         if FAULT == "raise":
             raise RuntimeError("injected start-up failure")

@@ -1,0 +1,1 @@
+"""`lutham bench`: LUTHAM against what KAN users run today (compare.py)."""

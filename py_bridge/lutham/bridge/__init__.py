@@ -1,0 +1,1 @@
+"""What the TypeScript CLI imports through pythonia (entry.py) and the child's lifeline."""

@@ -1,0 +1,198 @@
+"""The export pipeline: build or take a model, compress it, write dense.pte, lutham.pte and
+report.json as one output set.
+
+dense.pte:  the KAN layers as ordinary ATen ops (ExecuTorch's portable/optimized kernels).
+lutham.pte: every KAN layer delegated to LuthamBackend; codebooks in named data.
+In both the backbone runs on XNNPACK (fp32); see lower/lowering.py.
+Both are memory-planned (greedy); the three files are committed together (outputs.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..compress import CompressionConfig, compress_model, relative_output_error
+from ..lower import lowering
+from ..measure import kan_parameter_bytes, lutham_part_bytes
+from ..limits import check_layer
+from ..model.convert import convert, kan_layer_names
+from ..model.kan import KANLinear
+from ..model.multihead import ModelConfig, build_model, check_memory
+from .int8_baseline import dense_int8_xnnpack_size
+from .outputs import OutputSet, releases_directory_on_failure
+
+
+def to_executorch_bytes(model: torch.nn.Module, example: torch.Tensor, delegate: bool, max_batch: int = 1,
+                        backbone_xnnpack: bool = True) -> bytes:
+    """The .pte bytes; lower/lowering.py says which partitioner takes what (backbone: XNNPACK) and
+    makes the batch dynamic (1..max_batch) when max_batch > 1."""
+    exported = lowering.export_program(model, example, max_batch)
+    return lowering.lower_to_bytes(exported, lowering.partitioners(delegate, backbone_xnnpack))
+
+
+ProgressFn = Callable[[str, float], None]
+
+# Share of the progress bar each stage takes.
+_STAGES = {"build": (0.0, 0.05), "compress": (0.05, 0.45), "error": (0.45, 0.5), "dense": (0.5, 0.8), "lutham": (0.8, 1.0)}
+
+# Inputs used to measure the output error of the compressed model against the dense one.
+ERROR_BATCH = 8
+
+
+def _stage_progress(progress: ProgressFn | None, stage: str) -> Callable[[str, float], None]:
+    lo, hi = _STAGES[stage]
+
+    def report(label: str, fraction: float) -> None:
+        if progress is not None:
+            progress(label, lo + (hi - lo) * max(0.0, min(1.0, fraction)))
+
+    return report
+
+
+@releases_directory_on_failure  # the --out lock of a failed export
+def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Module | None = None,
+           example: torch.Tensor | None = None) -> dict:
+    """Build the model, compress it, write dense.pte, lutham.pte and report.json into options['out'].
+
+    options: backbone, heads, widths (list or None), grid, order, weights, seed, out,
+             codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch,
+             max_batch (programs serve batch 1..max_batch), int8_baseline (bool, default true);
+             or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model,
+             trust_pickle (unpickle Python objects from those files, which runs their code).
+    Returns the report (also written as report.json; its paths are relative to out, it holds no
+    timing: the CLI measures and prints that).
+    """
+    out = Path(options.get("out") or "out")
+    model_config = ModelConfig(
+        backbone=options.get("backbone", "resnet50"),
+        heads=int(options.get("heads", 1)),
+        widths=[int(w) for w in options["widths"]] if options.get("widths") else None,
+        grid=int(options.get("grid", ModelConfig.grid)),
+        order=int(options.get("order", ModelConfig.order)),
+        seed=int(options.get("seed", 0)),
+        weights=options.get("weights"),
+        batch=int(options.get("batch", 1)),
+        allow_partial=bool(options.get("allow_partial", False)),
+    )
+    int8 = bool(options.get("int8", True))
+    bits = {
+        k: int(options[k]) for k in ("gain_bits", "bias_bits", "base_bits") if options.get(k) is not None
+    }
+    common = dict(codebook_size=int(options.get("codebook_size", CompressionConfig.codebook_size)),
+                  scope=options.get("codebook_scope", "heads"), seed=model_config.seed)
+    if bits and not int8:
+        raise ValueError(f"--{'/--'.join(k.replace('_', '-') for k in bits)} cannot be used with --fp32 (everything is stored as float32)")
+    compression = CompressionConfig(**common, **bits) if int8 else CompressionConfig.fp32(**common)
+    model_config.validate()
+    compression.validate()
+    max_batch = int(options.get("max_batch") or 1)
+    if max_batch < 1:
+        raise ValueError(f"--max-batch must be at least 1, got {max_batch}")
+    if model_config.weights and not os.path.isfile(model_config.weights):
+        raise ValueError(f"--weights: no such file {model_config.weights}")
+    check_memory(model_config)
+    # Fail now, not after minutes of compression, if the outputs cannot be written.
+    outputs = OutputSet(out, ("dense.pte", "lutham.pte", "report.json"))
+    outputs.prepare()
+
+    _stage_progress(progress, "build")("build model", 0.0)
+    if model is None and options.get("model"):  # the user's own model: its KAN layers converted
+        from ..model.load import example_input, user_model
+
+        model, shape = user_model(options["model"], options.get("weights"), options.get("input_shape"),
+                                  trust_pickle=bool(options.get("trust_pickle", False)))
+        example = example_input(shape, model_config.seed)
+    if model is not None:
+        dense = model
+        error_input = example_error_input(example, model_config.seed)
+        model_report = {"source": options.get("model") or "lutham.export", "input_shape": list(example.shape),
+                        "kan_layers": kan_layer_names(dense), "seed": model_config.seed}
+    else:
+        dense = build_model(model_config)
+        error_config = ModelConfig(**{**vars(model_config), "batch": ERROR_BATCH, "seed": model_config.seed + 1000})
+        error_input = error_config.example_input()
+        example = model_config.example_input()
+        model_report = {**vars(model_config), "head_widths": model_config.head_widths()}
+    for name, layer in dense.named_modules():  # the user's layers: what the runtime would refuse, before compressing
+        if isinstance(layer, KANLinear):
+            check_layer(f"layer {name}", layer.in_features, layer.out_features, layer.grid_size, layer.spline_order)
+    _stage_progress(progress, "build")("build model", 1.0)
+
+    compress_progress = _stage_progress(progress, "compress")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # clamping warnings are returned in the report instead
+        compressed, compression_report = compress_model(dense, compression, compress_progress)
+
+    _stage_progress(progress, "error")("output error", 0.0)
+    output_error = relative_output_error(dense, compressed, error_input)
+
+    _stage_progress(progress, "dense")("export dense.pte", 0.0)
+    dense_pte = to_executorch_bytes(dense, example, delegate=False, max_batch=max_batch)
+    outputs.add("dense.pte", dense_pte)
+    dense_file = len(dense_pte)
+    del dense_pte  # ~3 GB for 50 heads: not kept while the rest is built
+    dense_int8 = None
+    if options.get("int8_baseline", True):
+        _stage_progress(progress, "dense")("size of dense int8 (XNNPACK)", 0.6)
+        dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch)
+    _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
+    lutham_pte = to_executorch_bytes(compressed, example, delegate=True, max_batch=max_batch)
+    outputs.add("lutham.pte", lutham_pte)
+    _stage_progress(progress, "lutham")("done", 1.0)
+
+    dense_kan = kan_parameter_bytes(dense)
+    lutham_part = lutham_part_bytes(lutham_pte)
+    lutham_kan = lutham_part["payload_bytes"] + lutham_part["codebook_bytes"]
+    lutham_file = len(lutham_pte)
+    report = {
+        "model": model_report,
+        "compression": vars(compression),
+        # Paths relative to --out and no timing: the same inputs give a byte-identical file.
+        "dense": {"path": "dense.pte", "file_bytes": dense_file, "kan_bytes": dense_kan},
+        # What users ship today: not written, only measured (int8_baseline.py says how).
+        "dense_int8_xnnpack": dense_int8,
+        "max_batch": max_batch,
+        "lutham": {"path": "lutham.pte", "file_bytes": lutham_file, "kan_bytes": lutham_kan, **lutham_part},
+        "ratio": {"file": dense_file / lutham_file, "kan": dense_kan / lutham_kan},
+        "layers": compression_report.to_dict()["layers"],
+        "warnings": compression_report.warnings,
+        "output_relative_l2_error": output_error,
+    }
+    outputs.add("report.json", (json.dumps(report, indent=2, allow_nan=False) + "\n").encode())
+    outputs.commit()  # all three files or none
+    return report
+
+
+def example_error_input(example: torch.Tensor, seed: int) -> torch.Tensor:
+    """Inputs to measure the output error on: the example plus seeded noise of its own scale."""
+    gen = torch.Generator().manual_seed(seed + 1000)
+    scale = example.detach().float().std().clamp_min(1e-3) if example.numel() > 1 else torch.tensor(1.0)
+    return example.detach().float() + 0.1 * scale * torch.randn(example.shape, generator=gen)
+
+
+def export_model(model: torch.nn.Module, example_inputs, out_dir: str | os.PathLike, progress: ProgressFn | None = None,
+                 **compression) -> dict:
+    """`lutham.export`: converts the model's KAN layers, compresses them and writes dense.pte,
+    lutham.pte and report.json into out_dir, as `lutham export` does.
+
+    example_inputs: one input tensor (or a 1-tuple), the shape the .pte files take.
+    compression: codebook_size, codebook_scope, int8, gain_bits, bias_bits, base_bits, seed.
+    """
+    if isinstance(example_inputs, (tuple, list)):
+        if len(example_inputs) != 1:
+            raise ValueError(f"lutham.export takes one input tensor, got {len(example_inputs)}")
+        example_inputs = example_inputs[0]
+    if not isinstance(example_inputs, torch.Tensor):
+        raise ValueError(f"example_inputs must be a tensor, got {type(example_inputs).__name__}")
+    known = {"codebook_size", "codebook_scope", "int8", "gain_bits", "bias_bits", "base_bits", "seed"}
+    unknown = sorted(set(compression) - known)
+    if unknown:
+        raise ValueError(f"unknown compression option(s) {unknown} (choose from {sorted(known)})")
+    options = {**compression, "out": str(out_dir)}
+    return export(options, progress, model=convert(model), example=example_inputs.detach().to(torch.float32).contiguous())

@@ -1,0 +1,1 @@
+"""Lowering: the partitioner, LuthamBackend.preprocess, the payload format, the partitioner choices."""

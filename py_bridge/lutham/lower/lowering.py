@@ -1,0 +1,115 @@
+"""Lowering choices for dense.pte and lutham.pte: which partitioner gets which nodes, and the batch.
+
+- KAN layers: in lutham.pte every lutham::kan_linear goes to LuthamBackend; in dense.pte the
+  efficient-kan graph stays on ExecuTorch's portable kernels (the baseline a user gets).
+- The backbone (e.g. ResNet-50): XNNPACK fp32, through `BackboneXnnpackPartitioner`, which offers
+  XNNPACK only nodes of submodules that are not KAN layers.
+- Batch: `max_batch > 1` exports with a dynamic batch dimension bounded by max_batch
+  (torch.export Dim), so one program serves every batch from 1 to max_batch; memory is
+  planned for the upper bound.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+from executorch.exir.passes import MemoryPlanningPass
+from torch.export import Dim, ExportedProgram
+
+from . import preprocess as _preprocess  # noqa: F401  (LuthamBackend must be imported to be found by name)
+from .partitioner import LuthamPartitioner
+
+# Module classes whose nodes make up a KAN layer: dense (efficient-kan layout) and compressed.
+KAN_MODULE_TYPES = ("KANLinear", "SharedKANLinear")
+
+
+def _module_path_and_type(entry) -> tuple[str, str]:
+    path, module_type = entry
+    name = module_type if isinstance(module_type, str) else getattr(module_type, "__qualname__", str(module_type))
+    return path, name.rsplit(".", 1)[-1]
+
+
+def in_kan_layer(node: torch.fx.Node) -> bool:
+    """True when the node was traced inside a KAN layer (per torch.export's nn_module_stack)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return any(_module_path_and_type(e)[1] in KAN_MODULE_TYPES for e in stack.values())
+
+
+def in_backbone(node: torch.fx.Node) -> bool:
+    """True for nodes of a submodule that is not a KAN layer (the backbone); the root
+    module's own glue (stacking the heads' outputs) is left to the portable kernels."""
+    stack = node.meta.get("nn_module_stack") or {}
+    paths = [_module_path_and_type(e)[0] for e in stack.values()]
+    return any(paths) and not in_kan_layer(node)
+
+
+class BackboneXnnpackPartitioner(XnnpackPartitioner):
+    """XnnpackPartitioner restricted to the backbone's nodes (`in_backbone`).
+
+    A node counts if it belongs to a submodule other than a KAN layer; its partition's extra nodes (weights,
+    dq/q pairs) come from the same module. Without the restriction XNNPACK would take the
+    dense heads' linear/elementwise ops, and dense.pte would no longer be the efficient-kan
+    graph on portable kernels.
+    """
+
+    def __init__(self, keep: Callable[[torch.fx.Node], bool] = in_backbone, **kwargs):
+        super().__init__(**kwargs)
+        self._keep = keep
+
+    def get_matched_nodes_from_configs(self, ep: ExportedProgram):
+        configs = self.target_partitioner_configs
+        saved = {name: cfg.check_constraints for name, cfg in configs.items()}
+        try:
+            for name, cfg in configs.items():
+                original = saved[name]
+                cfg.check_constraints = (lambda node, ep, original=original: self._keep(node) and original(node, ep))
+            return super().get_matched_nodes_from_configs(ep)
+        finally:
+            for name, cfg in configs.items():
+                cfg.check_constraints = saved[name]
+
+    def ops_to_not_decompose(self, ep: ExportedProgram):
+        ops, filter_fn = super().ops_to_not_decompose(ep)
+        if filter_fn is None:
+            return ops, None
+        # KAN-layer nodes decompose as usual, so dense.pte's heads match the portable baseline.
+        return ops, (lambda node: self._keep(node) and filter_fn(node))
+
+
+def dynamic_batch_shapes(example: torch.Tensor, max_batch: int):
+    """torch.export dynamic_shapes for a first (batch) dimension of 1..max_batch; None if static."""
+    if max_batch <= 1:
+        return None
+    return ({0: Dim("batch", min=1, max=max_batch)},)
+
+
+def trace_example(example: torch.Tensor, max_batch: int) -> torch.Tensor:
+    """The input to trace with: `example` itself for a static batch; 2 rows when the batch is
+    dynamic (torch.export specialises a dimension of size 1)."""
+    if max_batch <= 1:
+        return example
+    reps = (2 + example.shape[0] - 1) // example.shape[0]
+    return example.repeat(reps, *([1] * (example.dim() - 1)))[:2].contiguous()
+
+
+def partitioners(delegate: bool, backbone_xnnpack: bool) -> list:
+    chosen: list = [LuthamPartitioner()] if delegate else []
+    if backbone_xnnpack:
+        chosen.append(BackboneXnnpackPartitioner())
+    return chosen
+
+
+def export_program(model: torch.nn.Module, example: torch.Tensor, max_batch: int = 1):
+    """torch.export of `model`, dynamic in the batch when max_batch > 1."""
+    x = trace_example(example, max_batch)
+    return torch.export.export(model, (x,), dynamic_shapes=dynamic_batch_shapes(x, max_batch), strict=False)
+
+
+def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> bytes:
+    edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None)
+    program = edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
+    return program.buffer
+

@@ -1,0 +1,51 @@
+"""Byte counts of a model's KAN tensors and of the parts of a .pte file (what reports and
+benchmarks compare)."""
+
+from __future__ import annotations
+
+import torch
+
+from .model.kan import KANLinear
+
+
+def kan_parameter_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the dense KAN layers' tensors (grid, base_weight, spline_weight, spline_scaler)."""
+    total = 0
+    for m in model.modules():
+        if isinstance(m, KANLinear):
+            total += sum(t.numel() * t.element_size() for t in (m.grid, m.base_weight, m.spline_weight, m.spline_scaler))
+    return total
+
+
+def lutham_part_bytes(pte: bytes) -> dict:
+    """Bytes of the LuthamBackend payloads and of the (deduplicated) codebooks in a .pte."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    pte_file = deserialize_pte_binary(pte)
+    program = pte_file.program
+    payload = 0
+    delegates = 0
+    for plan in program.execution_plan:
+        for d in plan.delegates:
+            if d.id == "LuthamBackend":
+                delegates += 1
+                ref = d.processed
+                if int(ref.location) == 0:
+                    payload += len(program.backend_delegate_data[ref.index].data)
+                else:
+                    payload += program.segments[ref.index].size
+    named = pte_file.named_data
+    codebooks = sum(len(named.buffers[e.buffer_index]) for k, e in named.pte_data.items() if k.startswith("lutham/codebook/")) if named else 0
+    codebook_segments = len({e.buffer_index for k, e in named.pte_data.items() if k.startswith("lutham/codebook/")}) if named else 0
+    return {"payload_bytes": payload, "codebook_bytes": codebooks, "codebook_segments": codebook_segments, "delegates": delegates}
+
+
+def delegate_counts(pte: bytes) -> dict[str, int]:
+    """Number of delegates per backend id in a serialized program."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    counts: dict[str, int] = {}
+    for plan in deserialize_pte_binary(pte).program.execution_plan:
+        for d in plan.delegates:
+            counts[d.id] = counts.get(d.id, 0) + 1
+    return counts

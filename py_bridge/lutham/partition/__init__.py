@@ -1,3 +1,0 @@
-from .partitioner import LuthamPartitioner, is_kan_linear
-
-__all__ = ["LuthamPartitioner", "is_kan_linear"]

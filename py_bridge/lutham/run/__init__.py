@@ -1,0 +1,1 @@
+"""Running .pte files in this process with LuthamBackend registered, and its counters."""

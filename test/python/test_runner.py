@@ -1,0 +1,150 @@
+"""build/delegate/lutham_runner (and its aarch64 build under QEMU): the same bits as the Python
+runtime, any thread count, bad flags refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import ROOT, RUNNER, build, inputs_for, rel_l2
+from lutham.compress import CompressionConfig
+from lutham.model.multihead import ModelConfig
+from lutham.run import runtime
+
+pytestmark = pytest.mark.skipif(
+    not runtime.library_path().is_file(),
+    reason=f"{runtime.library_path()} not built: run scripts/build-delegate.sh",
+)
+
+
+# ---------------------------------------------------------------- lutham_runner
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+@pytest.mark.parametrize("which", ["lutham", "dense"])
+def test_runner_matches_python_runtime(int8_model, tmp, which):
+    pte = int8_model.lutham_pte if which == "lutham" else int8_model.dense_pte
+    x = inputs_for(int8_model.cfg, 3)
+    xin, yout = tmp / f"x_{which}.bin", tmp / f"y_{which}.bin"
+    x.numpy().astype("<f4").tofile(xin)
+    r = subprocess.run(
+        [str(RUNNER), "--model", str(pte), "--input", str(xin), "--output", str(yout), "--repeat", "3", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    ref = runtime.run_program(pte, [x])[0]
+    assert info["outputs"] == [list(ref.shape)]
+    got = torch.from_numpy(np.fromfile(yout, dtype="<f4")).reshape(ref.shape)
+    assert torch.equal(got, ref)  # same runtime, same kernels: bit-identical
+    assert info["repeat"] == 3 and info["median_ms"] > 0
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+@pytest.mark.parametrize("batch", [1, 11])
+def test_same_bits_with_any_thread_count_and_code_path(int8_model, tmp, batch):
+    """The kernel splits work by thread count and picks AVX2 or portable loops at run time:
+    neither may change a single bit of the outputs (batch 1: lane path; 11: sample path)."""
+    if batch == 1:
+        pte, cfg = int8_model.lutham_pte, int8_model.cfg
+    else:
+        cfg = ModelConfig(backbone="none", heads=2, widths=[40, 20, 5], grid=5, batch=batch)
+        pte = build(tmp, f"threads{batch}", cfg, CompressionConfig(codebook_size=16)).lutham_pte
+    xin = tmp / f"x_threads{batch}.bin"
+    inputs_for(cfg, 5).numpy().astype("<f4").tofile(xin)
+    outs = {}
+    for name, env in {"1 thread": {"LUTHAM_THREADS": "1"}, "2 threads": {"LUTHAM_THREADS": "2"},
+                      "portable loops": {"LUTHAM_ISA": "generic", "LUTHAM_THREADS": "2"}}.items():
+        y = tmp / f"y_threads{batch}_{name.replace(' ', '_')}.bin"
+        r = subprocess.run([str(RUNNER), "--model", str(pte), "--input", str(xin), "--output", str(y), "--repeat", "1"],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+        outs[name] = y.read_bytes()
+    assert len(outs["1 thread"]) == 4 * batch * cfg.head_widths()[-1] * cfg.heads
+    assert outs["1 thread"] == outs["2 threads"] == outs["portable loops"]
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--seed", "abc"), ("--seed", "-1"), ("--seed", "1.5"), ("--seed", ""), ("--seed", " 7"), ("--seed", "0x10"),
+     ("--seed", "18446744073709551616"), ("--repeat", "abc"), ("--repeat", "0"), ("--repeat", "1e3"),
+     ("--repeat", "3x"), ("--repeat", "-2"), ("--repeat", "4294967297")],
+)
+def test_runner_rejects_non_numeric_flags(int8_model, flag, value):
+    r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), flag, value],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"lutham_runner: {flag} must be an integer from ") and f"got '{value}'" in lines[0]
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+def test_runner_numeric_flags_take_their_values(int8_model):
+    def checksum(*extra: str) -> dict:
+        r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), "--json", *extra],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    seven = checksum("--seed", "7", "--repeat", "2")
+    assert seven["repeat"] == 2
+    assert checksum("--seed", "7", "--repeat", "1")["fnv1a64"] == seven["fnv1a64"]
+    assert checksum("--seed", "0", "--repeat", "1")["fnv1a64"] != seven["fnv1a64"]
+    assert checksum("--seed", "18446744073709551615", "--repeat", "1")["fnv1a64"] != seven["fnv1a64"]
+    r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), "--seed"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr == "lutham_runner: missing value after --seed\n"
+
+
+# ---------------------------------------------------------------- aarch64 under qemu
+
+ARM_RUNNER = ROOT / "build" / "delegate-aarch64" / "lutham_runner"
+QEMU = shutil.which("qemu-aarch64")
+ARM_SYSROOT = Path("/usr/aarch64-linux-gnu")
+
+
+@pytest.mark.skipif(
+    not (ARM_RUNNER.is_file() and QEMU and ARM_SYSROOT.is_dir()),
+    reason="aarch64 check needs `scripts/build-delegate.sh aarch64` (g++-aarch64-linux-gnu, the aarch64 "
+    "executorch wheel) and qemu-user (qemu-aarch64)",
+)
+@pytest.mark.parametrize("which", ["lutham", "dense"])
+def test_aarch64_runner_matches_x86(int8_model, tmp, which):
+    pte = int8_model.lutham_pte if which == "lutham" else int8_model.dense_pte
+    x = inputs_for(int8_model.cfg, 4)
+    xin = tmp / f"x_arm_{which}.bin"
+    x.numpy().astype("<f4").tofile(xin)
+    outs = {}
+    for arch, cmd in [("x86", [str(RUNNER)]), ("arm", [QEMU, "-L", str(ARM_SYSROOT), str(ARM_RUNNER)])]:
+        y = tmp / f"y_{arch}_{which}.bin"
+        r = subprocess.run(cmd + ["--model", str(pte), "--input", str(xin), "--output", str(y), "--repeat", "1"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, (arch, r.stderr[-2000:])
+        outs[arch] = torch.from_numpy(np.fromfile(y, dtype="<f4"))
+    if which == "lutham":
+        # Built with -ffp-contract=off: the LUTHAM kernel gives the same bits on both.
+        assert torch.equal(outs["x86"], outs["arm"])
+    else:
+        # ExecuTorch's own optimized kernels differ per architecture (vectorization, FMA).
+        assert rel_l2(outs["arm"], outs["x86"]) < 1e-5
+
+
+@pytest.mark.skipif(
+    not ((ROOT / "build" / "delegate-aarch64" / "lutham_kernel_test").is_file() and QEMU and ARM_SYSROOT.is_dir()),
+    reason="needs `scripts/build-delegate.sh aarch64` and qemu-user (qemu-aarch64)",
+)
+def test_aarch64_kernel_matches_its_reference():
+    """The aarch64 build's kernel (the portable loops, vectorized for NEON by the compiler) on every
+    path — lane and sample, table and direct, int/float values, B-spline and RBF — bit for bit
+    against the scalar reference (the same check ctest runs on x86-64 for both variants)."""
+    r = subprocess.run([QEMU, "-L", str(ARM_SYSROOT), str(ROOT / "build" / "delegate-aarch64" / "lutham_kernel_test")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "kernel_test: ok" in r.stdout, r.stderr[-2000:]

@@ -1,0 +1,38 @@
+// The text of `lutham export`: the Dense vs SHARe-KAN table and what the files hold.
+import { join } from 'node:path';
+import type { ExportReport } from '../lib/export.js';
+import { formatBytes, table } from './text.js';
+
+/** The Dense vs SHARe-KAN table, sizes read back from the written files (ts/pte/compare.ts). */
+/** outDir: where the files are (the report's paths are relative to it). */
+export function formatExport(r: ExportReport, outDir?: string): string {
+  const at = (p: string) => (outDir ? join(outDir, p) : p);
+  const f = r.files;
+  const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}x`);
+  const r2 = r.layers.map((l) => `${l.name} ${l.r2.toFixed(4)}`).join(', ');
+  const lines = [
+    table(
+      ['', 'file', 'KAN part', 'ratio (file)', 'ratio (KAN)', 'R^2 (min)', 'output error'],
+      [
+        ['Dense', formatBytes(f.dense.fileBytes), formatBytes(f.kanPart.dense), '1.00x', '1.00x', '1', '0'],
+        ...(r.dense_int8_xnnpack
+          ? [['Dense int8 (XNNPACK)', formatBytes(r.dense_int8_xnnpack.file_bytes), '-', x(f.dense.fileBytes / r.dense_int8_xnnpack.file_bytes), '-', '-', '-']]
+          : []),
+        ['SHARe-KAN', formatBytes(f.lutham.fileBytes), formatBytes(f.kanPart.lutham), x(f.ratios.total), x(f.kanPart.ratio),
+          Math.min(...r.layers.map((l) => l.r2)).toFixed(4), r.output_relative_l2_error.toExponential(2)],
+      ],
+    ),
+    '',
+    `dense.pte  ${at(r.dense.path)}`,
+    `lutham.pte ${at(r.lutham.path)} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
+    `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
+    `R^2 of the coefficients per codebook: ${r2}`,
+    ...(r.dense_int8_xnnpack
+      ? [`Dense int8 (XNNPACK): what users ship today, the heads folded to one matmul per layer with dynamic int8 weights (PT2E XNNPACKQuantizer, per-channel), backbone fp32; size ${r.dense_int8_xnnpack.method}, not written`]
+      : []),
+    ...(r.max_batch > 1 ? [`both programs take any batch from 1 to ${r.max_batch}`] : []),
+    `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
+  ];
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n');
+}
