@@ -6,7 +6,7 @@ import type { BenchResult } from '../../ts/lib/bench.js';
 import type { RunResult } from '../../ts/lib/run.js';
 import { benchMarkdown } from '../../ts/render/bench.js';
 import { formatEval, modelTables } from '../../ts/render/eval.js';
-import { formatRun } from '../../ts/render/run.js';
+import { formatRun, runWarnings } from '../../ts/render/run.js';
 import { bytesCell, formatBytes, formatExp, formatG, markdownTable, table } from '../../ts/render/text.js';
 import { fixtureResults } from './helpers/eval-results.js';
 
@@ -50,15 +50,15 @@ describe('render: run, bench and eval from their data', () => {
     repeat: 10, output: null, head_ms: 0.1, backbone_ms: 0.02, split: 'head: ...', non_finite_inputs: [0, 2], non_finite_outputs: 3,
   };
 
-  it('formatRun prints what lutham.runtime.format_run printed', () => {
+  it('formatRun prints what lutham.runtime.format_run printed, its warnings apart (runWarnings, for stderr)', () => {
     assert.equal(formatRun(run), [
       'output 0: float32 [1, 3, 4]',
       'checksum: sum=1.23456789 abs_sum=nan',
       'median: 0.1235 ms over 10 runs',
       '  backbone: 0.0200 ms, KAN heads (LuthamBackend): 0.1000 ms',
-      'warning: input 1 has 2 NaN/Inf value(s)',
-      'warning: 3 output value(s) are NaN/Inf',
     ].join('\n'));
+    assert.deepEqual(runWarnings(run), ['warning: input 1 has 2 NaN/Inf value(s)', 'warning: 3 output value(s) are NaN/Inf']);
+    assert.deepEqual(runWarnings({ ...run, non_finite_inputs: [0, 0], non_finite_outputs: 0 }), []);
     assert.equal(formatRun({ ...run, head_ms: null, backbone_ms: null, non_finite_inputs: [0, 0], non_finite_outputs: 0, abs_sum: 2 }),
       'output 0: float32 [1, 3, 4]\nchecksum: sum=1.23456789 abs_sum=2\nmedian: 0.1235 ms over 10 runs');
   });

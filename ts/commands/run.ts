@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { runProgram } from '../lib/run.js';
-import { formatRun } from '../render/run.js';
+import { formatRun, runWarnings } from '../render/run.js';
 
 interface Args {
   model: string;
@@ -28,17 +28,9 @@ const runCommand: CommandModule<{}, Args> = {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       return;
     }
-    const out = splitWarnings(formatRun(r));
-    if (out.warnings) process.stderr.write(out.warnings + '\n');
-    process.stdout.write(out.text + '\n');
+    for (const w of runWarnings(r)) process.stderr.write(w + '\n'); // warnings go to stderr, like every warning
+    process.stdout.write(formatRun(r) + '\n');
   },
 };
-
-/** The run text without its `warning:` lines, and those lines: warnings go to stderr, like every warning. */
-export function splitWarnings(text: string): { text: string; warnings: string } {
-  const lines = text.split('\n');
-  const isWarning = (l: string) => l.startsWith('warning: ');
-  return { text: lines.filter((l) => !isWarning(l)).join('\n'), warnings: lines.filter(isWarning).join('\n') };
-}
 
 export default runCommand;
