@@ -3,15 +3,12 @@
 // and leaves no log file behind. On main: "...(signal SIGABRT); see the messages above" with
 // nothing above, and $TMPDIR/lutham-native-XXXX.log left over.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { PROJECT_ROOT } from '../../ts/paths.js';
-import { smallPtes } from './helpers/pte.js';
-
-const CLI = join(PROJECT_ROOT, 'ts', 'cli.ts');
+import { lutham } from './helpers/cli.js';
+import { smallPtes } from './helpers/session.js';
 
 describe('lutham run: the Python child dies in C code', function () {
   this.timeout(600_000);
@@ -29,15 +26,13 @@ describe('lutham run: the Python child dies in C code', function () {
     const tmp = join(dir, 'tmp');
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'run', pte], {
-      cwd: PROJECT_ROOT, encoding: 'utf8', env: { ...process.env, TMPDIR: tmp }, timeout: 300_000,
-    });
+    const r = lutham(['run', pte], { TMPDIR: tmp }, 300_000);
     assert.equal(r.status, 1, r.stderr);
     const lines = r.stderr.split('\n').filter(Boolean);
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0], /^lutham: the Python side exited unexpectedly \(signal SIGABRT\): UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff/);
     assert.doesNotMatch(lines[0], /see the messages above/);
-    // (tsx and torch keep their own caches there: tsx-0, torchinductor_<user>)
+    // (torch keeps its own cache there: torchinductor_<user>)
     assert.deepEqual(readdirSync(tmp).filter((n) => n.startsWith('lutham')), [], 'a lutham file was left in TMPDIR');
   });
 });
