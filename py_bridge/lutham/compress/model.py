@@ -15,13 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..limits import MAX_CODEBOOK_SIZE
 from ..model.kan import KANLinear
 from ..model.modules import replace_module
 from .layer import SharedKANLinear
 from .gsb import Progress, RSquared, gsb_encode, r_squared
 from .quant import FLOAT_BITS, quantize_rows
-
-from ..limits import MAX_CODEBOOK_SIZE  # noqa: E402,F401  (16-bit indices; imported from here elsewhere)
 
 
 @dataclass
