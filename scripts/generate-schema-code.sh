@@ -18,8 +18,13 @@ et_schema=$("$py" -c 'import executorch.exir._serialize as s, os; print(os.path.
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-# TypeScript: LUTHAM payload and the .pte program schema.
+# TypeScript: LUTHAM payload, the .ptd (flat_tensor) schema and the .pte program schema
+# (program last: its executorch-flatbuffer.ts index is the one kept).
 "$wheel_flatc" --ts -o "$tmp/ts" "$root/schema/lutham.fbs"
+et_ptd_schema=$("$py" -c 'import executorch.extension.flat_tensor.serialize as s, os; print(os.path.dirname(s.__file__))')
+mkdir -p "$tmp/ptd"
+cp "$et_ptd_schema/flat_tensor.fbs" "$et_ptd_schema/scalar_type.fbs" "$tmp/ptd/"
+"$wheel_flatc" --ts --gen-all -o "$tmp/ts" "$tmp/ptd/flat_tensor.fbs"
 cp "$et_schema/program.fbs" "$et_schema/scalar_type.fbs" "$tmp/"
 "$wheel_flatc" --ts --gen-all -o "$tmp/ts" "$tmp/program.fbs"  # --gen-all: also scalar_type.fbs (Tensor imports ScalarType)
 rm -rf "$out/ts/generated"; mkdir -p "$out/ts/generated"

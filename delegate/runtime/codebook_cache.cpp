@@ -69,13 +69,14 @@ std::string printable(std::string_view key) {
 std::optional<FreeableBuffer> fetch(std::string_view key, const executorch::runtime::NamedDataMap* map,
                                     const std::string& shown, std::string* why) {
   if (map == nullptr) {
-    if (why) *why = "the program has no named data map, so codebook '" + shown + "' cannot be found";
+    if (why) *why = "the program has no named data map, so codebook '" + shown +
+                    "' cannot be found (a program exported with --external-data needs its .ptd: --data FILE)";
     return std::nullopt;
   }
   auto data = map->get_data(key);
   if (!data.ok()) {
-    if (why) *why = "codebook '" + shown + "' not found in the program's named data (error " +
-                    std::to_string(static_cast<int>(data.error())) + ")";
+    if (why) *why = "codebook '" + shown + "' not found in the program's named data or its .ptd (error " +
+                    std::to_string(static_cast<int>(data.error())) + "; is the .ptd the one exported with this program?)";
     return std::nullopt;
   }
   return std::optional<FreeableBuffer>(std::in_place, std::move(data.get()));

@@ -17,8 +17,9 @@ def kan_parameter_bytes(model: torch.nn.Module) -> int:
     return total
 
 
-def lutham_part_bytes(pte: bytes) -> dict:
-    """Bytes of the LuthamBackend payloads and of the (deduplicated) codebooks in a .pte."""
+def lutham_part_bytes(pte: bytes, ptd: bytes | None = None) -> dict:
+    """Bytes of the LuthamBackend payloads and of the (deduplicated) codebooks in a .pte, or in
+    its .ptd (`ptd`: the external data the codebooks were moved to)."""
     from executorch.exir._serialize._program import deserialize_pte_binary
 
     pte_file = deserialize_pte_binary(pte)
@@ -34,9 +35,18 @@ def lutham_part_bytes(pte: bytes) -> dict:
                     payload += len(program.backend_delegate_data[ref.index].data)
                 else:
                     payload += program.segments[ref.index].size
-    named = pte_file.named_data
-    codebooks = sum(len(named.buffers[e.buffer_index]) for k, e in named.pte_data.items() if k.startswith("lutham/codebook/")) if named else 0
-    codebook_segments = len({e.buffer_index for k, e in named.pte_data.items() if k.startswith("lutham/codebook/")}) if named else 0
+    if ptd is not None:
+        from executorch.exir._serialize._cord import Cord
+        from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
+
+        payload_of_ptd = FlatTensorSerializer().deserialize(Cord(ptd))
+        buffers, entries = payload_of_ptd.buffers, payload_of_ptd.named_data
+    else:
+        named = pte_file.named_data
+        buffers, entries = (named.buffers, named.pte_data) if named else ([], {})
+    used = {e.buffer_index for k, e in entries.items() if k.startswith("lutham/codebook/")}
+    codebooks = sum(len(buffers[i]) for i in used)
+    codebook_segments = len(used)
     return {"payload_bytes": payload, "codebook_bytes": codebooks, "codebook_segments": codebook_segments, "delegates": delegates}
 
 

@@ -5,6 +5,7 @@ import { formatCompare } from '../render/compare.js';
 interface Args {
   dense: string;
   lutham: string;
+  data?: string;
   json: boolean;
 }
 
@@ -15,10 +16,11 @@ const compareCommand: CommandModule<{}, Args> = {
     y
       .positional('dense', { type: 'string', describe: 'the Dense .pte', demandOption: true })
       .positional('lutham', { type: 'string', describe: 'the SHARe-KAN .pte', demandOption: true })
+      .option('data', { type: 'string', describe: 'the SHARe-KAN program\'s .ptd (export --external-data): counted with it' })
       .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' })
       .example('$0 compare out/dense.pte out/lutham.pte', '') as unknown as Argv<Args>,
   handler: async (argv) => {
-    const c = await comparePte(argv.dense, argv.lutham);
+    const c = await comparePte(argv.dense, argv.lutham, argv.data);
     process.stdout.write(argv.json ? JSON.stringify(c, null, 2) + '\n' : formatCompare(c));
   },
 };

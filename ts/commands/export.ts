@@ -30,6 +30,8 @@ interface Args {
   progress: boolean;
   'max-batch'?: number;
   'int8-baseline': boolean;
+  'external-data': boolean;
+  'codebooks-from'?: string;
 }
 
 function parseWidths(s: string | undefined): number[] | undefined {
@@ -67,7 +69,11 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON on stdout' })
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' })
       .option('max-batch', { alias: 'batch', type: 'number', describe: 'both .pte files serve any batch from 1 to N (dynamic batch dimension; default 1)' })
-      .option('int8-baseline', { type: 'boolean', default: true, describe: 'also measure the size of the folded dense model on XNNPACK int8 (--no-int8-baseline skips it)' }) as Argv<Args>,
+      .option('int8-baseline', { type: 'boolean', default: true, describe: 'also measure the size of the folded dense model on XNNPACK int8 (--no-int8-baseline skips it)' })
+      .option('external-data', { type: 'boolean', default: false, describe: 'write the codebooks to lutham.ptd (ExecuTorch external data) instead of lutham.pte; run it with --data' })
+      .option('codebooks-from', { type: 'string', describe: 'reuse the codebooks of this .ptd instead of training new ones, so several programs share one .ptd' })
+      .example('$0 export --backbone none --heads 2 --external-data --out a', 'a/lutham.pte + a/lutham.ptd')
+      .example('$0 export --backbone none --heads 3 --seed 1 --external-data --codebooks-from a/lutham.ptd --out b', 'b/lutham.pte runs with a/lutham.ptd') as Argv<Args>,
   handler: async (argv) => {
     const bar = progressBar(argv.progress);
     const started = Date.now();
@@ -95,6 +101,8 @@ const exportCommand: CommandModule<{}, Args> = {
           inputShape: numberList('--input-shape', argv['input-shape']),
           maxBatch: argv['max-batch'],
           int8Baseline: argv['int8-baseline'],
+          externalData: argv['external-data'],
+          codebooksFrom: argv['codebooks-from'],
         },
         bar.update,
       );

@@ -4,6 +4,7 @@ import { formatRun, runWarnings } from '../render/run.js';
 
 interface Args {
   model: string;
+  data?: string;
   input?: string[];
   output?: string;
   repeat: number;
@@ -17,13 +18,14 @@ const runCommand: CommandModule<{}, Args> = {
   builder: (y: Argv) =>
     y
       .positional('model', { type: 'string', demandOption: true, describe: 'the .pte file' })
+      .option('data', { type: 'string', describe: 'the .ptd holding the program\'s external data (export --external-data writes lutham.ptd)' })
       .option('input', { type: 'string', array: true, describe: '.npy file per program input (default: seeded random inputs)' })
       .option('output', { type: 'string', describe: 'write the first output here (.npy)' })
       .option('repeat', { type: 'number', default: 10, describe: 'runs to time (the median is printed)' })
       .option('seed', { type: 'number', default: 0, describe: 'seed of the random inputs' })
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }) as Argv<Args>,
   handler: async (argv) => {
-    const r = await runProgram({ model: argv.model, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed });
+    const r = await runProgram({ model: argv.model, data: argv.data, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed });
     if (argv.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       return;

@@ -36,6 +36,10 @@ export interface ExportOptions {
   maxBatch?: number;
   /** Measure the Dense-int8-XNNPACK baseline's size (default true). */
   int8Baseline?: boolean;
+  /** Put the codebooks in lutham.ptd (ExecuTorch external data) instead of lutham.pte. */
+  externalData?: boolean;
+  /** A .ptd whose codebooks are reused instead of trained (programs that share one .ptd). */
+  codebooksFrom?: string;
 }
 
 export interface ExportReport {
@@ -46,7 +50,13 @@ export interface ExportReport {
   /** Size of the folded dense model on XNNPACK with dynamic int8 (what users ship today); null when skipped. */
   dense_int8_xnnpack: { file_bytes: number; method: string } | null;
   max_batch: number;
-  lutham: { path: string; file_bytes: number; kan_bytes: number; payload_bytes: number; codebook_bytes: number; codebook_segments: number; delegates: number };
+  lutham: {
+    path: string; file_bytes: number; kan_bytes: number; payload_bytes: number; codebook_bytes: number; codebook_segments: number; delegates: number;
+    /** With --external-data: the .ptd holding the codebooks. */
+    external_data?: { path: string; file_bytes: number };
+  };
+  /** With --codebooks-from: the .ptd (relative to --out) and the key each codebook group reused. */
+  codebooks_from?: { path: string; reused: Record<string, string> };
   ratio: { file: number; kan: number };
   layers: { name: string; edges: number; coefficients_per_edge: number; codebook_size: number; index_bits: number; exact: boolean; r2: number }[];
   warnings: string[];
@@ -93,6 +103,8 @@ export function validateExportOptions(o: ExportOptions): void {
     throw new LuthamError('--widths, --grid and --order describe the built model; --model brings its own');
   }
   if (o.model) modelSpec(o.model, '--model');
+  if (o.codebooksFrom !== undefined && !existsSync(o.codebooksFrom)) throw new LuthamError(`--codebooks-from: no such file ${o.codebooksFrom}`);
+  if (o.codebooksFrom !== undefined && o.int8 === false) throw new LuthamError('--codebooks-from cannot be used with --fp32 (the given codebooks fix the storage)');
 }
 
 /** `file.py:fn` -> absolute file + `:fn`; a .pt/.pt2 path -> absolute path. Checks the file exists. */
@@ -126,8 +138,11 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     input_shape: o.inputShape ?? null,
     max_batch: o.maxBatch ?? 1,
     int8_baseline: o.int8Baseline ?? true,
+    external_data: o.externalData ?? false,
+    codebooks_from: o.codebooksFrom ? resolve(o.codebooksFrom) : null,
   };
   const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
   // report.json's paths are relative to --out (the file is the same wherever it is written)
-  return { ...report, files: await comparePte(join(args.out, report.dense.path), join(args.out, report.lutham.path)) };
+  const data = report.lutham.external_data ? join(args.out, report.lutham.external_data.path) : undefined;
+  return { ...report, files: await comparePte(join(args.out, report.dense.path), join(args.out, report.lutham.path), data) };
 }

@@ -7,6 +7,8 @@ import type { JsonNumber } from '../render/text.js';
 
 export interface RunOptions {
   model: string;
+  /** The .ptd holding the program's external data (its codebooks, with export --external-data). */
+  data?: string;
   inputs?: string[];
   output?: string;
   repeat?: number;
@@ -42,6 +44,7 @@ export async function runProgram(o: RunOptions): Promise<RunResult> {
   await PteFile.with(resolve(o.model), () => undefined);
   return (await callPython('run', {
     model: resolve(o.model),
+    data: o.data ? resolve(o.data) : null,
     inputs: (o.inputs ?? []).map((p) => resolve(p)),
     output: o.output ? resolve(o.output) : null,
     repeat: o.repeat ?? 10,

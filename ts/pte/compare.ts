@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 
 import { PteFile } from './file.js';
 import { inspectWithPlans, LUTHAM_BACKEND_ID, type InspectReport } from './inspect.js';
+import { readPtd } from './ptd.js';
 import type { TensorDesc } from './program.js';
 
 export const CATEGORIES = ['kanWeights', 'codebook', 'otherConstants', 'program', 'padding'] as const;
@@ -65,6 +66,8 @@ export interface Comparison {
   lutham: Breakdown;
   /** The KAN part of each file: kanWeights + codebook, and dense / lutham. */
   kanPart: { dense: number; lutham: number; ratio: number | null };
+  /** The SHARe-KAN program's .ptd (export --external-data): its file and codebook bytes count in kanPart and ratios.total. */
+  external?: { path: string; fileBytes: number; codebookBytes: number };
   /** dense / lutham per category (null where lutham has 0 bytes). */
   ratios: Record<Category | 'total' | 'planned', number | null>;
   rules: string;
@@ -211,7 +214,8 @@ function ratio(a: number, b: number): number | null {
 }
 
 /** Compares a Dense .pte with a SHARe-KAN .pte. */
-export async function comparePte(densePath: string, luthamPath: string): Promise<Comparison> {
+export async function comparePte(densePath: string, luthamPath: string, dataPath?: string): Promise<Comparison> {
+  const ptd = dataPath ? await readPtd(dataPath) : undefined;
   return PteFile.with(densePath, (densePte) =>
     PteFile.with(luthamPath, async (luthamPte) => {
       const d = await facts(densePte);
@@ -220,11 +224,16 @@ export async function comparePte(densePath: string, luthamPath: string): Promise
       const lutham = breakdownOf(l, new Set());
       const ratios = {} as Comparison['ratios'];
       for (const c of CATEGORIES) ratios[c] = ratio(dense.bytes[c], lutham.bytes[c]);
-      ratios.total = ratio(dense.fileBytes, lutham.fileBytes);
+      const external = ptd && {
+        path: ptd.path,
+        fileBytes: ptd.fileBytes,
+        codebookBytes: ptd.entries.filter((e) => e.codebook).reduce((a, e) => a + e.bytes, 0),
+      };
+      ratios.total = ratio(dense.fileBytes, lutham.fileBytes + (external?.fileBytes ?? 0));
       ratios.planned = ratio(dense.plannedBytes, lutham.plannedBytes);
       const kanPart = {
         dense: dense.bytes.kanWeights + dense.bytes.codebook,
-        lutham: lutham.bytes.kanWeights + lutham.bytes.codebook,
+        lutham: lutham.bytes.kanWeights + lutham.bytes.codebook + (external?.codebookBytes ?? 0),
         ratio: null as number | null,
       };
       kanPart.ratio = ratio(kanPart.dense, kanPart.lutham);
@@ -232,7 +241,8 @@ export async function comparePte(densePath: string, luthamPath: string): Promise
       if (dense.luthamDelegates > 0) notes.push(`${densePath} has ${dense.luthamDelegates} LuthamBackend delegates: is it really the Dense file? (usage: compare <dense> <lutham>)`);
       if (lutham.luthamDelegates === 0) notes.push(`${luthamPath} has no LuthamBackend delegates: is it really the SHARe-KAN file?`);
       notes.push('planned memory counts ExecuTorch-planned buffers only; LuthamBackend scratch is allocated by the delegate at runtime');
-      return { dense, lutham, kanPart, ratios, rules: CATEGORY_RULES, notes };
+      if (external) notes.push(`the codebooks are in ${external.path} (${external.fileBytes} bytes): the total ratio and the KAN part count it with ${luthamPath}`);
+      return { dense, lutham, kanPart, ratios, ...(external ? { external } : {}), rules: CATEGORY_RULES, notes };
     }),
   );
 }

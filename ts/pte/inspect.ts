@@ -7,6 +7,7 @@ import { LuthamError } from '../errors.js';
 import { isCodebook, readCodebook, readPayload, type CodebookInfo, type LayerInfo } from '../payload/index.js';
 import { decodeCodebook, decodePayload, verifyCodebookKey } from '../payload/verify.js';
 import { PteFile, type ExtendedHeader } from './file.js';
+import { readPtd, type PtdReport } from './ptd.js';
 import {
   constantBufferBytes,
   describeConstantStorage,
@@ -21,6 +22,8 @@ import {
 } from './program.js';
 
 export const LUTHAM_BACKEND_ID = 'LuthamBackend';
+/** The compile spec with which LuthamBackend moves its codebooks to a .ptd (lower/partitioner.py). */
+export const EXTERNAL_TAG_SPEC = 'external_tag';
 /** Named data larger than this is not read to check for a LUTHAM codebook. */
 const MAX_CODEBOOK_BYTES = 256 << 20;
 
@@ -73,6 +76,10 @@ export interface InspectReport {
   constants: ConstantStorage & { usedBytes: number; tensorCount: number };
   /** LuthamBackend layers in plan order. */
   luthamLayers: (DelegateRef & LayerInfo)[];
+  /** Codebook keys the LuthamBackend delegates read from a .ptd (export --external-data), in first-use order. */
+  externalKeys: string[];
+  /** With `data`: the .ptd checked against externalKeys. */
+  data?: PtdReport;
   /** Non-fatal inconsistencies (missing codebook, K mismatch, unused segment ...). */
   problems: string[];
   /** With `verify`: what the full decode checked, and every check that failed. */
@@ -90,6 +97,8 @@ export interface VerifyReport {
 export interface InspectOptions {
   /** Also decode every LUTHAM payload and codebook: CRC-32, indices, codebook hashes (inspect --verify). */
   verify?: boolean;
+  /** The .ptd the program's external data comes from: every key it expects must be there. */
+  data?: string;
 }
 
 /** Describes the .pte at `path` (throws LuthamError on a bad file). */
@@ -125,6 +134,7 @@ export async function inspectWithPlans(pte: PteFile, options: InspectOptions = {
   for (const nd of named) useSegment(nd.segmentIndex, `named data ${nd.key}`);
 
   const luthamLayers: (DelegateRef & LayerInfo)[] = [];
+  const externalDelegates = new Set<string>();
   const planReports: PlanReport[] = [];
   for (const plan of plans) {
     const delegates: DelegateReport[] = [];
@@ -141,6 +151,7 @@ export async function inspectWithPlans(pte: PteFile, options: InspectOptions = {
           verified.payloads++;
         }
         luthamLayers.push({ plan: plan.name, delegate: d.index, ...rep.lutham });
+        if (d.compileSpecs.some((c) => c.key === EXTERNAL_TAG_SPEC)) externalDelegates.add(ref);
       }
       delegates.push(rep);
     }
@@ -174,9 +185,23 @@ export async function inspectWithPlans(pte: PteFile, options: InspectOptions = {
     if (usedBy.length > 0 && !rep.codebook) problems.push(`named data ${nd.key} is used as a codebook but is not a LUTHAM codebook buffer`);
     namedData.push(rep);
   }
+  const externalKeys: string[] = [];
+  const data = options.data ? await readPtd(options.data, { verify: options.verify }) : undefined;
+  if (data && verified) {
+    verified.codebooks += data.verified!.codebooks;
+    verified.failures.push(...data.verified!.failures);
+  }
   for (const l of luthamLayers) {
     const nd = namedData.find((n) => n.key === l.codebookKey);
-    if (!nd) {
+    const external = externalDelegates.has(`${l.plan}#${l.delegate}`);
+    if (!nd && external) {
+      if (!externalKeys.includes(l.codebookKey)) externalKeys.push(l.codebookKey);
+      const entry = data?.entries.find((e) => e.key === l.codebookKey);
+      if (data && !entry) problems.push(`delegate ${l.plan}#${l.delegate}: codebook ${l.codebookKey} is not in ${data.path}`);
+      else if (entry?.codebook && (entry.codebook.size !== l.codebookSize || entry.codebook.dim !== l.codebookDim)) {
+        problems.push(`delegate ${l.plan}#${l.delegate}: payload expects a ${l.codebookSize}x${l.codebookDim} codebook, ${entry.key} in ${data!.path} is ${entry.codebook.size}x${entry.codebook.dim}`);
+      }
+    } else if (!nd) {
       problems.push(`delegate ${l.plan}#${l.delegate}: codebook ${l.codebookKey} is not in the named data`);
     } else if (nd.codebook && (nd.codebook.size !== l.codebookSize || nd.codebook.dim !== l.codebookDim)) {
       problems.push(`delegate ${l.plan}#${l.delegate}: payload expects a ${l.codebookSize}x${l.codebookDim} codebook, ${nd.key} is ${nd.codebook.size}x${nd.codebook.dim}`);
@@ -201,6 +226,8 @@ export async function inspectWithPlans(pte: PteFile, options: InspectOptions = {
       tensorCount: plans.reduce((a, p) => a + p.constants.length, 0),
     },
     luthamLayers,
+    externalKeys,
+    ...(data ? { data } : {}),
     problems,
     ...(verified ? { verified } : {}),
   };

@@ -24,16 +24,18 @@ export function formatCompare(c: Comparison): string {
       ratioText(c.ratios[cat]),
     ]);
   }
+  const luthamTotal = c.lutham.fileBytes + (c.external?.fileBytes ?? 0);
+  if (c.external) rows.push(['external data (.ptd codebooks)', '', '', bytesCell(c.external.fileBytes), '', '']);
   rows.push(['KAN part (weights + codebook)', bytesCell(c.kanPart.dense), pct(c.kanPart.dense, c.dense.fileBytes), bytesCell(c.kanPart.lutham), pct(c.kanPart.lutham, c.lutham.fileBytes), ratioText(c.kanPart.ratio)]);
-  rows.push([CATEGORY_LABELS.total, bytesCell(c.dense.fileBytes), '', bytesCell(c.lutham.fileBytes), '', ratioText(c.ratios.total)]);
+  rows.push([CATEGORY_LABELS.total, bytesCell(c.dense.fileBytes), '', bytesCell(luthamTotal), '', ratioText(c.ratios.total)]);
   rows.push([CATEGORY_LABELS.planned, bytesCell(c.dense.plannedBytes), '', bytesCell(c.lutham.plannedBytes), '', ratioText(c.ratios.planned)]);
   const out = [
     `Dense:     ${c.dense.path}`,
-    `SHARe-KAN: ${c.lutham.path} (${num(c.lutham.luthamDelegates)} LuthamBackend delegates, ${num(c.lutham.codebookSegments)} codebook segments)`,
+    `SHARe-KAN: ${c.lutham.path}${c.external ? ` + ${c.external.path}` : ''} (${num(c.lutham.luthamDelegates)} LuthamBackend delegates, ${num(c.lutham.codebookSegments)} codebook segments)`,
     '',
     table(['category', 'dense bytes', '%', 'SHARe-KAN bytes', '%', 'dense/SHARe-KAN'], rows, [1, 2, 3, 4, 5]),
     '',
-    `Overall: the SHARe-KAN file is ${ratioText(c.ratios.total)} smaller (${num(c.dense.fileBytes)} / ${num(c.lutham.fileBytes)} bytes); its KAN part ${ratioText(c.kanPart.ratio)}.`,
+    `Overall: the SHARe-KAN file is ${ratioText(c.ratios.total)} smaller (${num(c.dense.fileBytes)} / ${num(luthamTotal)} bytes); its KAN part ${ratioText(c.kanPart.ratio)}.`,
   ];
   for (const n of c.notes) out.push(`Note: ${n}`);
   return out.join('\n') + '\n';

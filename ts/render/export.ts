@@ -18,13 +18,17 @@ export function formatExport(r: ExportReport, outDir?: string): string {
         ...(r.dense_int8_xnnpack
           ? [['Dense int8 (XNNPACK)', formatBytes(r.dense_int8_xnnpack.file_bytes), '-', x(f.dense.fileBytes / r.dense_int8_xnnpack.file_bytes), '-', '-', '-']]
           : []),
-        ['SHARe-KAN', formatBytes(f.lutham.fileBytes), formatBytes(f.kanPart.lutham), x(f.ratios.total), x(f.kanPart.ratio),
+        ['SHARe-KAN', formatBytes(f.lutham.fileBytes + (f.external?.fileBytes ?? 0)), formatBytes(f.kanPart.lutham), x(f.ratios.total), x(f.kanPart.ratio),
           Math.min(...r.layers.map((l) => l.r2)).toFixed(4), r.output_relative_l2_error.toExponential(2)],
       ],
     ),
     '',
     `dense.pte  ${at(r.dense.path)}`,
     `lutham.pte ${at(r.lutham.path)} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
+    ...(r.lutham.external_data && f.external
+      ? [`lutham.ptd ${at(r.lutham.external_data.path)} (${formatBytes(f.external.fileBytes)}: the codebooks; run lutham.pte with --data this file)`]
+      : []),
+    ...(r.codebooks_from ? [`codebooks reused from ${at(r.codebooks_from.path)}: ${Object.entries(r.codebooks_from.reused).map(([g, k]) => `${g} ${k.slice(-12)}`).join(', ')}`] : []),
     `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
     `R^2 of the coefficients per codebook: ${r2}`,
     ...(r.dense_int8_xnnpack

@@ -1,6 +1,7 @@
 // The text of `lutham inspect` (ts/pte/inspect.ts builds the report).
 import { PANEL_WIDTH } from '../payload/format.js';
 import type { InspectReport } from '../pte/inspect.js';
+import type { PtdReport } from '../pte/ptd.js';
 import type { ValueDesc } from '../pte/program.js';
 import { bytesCell, indent, num, table } from './text.js';
 
@@ -83,6 +84,13 @@ export function formatInspect(r: InspectReport): string {
     ]);
     out.push(indent(table(['key', 'segment', 'bytes', 'kind', 'used by'], rows, [1, 2])));
   }
+  if (r.externalKeys.length > 0) {
+    out.push('');
+    out.push(r.data
+      ? `External data (${r.externalKeys.length} codebooks, from ${r.data.path}):`
+      : `External data: ${r.externalKeys.length} codebooks come from a .ptd (run with --data FILE; inspect FILE.ptd shows what it holds):`);
+    out.push(indent(r.externalKeys.join('\n')));
+  }
   out.push('');
   const c = r.constants;
   out.push(
@@ -101,6 +109,32 @@ export function formatInspect(r: InspectReport): string {
     out.push(v.failures.length === 0
       ? `Verified: ${num(v.payloads)} LUTHAM payloads (CRC-32, every index) and ${num(v.codebooks)} codebooks (values, SHA-256 of the key): all good`
       : `Verify FAILED: ${v.failures.length} of the checks on ${num(v.payloads)} payloads and ${num(v.codebooks)} codebooks:`);
+    for (const f of v.failures) out.push(`  - ${f}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+/** The human-readable form of a .ptd report. */
+export function formatPtd(r: PtdReport): string {
+  const out: string[] = [];
+  out.push(`${r.path}: ${bytesCell(r.fileBytes)}, ${r.identifier} v${r.version} (ExecuTorch external data)`);
+  out.push('');
+  out.push(`Named data (${r.entries.length}):`);
+  if (r.entries.length > 0) {
+    const rows = r.entries.map((e) => [
+      e.key,
+      String(e.segmentIndex),
+      num(e.bytes),
+      e.codebook ? `codebook ${e.codebook.size}x${e.codebook.dim} ${quantText(e.codebook.values)}` : 'other',
+    ]);
+    out.push(indent(table(['key', 'segment', 'bytes', 'kind'], rows, [1, 2])));
+  }
+  const v = r.verified;
+  if (v) {
+    out.push('');
+    out.push(v.failures.length === 0
+      ? `Verified: ${num(v.codebooks)} codebooks (values, SHA-256 of the key): all good`
+      : `Verify FAILED: ${v.failures.length} of the checks on ${num(v.codebooks)} codebooks:`);
     for (const f of v.failures) out.push(`  - ${f}`);
   }
   return out.join('\n') + '\n';

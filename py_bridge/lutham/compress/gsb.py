@@ -184,17 +184,23 @@ def least_squares_gains(coeffs: np.ndarray, biases: np.ndarray, stored: np.ndarr
     return gains
 
 
-def gsb_encode(coeffs: np.ndarray, codebook_size: int, seed: int, codebook_bits: int = 8, progress: Progress | None = None) -> GSBCode:
-    """Compress (n, d) coefficient vectors with one shared codebook of at most `codebook_size` words."""
+def gsb_encode(coeffs: np.ndarray, codebook_size: int, seed: int, codebook_bits: int = 8, progress: Progress | None = None,
+               codebook: Quantized | None = None) -> GSBCode:
+    """Compress (n, d) coefficient vectors with one shared codebook of at most `codebook_size` words,
+    or with the given `codebook` (as stored: no k-means; size and bits are then the codebook's)."""
     if coeffs.ndim != 2 or coeffs.shape[0] == 0:
         raise ValueError(f"gsb_encode takes a non-empty (edges, coefficients) matrix, got {coeffs.shape}")
     biases, shapes = biases_and_canonical_shapes(coeffs)
-    if progress:
-        progress("kmeans", 0.0)
-    words, assignment = train_codebook(shapes, codebook_size, seed)
-    if progress:
-        progress("kmeans", 1.0)
-    codebook = quantize_rows(words, codebook_bits)
+    assignment = None
+    if codebook is None:
+        if progress:
+            progress("kmeans", 0.0)
+        words, assignment = train_codebook(shapes, codebook_size, seed)
+        if progress:
+            progress("kmeans", 1.0)
+        codebook = quantize_rows(words, codebook_bits)
+    elif codebook.values.ndim != 2 or codebook.values.shape[1] != coeffs.shape[1]:
+        raise ValueError(f"a codebook of {codebook.values.shape[1]}-value words cannot encode {coeffs.shape[1]} coefficients per edge")
     stored = codebook.dequantize()
     if assignment is not None:
         indices = assignment.astype(np.int64)  # every shape is (up to float noise) a codeword

@@ -20,7 +20,10 @@ from ..model.kan import KANLinear
 from ..model.modules import replace_module
 from .layer import SharedKANLinear
 from .gsb import Progress, RSquared, gsb_encode, r_squared
-from .quant import FLOAT_BITS, quantize_rows
+from .quant import FLOAT_BITS, Quantized, quantize_rows
+
+# Edges (a seeded sample of the group) on which given codebooks are compared to pick one.
+CODEBOOK_CHOICE_SAMPLE = 20_000
 
 
 @dataclass
@@ -68,9 +71,32 @@ class LayerReport:
 class CompressionReport:
     layers: list[LayerReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    reused: dict[str, str] = field(default_factory=dict)  # group -> key of the given codebook it uses
 
     def to_dict(self) -> dict:
-        return {"layers": [vars(l) for l in self.layers], "warnings": list(self.warnings)}
+        out = {"layers": [vars(l) for l in self.layers], "warnings": list(self.warnings)}
+        if self.reused:
+            out["codebooks_reused"] = dict(self.reused)
+        return out
+
+
+def choose_codebook(coeffs: np.ndarray, codebooks: dict[str, Quantized], seed: int) -> str:
+    """Key of the given codebook that reconstructs a seeded sample of `coeffs` best (R^2); the
+    first key wins a tie. Only codebooks whose words have the edges' coefficient count qualify."""
+    fitting = [k for k, q in codebooks.items() if q.values.shape[1] == coeffs.shape[1]]
+    if not fitting:
+        dims = sorted({q.values.shape[1] for q in codebooks.values()})
+        raise ValueError(f"no given codebook has {coeffs.shape[1]}-value words (they have {dims})")
+    if len(fitting) == 1:
+        return fitting[0]
+    rng = np.random.default_rng(seed)
+    sample = coeffs if len(coeffs) <= CODEBOOK_CHOICE_SAMPLE else coeffs[np.sort(rng.choice(len(coeffs), CODEBOOK_CHOICE_SAMPLE, replace=False))]
+    def fit(key: str) -> float:
+        code = gsb_encode(sample, 0, seed, codebook=codebooks[key])
+        stored = code.codebook.dequantize()
+        return r_squared(sample, code.biases[:, None] + code.gains[:, None] * stored[code.indices])
+    scores = {k: fit(k) for k in fitting}
+    return max(fitting, key=lambda k: (scores[k], -fitting.index(k)))
 
 
 def _kan_groups(model: nn.Module, scope: str) -> list[tuple[str, list[tuple[str, KANLinear]]]]:
@@ -89,8 +115,13 @@ def _kan_groups(model: nn.Module, scope: str) -> list[tuple[str, list[tuple[str,
     return list(groups.items())
 
 
-def compress_model(model: nn.Module, config: CompressionConfig, progress: Progress | None = None):
-    """Returns (compressed copy of the model, CompressionReport). The input model is untouched."""
+def compress_model(model: nn.Module, config: CompressionConfig, progress: Progress | None = None,
+                   codebooks: dict[str, Quantized] | None = None):
+    """Returns (compressed copy of the model, CompressionReport). The input model is untouched.
+
+    codebooks: reuse these ({key: codebook as stored}) instead of training new ones: each
+    group takes the one that fits it best (choose_codebook), so programs exported against the
+    same codebooks share them (one .ptd). config's codebook size and bits are then unused."""
     config.validate()
     report = CompressionReport()
     # Copy everything but the dense KAN layers (tens of GB for 50 big heads): each is
@@ -113,7 +144,12 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
                 all_coeffs[start : start + n] = m.scaled_spline_weight().reshape(n, -1).numpy()
                 start += n
         size = config.codebook_size
-        if size > edges:
+        given = None
+        if codebooks:
+            key = choose_codebook(all_coeffs, codebooks, config.seed)
+            given, size = codebooks[key], len(codebooks[key].values)
+            report.reused[group_name] = key
+        elif size > edges:
             msg = f"{group_name}: codebook size {size} > {edges} edges, clamped to {edges}"
             warnings.warn(msg)
             report.warnings.append(msg)
@@ -123,7 +159,7 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
             if progress:
                 progress(f"compress {group_name}: {what}", (gi + frac) / len(groups))
 
-        code = gsb_encode(all_coeffs, size, config.seed, config.codebook_bits, stage)
+        code = gsb_encode(all_coeffs, size, config.seed, config.codebook_bits, stage, codebook=given)
         k = len(code.codebook.values)
         index_bits = max(1, math.ceil(math.log2(k)))
         words_stored = code.codebook.dequantize()
@@ -148,7 +184,7 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
                 gains=torch.from_numpy(gains.values), gain_scales=torch.from_numpy(gains.scales),
                 biases=torch.from_numpy(biases.values), bias_scales=torch.from_numpy(biases.scales),
                 base_weight=torch.from_numpy(base.values), base_scales=torch.from_numpy(base.scales),
-                spline_order=m.spline_order, codebook_bits=config.codebook_bits, index_bits=index_bits,
+                spline_order=m.spline_order, codebook_bits=code.codebook.bits, index_bits=index_bits,
                 gain_bits=config.gain_bits, bias_bits=config.bias_bits, base_bits=config.base_bits,
                 r2=layer_r2, basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator,
             )

@@ -19,6 +19,7 @@ import torch
 
 from ..compress import CompressionConfig, compress_model, relative_output_error
 from ..lower import lowering
+from ..lower.serialization.external_data import read_codebooks
 from ..measure import kan_parameter_bytes, lutham_part_bytes
 from ..limits import check_layer
 from ..model.convert import convert, kan_layer_names
@@ -32,8 +33,17 @@ def to_executorch_bytes(model: torch.nn.Module, example: torch.Tensor, delegate:
                         backbone_xnnpack: bool = True) -> bytes:
     """The .pte bytes; lower/lowering.py says which partitioner takes what (backbone: XNNPACK) and
     makes the batch dynamic (1..max_batch) when max_batch > 1."""
+    return to_executorch_files(model, example, delegate, max_batch, backbone_xnnpack)[0]
+
+
+def to_executorch_files(model: torch.nn.Module, example: torch.Tensor, delegate: bool, max_batch: int = 1,
+                        backbone_xnnpack: bool = True, external_data: bool = False) -> tuple[bytes, bytes | None]:
+    """The .pte bytes and, with external_data, the lutham.ptd bytes holding every codebook."""
     exported = lowering.export_program(model, example, max_batch)
-    return lowering.lower_to_bytes(exported, lowering.partitioners(delegate, backbone_xnnpack))
+    pte, data = lowering.lower(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data))
+    if set(data) - {lowering.EXTERNAL_DATA_TAG}:
+        raise RuntimeError(f"unexpected external data files {sorted(data)}")
+    return pte, data.get(lowering.EXTERNAL_DATA_TAG)
 
 
 ProgressFn = Callable[[str, float], None]
@@ -62,7 +72,9 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
 
     options: backbone, heads, widths (list or None), grid, order, weights, seed, out,
              codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch,
-             max_batch (programs serve batch 1..max_batch), int8_baseline (bool, default true);
+             max_batch (programs serve batch 1..max_batch), int8_baseline (bool, default true),
+             external_data (bool: codebooks in lutham.ptd), codebooks_from (a .ptd whose codebooks
+             are reused instead of trained);
              or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model,
              trust_pickle (unpickle Python objects from those files, which runs their code).
     Returns the report (also written as report.json; its paths are relative to out, it holds no
@@ -98,7 +110,12 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         raise ValueError(f"--weights: no such file {model_config.weights}")
     check_memory(model_config)
     # Fail now, not after minutes of compression, if the outputs cannot be written.
-    outputs = OutputSet(out, ("dense.pte", "lutham.pte", "report.json"))
+    external_data = bool(options.get("external_data", False))
+    reused = read_codebooks(options["codebooks_from"]) if options.get("codebooks_from") else None
+    if reused and not int8:
+        raise ValueError("--codebooks-from cannot be used with --fp32 (the given codebooks fix the storage)")
+    names = ("dense.pte", "lutham.pte", "report.json") + (("lutham.ptd",) if external_data else ())
+    outputs = OutputSet(out, names)
     outputs.prepare()
 
     _stage_progress(progress, "build")("build model", 0.0)
@@ -127,7 +144,7 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     compress_progress = _stage_progress(progress, "compress")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # clamping warnings are returned in the report instead
-        compressed, compression_report = compress_model(dense, compression, compress_progress)
+        compressed, compression_report = compress_model(dense, compression, compress_progress, codebooks=reused)
 
     _stage_progress(progress, "error")("output error", 0.0)
     output_error = relative_output_error(dense, compressed, error_input)
@@ -142,14 +159,18 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         _stage_progress(progress, "dense")("size of dense int8 (XNNPACK)", 0.6)
         dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch)
     _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
-    lutham_pte = to_executorch_bytes(compressed, example, delegate=True, max_batch=max_batch)
+    lutham_pte, lutham_ptd = to_executorch_files(compressed, example, delegate=True, max_batch=max_batch,
+                                                 external_data=external_data)
     outputs.add("lutham.pte", lutham_pte)
+    if external_data:
+        outputs.add("lutham.ptd", lutham_ptd)
     _stage_progress(progress, "lutham")("done", 1.0)
 
     dense_kan = kan_parameter_bytes(dense)
-    lutham_part = lutham_part_bytes(lutham_pte)
+    lutham_part = lutham_part_bytes(lutham_pte, lutham_ptd)
     lutham_kan = lutham_part["payload_bytes"] + lutham_part["codebook_bytes"]
     lutham_file = len(lutham_pte)
+    lutham_deployed = lutham_file + (len(lutham_ptd) if lutham_ptd is not None else 0)
     report = {
         "model": model_report,
         "compression": vars(compression),
@@ -159,11 +180,16 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         "dense_int8_xnnpack": dense_int8,
         "max_batch": max_batch,
         "lutham": {"path": "lutham.pte", "file_bytes": lutham_file, "kan_bytes": lutham_kan, **lutham_part},
-        "ratio": {"file": dense_file / lutham_file, "kan": dense_kan / lutham_kan},
+        "ratio": {"file": dense_file / lutham_deployed, "kan": dense_kan / lutham_kan},
         "layers": compression_report.to_dict()["layers"],
         "warnings": compression_report.warnings,
         "output_relative_l2_error": output_error,
     }
+    if external_data:  # the .pte reads its codebooks from this file (--data at run time)
+        report["lutham"]["external_data"] = {"path": "lutham.ptd", "file_bytes": len(lutham_ptd)}
+    if reused:
+        report["codebooks_from"] = {"path": os.path.relpath(options["codebooks_from"], out),
+                                    "reused": compression_report.reused}
     outputs.add("report.json", (json.dumps(report, indent=2, allow_nan=False) + "\n").encode())
     outputs.commit()  # all three files or none
     return report

@@ -7,6 +7,8 @@
 - Batch: `max_batch > 1` exports with a dynamic batch dimension bounded by max_batch
   (torch.export Dim), so one program serves every batch from 1 to max_batch; memory is
   planned for the upper bound.
+- External data: with `external_data`, LuthamBackend puts every codebook in `lutham.ptd`
+  (EXTERNAL_DATA_TAG) instead of the .pte; the .pte names the keys it needs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from executorch.exir.passes import MemoryPlanningPass
 from torch.export import Dim, ExportedProgram
 
 from . import preprocess as _preprocess  # noqa: F401  (LuthamBackend must be imported to be found by name)
-from .partitioner import LuthamPartitioner
+from .partitioner import EXTERNAL_TAG_SPEC, LuthamPartitioner
+
+# The tag (and file stem: lutham.ptd) of LUTHAM's external data.
+EXTERNAL_DATA_TAG = "lutham"
 
 # Module classes whose nodes make up a KAN layer: dense (efficient-kan layout) and compressed.
 KAN_MODULE_TYPES = ("KANLinear", "SharedKANLinear")
@@ -95,8 +100,11 @@ def trace_example(example: torch.Tensor, max_batch: int) -> torch.Tensor:
     return example.repeat(reps, *([1] * (example.dim() - 1)))[:2].contiguous()
 
 
-def partitioners(delegate: bool, backbone_xnnpack: bool) -> list:
-    chosen: list = [LuthamPartitioner()] if delegate else []
+def partitioners(delegate: bool, backbone_xnnpack: bool, external_data: bool = False) -> list:
+    from executorch.exir.backend.compile_spec_schema import CompileSpec
+
+    specs = [CompileSpec(EXTERNAL_TAG_SPEC, EXTERNAL_DATA_TAG.encode())] if external_data else []
+    chosen: list = [LuthamPartitioner(specs)] if delegate else []
     if backbone_xnnpack:
         chosen.append(BackboneXnnpackPartitioner())
     return chosen
@@ -108,8 +116,22 @@ def export_program(model: torch.nn.Module, example: torch.Tensor, max_batch: int
     return torch.export.export(model, (x,), dynamic_shapes=dynamic_batch_shapes(x, max_batch), strict=False)
 
 
-def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> bytes:
+def lower(exported: ExportedProgram, partitioner_list: Iterable) -> tuple[bytes, dict[str, bytes]]:
+    """The .pte bytes and the external data files ({tag: .ptd bytes}; empty unless a partitioner asks)."""
+    import tempfile
+    from pathlib import Path
+
     edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None)
     program = edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
-    return program.buffer
+    pte = program.buffer
+    with tempfile.TemporaryDirectory(prefix="lutham-ptd-") as d:  # the manager's one public way out for .ptd data
+        program.write_tensor_data_to_file(d)
+        return pte, {f.stem: f.read_bytes() for f in sorted(Path(d).glob("*.ptd"))}
+
+
+def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> bytes:
+    pte, data = lower(exported, partitioner_list)
+    if data:
+        raise ValueError(f"lower_to_bytes: the program has external data {sorted(data)}: use lower()")
+    return pte
 

@@ -14,6 +14,14 @@ from executorch.exir.dialects._ops import ops as exir_ops
 from torch.export import ExportedProgram
 
 BACKEND_ID = "LuthamBackend"
+# Compile spec naming the external-data tag: preprocess then puts the codebooks in <tag>.ptd
+# (NamedDataStore's external_tag) instead of the .pte's named data.
+EXTERNAL_TAG_SPEC = "external_tag"
+
+
+def external_tag(compile_specs) -> str | None:
+    """The external-data tag the compile specs ask for, or None (codebooks stay in the .pte)."""
+    return next((spec.value.decode() for spec in compile_specs if spec.key == EXTERNAL_TAG_SPEC), None)
 
 
 def is_kan_linear(node: torch.fx.Node) -> bool:

@@ -14,7 +14,7 @@ from torch.export import ExportedProgram
 from ..compress.layer import KAN_LINEAR_ARGS, LAYER_TENSORS
 from ..compress.quant import Quantized
 from ..model.kan import BSPLINE
-from .partitioner import is_kan_linear
+from .partitioner import external_tag, is_kan_linear
 from .serialization.payload import CODEBOOK_ALIGNMENT, LayerData, codebook_key, write_codebook, write_payload
 
 def _constant(program: ExportedProgram, node: torch.fx.Node) -> np.ndarray:
@@ -67,7 +67,8 @@ class LuthamBackend(BackendDetails):
             raise ValueError(f"LuthamBackend takes exactly one lutham::kan_linear per partition, got {[str(n.target) for n in nodes]}")
         layer, codebook = layer_from_node(edge_program, kan[0])
         store = NamedDataStore()
-        store.add_named_data(layer.codebook_key, write_codebook(codebook), alignment=CODEBOOK_ALIGNMENT)
+        store.add_named_data(layer.codebook_key, write_codebook(codebook), alignment=CODEBOOK_ALIGNMENT,
+                             external_tag=external_tag(compile_specs))
         return PreprocessResult(
             processed_bytes=write_payload(layer),
             debug_handle_map={},

@@ -72,20 +72,23 @@ def codebook_cache_stats() -> dict:
     return dict(loads=out[0], hits=out[1], live=out[2], copies=out[3])
 
 
-def load_method(path: str | os.PathLike, method: str = "forward"):
-    """(program, method) for a .pte file; keep the program alive while using the method."""
+def load_method(path: str | os.PathLike, method: str = "forward", data: str | os.PathLike | None = None):
+    """(program, method) for a .pte file (and the .ptd holding its external data, if any); keep
+    the program alive while using the method."""
     load_backend()
     from executorch.runtime import Runtime, Verification
 
     # The flatbuffers verifier over the whole program (ExecuTorch's default here, asked for
     # explicitly): a corrupted offset is refused instead of followed in Method::init.
-    program = Runtime.get().load_program(Path(path), verification=Verification.InternalConsistency)
+    program = Runtime.get().load_program(Path(path), verification=Verification.InternalConsistency,
+                                         data_path=None if data is None else Path(data))
     return program, program.load_method(method)
 
 
-def run_program(path: str | os.PathLike, inputs: Sequence[torch.Tensor], method: str = "forward") -> list[torch.Tensor]:
-    """Runs `method` of the .pte at `path` on `inputs` and returns its outputs."""
-    program, m = load_method(path, method)
+def run_program(path: str | os.PathLike, inputs: Sequence[torch.Tensor], method: str = "forward",
+                data: str | os.PathLike | None = None) -> list[torch.Tensor]:
+    """Runs `method` of the .pte at `path` (with its .ptd `data`) on `inputs`; returns the outputs."""
+    program, m = load_method(path, method, data)
     outputs = m.execute(list(inputs))
     del program
     return list(outputs)
@@ -96,6 +99,7 @@ class RunError(ValueError):
 
 
 PTE_IDENTIFIER = b"ET12"
+PTD_IDENTIFIER = b"FT01"
 
 
 class NativeLog:
@@ -153,9 +157,9 @@ def capture_native_log():
             pass
 
 
-def check_pte_header(model: str | os.PathLike) -> None:
+def check_pte_header(model: str | os.PathLike, identifier: bytes = PTE_IDENTIFIER, kind: str = ".pte") -> None:
     """The checks before ExecuTorch sees the file (it aborts on some garbage): a regular file
-    with the .pte identifier (the TypeScript reader, ts/pte/file.ts, validates the rest)."""
+    with the .pte (or .ptd) identifier (the TypeScript reader, ts/pte/file.ts, validates the rest)."""
     p = Path(model)
     if not p.exists():
         raise RunError(f"no such file: {model}")
@@ -163,8 +167,24 @@ def check_pte_header(model: str | os.PathLike) -> None:
         raise RunError(f"cannot run {model}: not a regular file")
     with open(p, "rb") as f:
         head = f.read(8)
-    if len(head) < 8 or head[4:8] != PTE_IDENTIFIER:
-        raise RunError(f"{model} is not a .pte file (identifier {head[4:8]!r}, expected {PTE_IDENTIFIER!r})")
+    if len(head) < 8 or head[4:8] != identifier:
+        raise RunError(f"{model} is not a {kind} file (identifier {head[4:8]!r}, expected {identifier!r})")
+
+
+# LuthamBackend's words for a codebook key it could not resolve (codebook_cache.cpp).
+_MISSING_CODEBOOK = re.compile(r"codebook '([^']+)' not found|no named data map, so codebook '([^']+)'")
+
+
+def missing_data_error(model, data, detail: str) -> str | None:
+    """The one line for a program whose codebooks are in a .ptd that was not given or is another one."""
+    m = _MISSING_CODEBOOK.search(detail)
+    if not m:
+        return None
+    key = m.group(1) or m.group(2)
+    if data is None:
+        return (f"cannot load {model}: it needs codebook {key} from a .ptd file "
+                f"(export --external-data writes lutham.ptd beside it): pass --data FILE")
+    return f"cannot load {model}: {data} does not hold codebook {key} (it is not the .ptd this program was exported with)"
 
 
 def _save_npy(path: str, array) -> None:
@@ -182,32 +202,38 @@ def _save_npy(path: str, array) -> None:
 
 
 def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str | None = None,
-             repeat: int = 10, seed: int = 0) -> dict:
+             repeat: int = 10, seed: int = 0, data: str | os.PathLike | None = None) -> dict:
     """Runs a .pte like lutham_runner: returns output shapes, a checksum and the median time.
 
     `inputs` are .npy files, one per program input; without them, seeded uniform inputs in
     [-1.1, 1.1) of the program's input shapes. `output` saves the first output as .npy.
+    `data`: the .ptd holding the program's external data (export --external-data).
     """
     if repeat < 1:
         raise RunError(f"--repeat must be at least 1, got {repeat}")
     check_pte_header(model)
+    if data is not None:
+        check_pte_header(data, PTD_IDENTIFIER, ".ptd")
     if output and not Path(output).parent.is_dir():
         raise RunError(f"cannot write --output {output}: no such directory {Path(output).parent}")
     with capture_native_log() as log:
-        return _run_file(model, inputs, output, repeat, seed, log)
+        return _run_file(model, inputs, output, repeat, seed, data, log)
 
 
-def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
+def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog) -> dict:
     import time
 
     import numpy as np
 
     try:
-        program, method = load_method(model)
+        program, method = load_method(model, data=data)
     except BackendNotBuilt:
         raise
     except Exception as e:  # ExecuTorch reports load failures as RuntimeError; details are in its log
         detail = log.first_line()
+        missing = missing_data_error(model, data, log.text())
+        if missing:
+            raise RunError(missing) from None
         raise RunError(f"cannot load {model}: {e}" + (f" ({detail})" if detail else "")) from None
     meta = method.metadata
     n_inputs = meta.num_inputs()
