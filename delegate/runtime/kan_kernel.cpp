@@ -55,10 +55,20 @@ struct Variant {
 #if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
 bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
+#if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2) && defined(LUTHAM_HAVE_AVX512)
+// The AVX-512 variant reuses the AVX2 one's B-spline and sample loops, hence avx2 too.
+bool cpu_has_avx512() {
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+}
+#endif
 bool always() { return true; }
 
 // Best first; the first runnable one is the default.
 const Variant kVariants[] = {
+#if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2) && defined(LUTHAM_HAVE_AVX512)
+    {"avx512", &avx512::ops, &cpu_has_avx512, "avx2 fma avx512f avx512bw avx512vl"},
+#endif
 #if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
     {"avx2", &avx2::ops, &cpu_has_avx2, "avx2 fma"},
 #endif
