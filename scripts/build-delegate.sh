@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the LUTHAM delegate (delegate/): liblutham_backend.so, lutham_runner and
-# lutham_kernel_test, against the ExecuTorch runtime shipped in the executorch wheel.
+# lutham_kernel_test, against the ExecuTorch runtime shipped in the executorch wheel, and
+# installs the lutham_backend CMake package (lutham::backend) into <build dir>/install.
 # Idempotent: a second run only rebuilds what changed. Progress goes to stderr.
 #
 #   scripts/build-delegate.sh            host build into build/delegate (the venv's wheel)
@@ -73,3 +74,7 @@ log "configuring $build for $target ($("$cmake_bin" --version | head -1), execut
 log "building with $jobs jobs"
 "$cmake_bin" --build "$build" -j "$jobs" >&2
 log "built $build/liblutham_backend.so, $build/lutham_runner and $build/lutham_kernel_test"
+# The CMake package for applications: find_package(lutham_backend) with
+# -Dlutham_backend_DIR=$build/install/lib/cmake/lutham_backend (examples/cpp_app).
+"$cmake_bin" --install "$build" --prefix "$build/install" >/dev/null
+log "installed the lutham_backend CMake package into $build/install"

@@ -49,16 +49,19 @@ ls "$resource"/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 ||
 mkdir -p "$out"
 
 # Build (again only when a source changed). -ffp-contract=off as in the real build. Every
-# kernel variant of the real build is compiled in (on x86-64 the AVX2 one, with -mavx2 -mfma
-# on its own file as CMake does); the harness runs each one the CPU supports and compares them.
+# kernel variant of the real build is compiled in (on x86-64 the AVX2 and AVX-512 ones, each
+# with its ISA flags on its own file as CMake does); the harness runs each one the CPU supports
+# and compares them.
 bin=$out/payload_fuzzer
 sources=("$root/delegate/fuzz/payload_fuzzer.cpp" "$root/delegate/runtime/payload.cpp" "$root/delegate/runtime/crc32.cpp"
          "$root/delegate/runtime/kan_kernel.cpp" "$root/delegate/runtime/kan_kernel_generic.cpp")
 isa_sources=()
+isa_flags=()  # per source, as CMake sets them
 isa_defines=()
 if [ "$(uname -m)" = x86_64 ]; then
-  isa_sources+=("$root/delegate/runtime/kan_kernel_avx2.cpp")
-  isa_defines+=(-DLUTHAM_HAVE_AVX2)
+  isa_sources+=("$root/delegate/runtime/kan_kernel_avx2.cpp" "$root/delegate/runtime/kan_kernel_avx512.cpp")
+  isa_flags+=("-mavx2 -mfma" "-mavx512f -mavx512bw -mavx512vl -mfma")
+  isa_defines+=(-DLUTHAM_HAVE_AVX2 -DLUTHAM_HAVE_AVX512)
 fi
 headers=("$root"/delegate/runtime/*.h "$root"/delegate/runtime/generated/*.h)
 rebuild=0
@@ -69,10 +72,12 @@ if [ $rebuild = 1 ]; then
   flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -ffp-contract=off -fsanitize=fuzzer,address,undefined
          -fno-sanitize-recover=all -I "$root/delegate/runtime" "${isa_defines[@]}")
   objects=()
-  for src in "${isa_sources[@]}"; do
+  for n in "${!isa_sources[@]}"; do
+    src=${isa_sources[$n]}
     obj=$out/$(basename "$src" .cpp).o
+    # shellcheck disable=SC2086  # the ISA flags are words
     clang++ "${flags[@]/-fsanitize=fuzzer,address,undefined/-fsanitize=fuzzer-no-link,address,undefined}" \
-      -mavx2 -mfma -c "$src" -o "$obj"
+      ${isa_flags[$n]} -c "$src" -o "$obj"
     objects+=("$obj")
   done
   clang++ "${flags[@]}" "${sources[@]}" "${objects[@]}" -o "$bin.tmp"

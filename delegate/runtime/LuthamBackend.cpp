@@ -4,8 +4,8 @@
 //          the program's named data through the process-wide cache (codebook_cache.cpp),
 //          and carves the handle and the kernel's scratch from the runtime allocator.
 // execute: args = [x (..., in) float32, y (..., out) float32]; leading dims are flattened
-//          into the batch. Work runs on LUTHAM's task pool (task_pool.h) with as many threads
-//          as ExecuTorch's pool (LUTHAM_THREADS caps it — results do not depend on it).
+//          into the batch. Work runs on LUTHAM's task pool (task_pool.h) with the delegate's
+//          thread count ("Load-time options" below; results do not depend on it).
 //          Scratch is one buffer per calling thread, grown when a call needs more than any
 //          before it: no allocation in the steady state.
 #include <atomic>
@@ -15,6 +15,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <executorch/runtime/backend/interface.h>
@@ -37,6 +38,8 @@ using executorch::aten::SizesType;
 using executorch::aten::Tensor;
 using executorch::runtime::ArrayRef;
 using executorch::runtime::Backend;
+using executorch::runtime::BackendOption;
+using executorch::runtime::BackendOptionContext;
 using executorch::runtime::BackendExecutionContext;
 using executorch::runtime::BackendInitContext;
 using executorch::runtime::BackendInterface;
@@ -55,10 +58,27 @@ struct LuthamHandle {
   KanLayerView layer;
   FreeableBuffer payload;  // kept alive: `layer` points into it (unless copied)
   const CodebookEntry* codebook = nullptr;
+  uint32_t threads = 0;  // the load's runtime spec num_threads; 0: the process default
 };
 
-// Threads the kernel splits its work for: ExecuTorch's pool size, capped by LUTHAM_THREADS.
-uint32_t kernel_threads() {
+// ---- Load-time options, the ExecuTorch way (runtime/backend/options.h, interface.h,
+// backend_init_context.h of ExecuTorch 1.5.1). Threads a delegate splits its work for, first
+// match wins:
+//   1. the runtime spec "num_threads" (int) given at load: Module::load(LoadBackendOptionsMap)
+//      with options for "LuthamBackend"; it applies to every delegate of that load;
+//   2. the process default set by executorch::runtime::set_option("LuthamBackend", {num_threads});
+//   3. ExecuTorch's thread pool size, capped by LUTHAM_THREADS (the fallback for programs that
+//      cannot pass options, e.g. the Python runtime).
+// get_option("LuthamBackend", ...) reads "num_threads" (the default of 2-3) and
+// "last_num_threads" (the count the latest execute used; 0 before any).
+constexpr int kMaxThreads = 256;
+constexpr const char* kThreadsKey = "num_threads";
+constexpr const char* kLastThreadsKey = "last_num_threads";
+std::atomic<int> g_default_threads{0};  // set_option's value; 0: not set
+std::atomic<uint32_t> g_last_threads{0};
+
+// Threads from ExecuTorch's pool size, capped by LUTHAM_THREADS (read once).
+uint32_t fallback_threads() {
   static const uint32_t threads = [] {
     int64_t n = executorch::extension::get_thread_count();
     if (const char* env = std::getenv("LUTHAM_THREADS")) {
@@ -71,10 +91,28 @@ uint32_t kernel_threads() {
   return threads;
 }
 
+uint32_t default_threads() {
+  const int set = g_default_threads.load(std::memory_order_relaxed);
+  return set > 0 ? static_cast<uint32_t>(set) : fallback_threads();
+}
+
+// A num_threads option's value, or 0 (with the reason logged) when it is not an int in range.
+int threads_value(const BackendOption& option, const char* where) {
+  const int* value = std::get_if<int>(&option.value);
+  if (value == nullptr || *value < 1 || *value > kMaxThreads) {
+    if (value == nullptr)
+      ET_LOG(Error, "LuthamBackend: %s num_threads must be an int from 1 to %d, got a bool or a string", where, kMaxThreads);
+    else
+      ET_LOG(Error, "LuthamBackend: %s num_threads must be an int from 1 to %d, got %d", where, kMaxThreads, *value);
+    return 0;
+  }
+  return *value;
+}
+
 // The kernel's tasks run on LUTHAM's own pool (task_pool.h: the caller never waits for a
-// worker that is not awake), with as many threads as ExecuTorch's pool, capped by LUTHAM_THREADS.
-void run_on_pool(void* /*context*/, int64_t n_tasks, void* job, void (*task)(void*, int64_t)) {
-  run_on_task_pool(kernel_threads() - 1, n_tasks, job, task);
+// worker that is not awake); context points to the call's thread count.
+void run_on_pool(void* context, int64_t n_tasks, void* job, void (*task)(void*, int64_t)) {
+  run_on_task_pool(*static_cast<const uint32_t*>(context) - 1, n_tasks, job, task);
 }
 
 // A 64-byte aligned buffer that grows on demand (contents are lost when it grows).
@@ -171,6 +209,16 @@ class LuthamBackend final : public BackendInterface {
       ET_LOG(Error, "LuthamBackend: init without a runtime allocator or payload");
       return Error::InvalidArgument;
     }
+    uint32_t threads = 0;
+    for (const BackendOption& option : context.runtime_specs()) {
+      if (std::strcmp(option.key, kThreadsKey) != 0) {
+        ET_LOG(Error, "LuthamBackend: unknown runtime spec '%s' (LuthamBackend takes num_threads)", option.key);
+        return Error::InvalidArgument;
+      }
+      const int value = threads_value(option, "runtime spec");
+      if (value == 0) return Error::InvalidArgument;
+      threads = static_cast<uint32_t>(value);
+    }
     // The payload is read in place; a misaligned one (possible for inline delegate data)
     // is copied into the runtime allocator first.
     const void* bytes = processed->data();
@@ -220,6 +268,7 @@ class LuthamBackend final : public BackendInterface {
     }
     handle->layer = parsed.layer;
     handle->codebook = codebook;
+    handle->threads = threads;
     return handle;
   }
 
@@ -255,9 +304,12 @@ class LuthamBackend final : public BackendInterface {
       }
     }
     const auto started = std::chrono::steady_clock::now();
+    const uint32_t threads = handle->threads != 0 ? handle->threads : default_threads();
+    g_last_threads.store(threads, std::memory_order_relaxed);
     TaskRunner runner;
     runner.run = run_on_pool;
-    runner.threads = kernel_threads();
+    runner.context = const_cast<uint32_t*>(&threads);
+    runner.threads = threads;
     ThreadState& st = thread_state();
     const float* xs = x.const_data_ptr<float>();
     bool hit = false;
@@ -276,6 +328,29 @@ class LuthamBackend final : public BackendInterface {
     const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
     g_execute_calls.fetch_add(1, std::memory_order_relaxed);
     g_execute_nanos.fetch_add(static_cast<uint64_t>(nanos.count()), std::memory_order_relaxed);
+    return Error::Ok;
+  }
+
+  // Process-wide options (executorch::runtime::set_option): num_threads, the default of the
+  // delegates whose load gave no runtime spec, from their next execute on.
+  Error set_option(BackendOptionContext& /*context*/, const Span<BackendOption>& options) override {
+    for (const BackendOption& option : options) {
+      if (std::strcmp(option.key, kThreadsKey) != 0) {
+        ET_LOG(Error, "LuthamBackend: unknown option '%s' (LuthamBackend takes num_threads)", option.key);
+        return Error::InvalidArgument;
+      }
+      if (threads_value(option, "option") == 0) return Error::InvalidArgument;
+    }
+    for (const BackendOption& option : options) g_default_threads.store(std::get<int>(option.value));
+    return Error::Ok;
+  }
+
+  Error get_option(BackendOptionContext& /*context*/, Span<BackendOption>& options) override {
+    for (BackendOption& option : options) {
+      if (std::strcmp(option.key, kThreadsKey) == 0) option.value = static_cast<int>(default_threads());
+      else if (std::strcmp(option.key, kLastThreadsKey) == 0) option.value = static_cast<int>(g_last_threads.load());
+      else return Error::NotFound;
+    }
     return Error::Ok;
   }
 

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "kan_kernel_plan.h"
 
@@ -55,15 +57,52 @@ struct Variant {
 #if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
 bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
+#if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2) && defined(LUTHAM_HAVE_AVX512)
+// The AVX-512 variant reuses the AVX2 one's B-spline and sample loops, hence avx2 too.
+bool cpu_has_avx512() {
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+}
+#endif
 bool always() { return true; }
 
 // Best first; the first runnable one is the default.
 const Variant kVariants[] = {
+#if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2) && defined(LUTHAM_HAVE_AVX512)
+    {"avx512", &avx512::ops, &cpu_has_avx512, "avx2 fma avx512f avx512bw avx512vl"},
+#endif
 #if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
     {"avx2", &avx2::ops, &cpu_has_avx2, "avx2 fma"},
 #endif
     {"generic", &generic::ops, &always, ""},
 };
+
+// Whether this CPU has one of the flags a variant needs (lscpu names).
+bool cpu_flag(const std::string& flag) {
+#if defined(__x86_64__)
+  if (flag == "avx2") return __builtin_cpu_supports("avx2");
+  if (flag == "fma") return __builtin_cpu_supports("fma");
+  if (flag == "avx512f") return __builtin_cpu_supports("avx512f");
+  if (flag == "avx512bw") return __builtin_cpu_supports("avx512bw");
+  if (flag == "avx512vl") return __builtin_cpu_supports("avx512vl");
+#endif
+  return false;
+}
+
+// The flags of `needs` this CPU lacks, space-separated.
+std::string missing_flags(const char* needs) {
+  std::string missing, flag;
+  for (const char* p = needs;; ++p) {
+    if (*p == ' ' || *p == '\0') {
+      if (!flag.empty() && !cpu_flag(flag)) missing += (missing.empty() ? "" : " ") + flag;
+      flag.clear();
+      if (*p == '\0') break;
+    } else {
+      flag += *p;
+    }
+  }
+  return missing;
+}
 
 const Variant* find_variant(const char* name) {
   for (const Variant& v : kVariants)
@@ -374,11 +413,15 @@ void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float*
 const char* kan_isa() { return current_variant().load(std::memory_order_relaxed)->name; }
 
 size_t kan_isa_variants(KernelIsa* out, size_t capacity) {
+  constexpr size_t kCount = sizeof kVariants / sizeof kVariants[0];
+  static const std::vector<std::string> missing = [] {
+    std::vector<std::string> m;
+    for (const Variant& v : kVariants) m.push_back(v.runnable() ? std::string() : missing_flags(v.needs));
+    return m;
+  }();
   size_t n = 0;
-  for (const Variant& v : kVariants) {
-    if (n < capacity) out[n] = KernelIsa{v.name, v.runnable(), v.runnable() ? "" : v.needs};
-    ++n;
-  }
+  for (; n < kCount; ++n)
+    if (n < capacity) out[n] = KernelIsa{kVariants[n].name, kVariants[n].runnable(), missing[n].c_str()};
   return n;
 }
 

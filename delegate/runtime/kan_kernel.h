@@ -137,11 +137,11 @@ void kan_forward_prepared(const KanLayerView& layer, const float* x, size_t batc
 const char* kan_isa();
 
 // The kernel variants of this build, best first: name, whether this CPU can run it, and if
-// not, which CPU flags it needs.
+// not, which of the CPU flags it needs this CPU lacks.
 struct KernelIsa {
   const char* name;
   bool runnable;
-  const char* needs;  // the CPU flags it needs (lscpu names), shown when it cannot run
+  const char* needs;  // the missing CPU flags (lscpu names), space-separated; "" when runnable
 };
 size_t kan_isa_variants(KernelIsa* out, size_t capacity);
 

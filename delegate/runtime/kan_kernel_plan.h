@@ -98,5 +98,8 @@ const KernelOps& ops();
 namespace avx2 {
 const KernelOps& ops();
 }
+namespace avx512 {
+const KernelOps& ops();
+}
 
 }  // namespace lutham

@@ -24,9 +24,7 @@ inline void cpu_relax() {
 
 class TaskPool {
  public:
-  explicit TaskPool(uint32_t workers) {
-    for (uint32_t w = 0; w < workers; ++w) threads_.emplace_back([this] { work(); });
-  }
+  TaskPool() = default;
   ~TaskPool() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -36,14 +34,18 @@ class TaskPool {
     for (auto& t : threads_) t.join();
   }
 
-  uint32_t workers() const { return static_cast<uint32_t>(threads_.size()); }
-
-  void run(int64_t n, void* job, void (*task)(void*, int64_t)) {
+  void run(uint32_t workers, int64_t n, void* job, void (*task)(void*, int64_t)) {
     std::unique_lock<std::mutex> caller(caller_, std::try_to_lock);
     if (!caller.owns_lock() || n >= (int64_t{1} << 31)) {  // another call is running: inline
       for (int64_t t = 0; t < n; ++t) task(job, t);
       return;
     }
+    // Only the caller (holding caller_) grows the pool; workers never touch threads_.
+    while (threads_.size() < workers) {
+      const uint32_t index = static_cast<uint32_t>(threads_.size());
+      threads_.emplace_back([this, index] { work(index); });
+    }
+    allowed_.store(workers, std::memory_order_relaxed);  // published by the generation below
     const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
     job_.store(job, std::memory_order_relaxed);
     task_.store(task, std::memory_order_relaxed);
@@ -72,7 +74,8 @@ class TaskPool {
     }
   }
 
-  void work() {
+  // Worker `index` joins a job only if index < the job's worker count (allowed_).
+  void work(uint32_t index) {
     uint32_t seen = 0;
     for (;;) {
       // Spin a little (the next layer's job usually follows within microseconds), then sleep.
@@ -91,6 +94,7 @@ class TaskPool {
       }
       if (stop_.load()) return;
       seen = gen;
+      if (index >= allowed_.load(std::memory_order_relaxed)) continue;
       claim_and_run(gen, tasks_.load(std::memory_order_relaxed), job_.load(std::memory_order_relaxed),
                     task_.load(std::memory_order_relaxed));
     }
@@ -104,6 +108,7 @@ class TaskPool {
   std::atomic<void (*)(void*, int64_t)> task_{nullptr};
   std::atomic<int64_t> tasks_{0};
   std::atomic<int64_t> done_{0};
+  std::atomic<uint32_t> allowed_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
@@ -113,8 +118,8 @@ class TaskPool {
 }  // namespace
 
 void run_on_task_pool(uint32_t workers, int64_t n_tasks, void* job, void (*task)(void*, int64_t)) {
-  static TaskPool pool(workers);
-  pool.run(n_tasks, job, task);
+  static TaskPool pool;
+  pool.run(workers, n_tasks, job, task);
 }
 
 }  // namespace lutham

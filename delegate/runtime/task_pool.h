@@ -14,8 +14,9 @@
 
 namespace lutham {
 
-// The process-wide pool with `workers` threads (made on first use; later calls reuse it, and
-// a different count only changes how many may join).
+// Runs the tasks on the calling thread and at most `workers` pool threads. The process-wide
+// pool grows to the largest count any call asked for; a call asking for fewer lets only that
+// many join (each delegate may have its own thread count: LuthamBackend's num_threads).
 void run_on_task_pool(uint32_t workers, int64_t n_tasks, void* job, void (*task)(void* job, int64_t index));
 
 }  // namespace lutham

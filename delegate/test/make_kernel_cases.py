@@ -48,6 +48,9 @@ CASES = [
     ("rbf-int", 19, 33, 16, (6, 4, 5), True, False, False),
     ("per-input-knots", 21, 18, 16, (5, 5, 5), False, True, False),
     ("default-head", 160, 48, 128, (6, 4, 5), False, False, False),
+    # tabulated with K > 128: the AVX-512 lane path gathers instead of using register tables
+    ("int-table-gather", 37, 48, 192, (6, 4, 5), False, False, False),
+    ("int8-u16-index-table", 23, 80, 300, (8, 8, 8), False, False, False),
 ]
 
 

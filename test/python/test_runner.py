@@ -59,16 +59,22 @@ def test_same_bits_with_any_thread_count_and_code_path(int8_model, tmp, batch):
         pte = build(tmp, f"threads{batch}", cfg, CompressionConfig(codebook_size=16)).lutham_pte
     xin = tmp / f"x_threads{batch}.bin"
     inputs_for(cfg, 5).numpy().astype("<f4").tofile(xin)
-    outs = {}
+    outs, ran = {}, {}
+    # LUTHAM_ISA names a variant; one this CPU cannot run falls back to the default (ran says which).
     for name, env in {"1 thread": {"LUTHAM_THREADS": "1"}, "2 threads": {"LUTHAM_THREADS": "2"},
-                      "portable loops": {"LUTHAM_ISA": "generic", "LUTHAM_THREADS": "2"}}.items():
+                      "portable loops": {"LUTHAM_ISA": "generic", "LUTHAM_THREADS": "2"},
+                      "avx2 loops": {"LUTHAM_ISA": "avx2", "LUTHAM_THREADS": "2"},
+                      "avx512 loops": {"LUTHAM_ISA": "avx512", "LUTHAM_THREADS": "2"}}.items():
         y = tmp / f"y_threads{batch}_{name.replace(' ', '_')}.bin"
-        r = subprocess.run([str(RUNNER), "--model", str(pte), "--input", str(xin), "--output", str(y), "--repeat", "1"],
-                           capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+        r = subprocess.run([str(RUNNER), "--model", str(pte), "--input", str(xin), "--output", str(y), "--repeat", "1",
+                            "--json"], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
         assert r.returncode == 0, (name, r.stderr[-2000:])
         outs[name] = y.read_bytes()
+        ran[name] = json.loads(r.stdout.strip().splitlines()[-1])["kernel_isa"]
+    print(f"kernel variants run: {ran}")
+    assert ran["portable loops"] == "generic"
     assert len(outs["1 thread"]) == 4 * batch * cfg.head_widths()[-1] * cfg.heads
-    assert outs["1 thread"] == outs["2 threads"] == outs["portable loops"]
+    assert len(set(outs.values())) == 1, {name: hash(o) for name, o in outs.items()}
 
 
 @pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
