@@ -86,7 +86,10 @@ def _files(out):
 
 def test_cli_export_of_factory_model_is_deterministic(conv_bn, tmp_path):
     _, tmp = conv_bn
-    opts = dict(model=f"{tmp}/my_net.py:build", weights=str(tmp / "state.pt"), input_shape=[1, 1, 28, 28], **SMALL)
+    # The int8 baseline is only measured, never written (test_export checks it; `lutham.export`
+    # below measures it on a user model): not what these bytes are.
+    opts = dict(model=f"{tmp}/my_net.py:build", weights=str(tmp / "state.pt"), input_shape=[1, 1, 28, 28],
+                int8_baseline=False, **SMALL)
     a = api.export({**opts, "out": str(tmp_path / "a")})
     b = api.export({**opts, "out": str(tmp_path / "b")})
     assert a["model"]["kan_layers"] == ["head.layers.0", "head.layers.1"] and a["model"]["input_shape"] == [1, 1, 28, 28]
@@ -97,6 +100,8 @@ def test_cli_export_of_factory_model_is_deterministic(conv_bn, tmp_path):
 
 
 def test_cli_export_of_pykan_pickled_module_and_pt2_fastkan(tmp_path):
+    """Each source format up to the .pte files (int8_baseline off: the baseline is only measured,
+    and test_lutham_export_python_api measures it on a user model)."""
     kan = pytest.importorskip("kan")
     # pykan models do not pickle (lambdas): its users save a state dict, so: code + weights.
     (tmp_path / "my_pykan.py").write_text(textwrap.dedent("""
@@ -109,19 +114,20 @@ def test_cli_export_of_pykan_pickled_module_and_pt2_fastkan(tmp_path):
     torch.save({f"model.{k}": v for k, v in model.state_dict().items()}, tmp_path / "pykan_state.pt")
     # Lossless settings (fp32, K >= edges): the compressed model is the pykan model.
     r = api.export(dict(model=f"{tmp_path}/my_pykan.py:build", weights=str(tmp_path / "pykan_state.pt"),
-                        out=str(tmp_path / "p"), int8=False, codebook_size=65536))
+                        out=str(tmp_path / "p"), int8=False, codebook_size=65536, int8_baseline=False))
     assert r["model"]["input_shape"] == [1, 3] and r["lutham"]["delegates"] == 2  # inferred from the first KAN layer
     assert r["output_relative_l2_error"] < 1e-5
 
     torch.manual_seed(0)
     torch.save(EfficientKAN([5, 4, 2]), tmp_path / "pickled.pt")  # a whole pickled nn.Module
-    r = api.export(dict(model=str(tmp_path / "pickled.pt"), trust_pickle=True, out=str(tmp_path / "e"), int8=False, codebook_size=65536))
+    r = api.export(dict(model=str(tmp_path / "pickled.pt"), trust_pickle=True, out=str(tmp_path / "e"), int8=False, codebook_size=65536,
+                        int8_baseline=False))
     assert r["model"]["input_shape"] == [1, 5] and r["output_relative_l2_error"] < 1e-5
 
     fast = FastKAN([6, 5, 3], num_grids=5).eval()
     torch.export.save(torch.export.export(fast, (torch.randn(2, 6),)), tmp_path / "fast.pt2")
     # The runtime side of the RBF basis is the C++ backend's; this checks the .pt2 path up to the .pte.
-    r = api.export(dict(model=str(tmp_path / "fast.pt2"), out=str(tmp_path / "f"), **SMALL))
+    r = api.export(dict(model=str(tmp_path / "fast.pt2"), out=str(tmp_path / "f"), int8_baseline=False, **SMALL))
     assert r["model"]["input_shape"] == [2, 6] and r["lutham"]["delegates"] == 2
 
 
