@@ -3,7 +3,7 @@
 // fuzz smoke), with their own output, then ONE closing line `N passed, N failed[, N skipped]`
 // that counts them all.
 //   node scripts/test.mjs --only ts|py|cpp|fuzz
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,11 +14,28 @@ const python = process.env.LUTHAM_PYTHON || join(root, '.venv', 'bin', 'python')
 const results = join(root, 'test-results');
 mkdirSync(results, { recursive: true });
 
+// Suites run concurrently (pytest and mocha each keep about one core busy, mostly in child
+// processes), each one's output buffered and printed whole in a fixed order, so the log reads as
+// if they ran one after another. LUTHAM_TEST_SERIAL=1 runs them one at a time.
 function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28, ...opts });
+  return new Promise((done) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => err.push(d));
+    let error = null;
+    child.on('error', (e) => { error = e; });
+    child.on('close', (status, signal) => done({
+      status, signal, error, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'),
+    }));
+  });
+}
+
+function show(r, stderr = r.stderr) {
   process.stdout.write(r.stdout ?? '');
-  if (r.error) process.stderr.write(`test: ${cmd}: ${r.error.message}\n`);
-  return r;
+  process.stderr.write(stderr ?? '');
+  if (r.error) process.stderr.write(`test: ${r.error.message}\n`);
 }
 
 function count(re, text) {
@@ -34,38 +51,55 @@ const add = (name, p, f, s, ok) => {
   process.stdout.write(`[${name}] ${p} passed, ${f} failed, ${s} skipped\n`);
 };
 
+const suites = [];
+
 if (!only || only === 'py') {
   const xml = join(results, 'pytest.xml');
-  const r = run(python, ['-m', 'pytest', 'test/python', '-q', '-p', 'no:cacheprovider', `--junitxml=${xml}`], {
-    env: { ...process.env, PYTHONPATH: [join(root, 'py_bridge'), process.env.PYTHONPATH].filter(Boolean).join(':') },
+  suites.push({
+    start: () => run(python, ['-m', 'pytest', 'test/python', '-q', '-p', 'no:cacheprovider', `--junitxml=${xml}`], {
+      env: { ...process.env, PYTHONPATH: [join(root, 'py_bridge'), process.env.PYTHONPATH].filter(Boolean).join(':') },
+    }),
+    report: (r) => {
+      show(r);
+      let p = 0, f = 0, s = 0;
+      if (existsSync(xml)) {
+        const head = readFileSync(xml, 'utf8').match(/<testsuite [^>]*>/)?.[0] ?? '';
+        const tests = count(/ tests="(\d+)"/, head);
+        f = count(/ failures="(\d+)"/, head) + count(/ errors="(\d+)"/, head);
+        s = count(/ skipped="(\d+)"/, head);
+        p = tests - f - s;
+      }
+      add('python', p, f, s, r.status === 0 || r.status === 1);
+    },
   });
-  let p = 0, f = 0, s = 0;
-  if (existsSync(xml)) {
-    const head = readFileSync(xml, 'utf8').match(/<testsuite [^>]*>/)?.[0] ?? '';
-    const tests = count(/ tests="(\d+)"/, head);
-    f = count(/ failures="(\d+)"/, head) + count(/ errors="(\d+)"/, head);
-    s = count(/ skipped="(\d+)"/, head);
-    p = tests - f - s;
-  }
-  add('python', p, f, s, r.status === 0 || r.status === 1);
 }
 
 if (!only || only === 'ts') {
-  const r = run('npx', ['mocha', '--reporter', 'spec', '--no-color']);
-  const out = r.stdout ?? '';
-  add('typescript', count(/(\d+) passing/, out), count(/(\d+) failing/, out), count(/(\d+) pending/, out), r.status !== null);
+  suites.push({
+    start: () => run('npx', ['mocha', '--reporter', 'spec', '--no-color']),
+    report: (r) => {
+      show(r);
+      const out = r.stdout ?? '';
+      add('typescript', count(/(\d+) passing/, out), count(/(\d+) failing/, out), count(/(\d+) pending/, out), r.status !== null);
+    },
+  });
 }
 
 if (!only || only === 'cpp') {
   const build = join(root, 'build', 'delegate');
   if (existsSync(join(build, 'CTestTestfile.cmake'))) {
     const ctest = existsSync(join(root, '.venv', 'bin', 'ctest')) ? join(root, '.venv', 'bin', 'ctest') : 'ctest';
-    const r = run(ctest, ['--test-dir', build, '--output-on-failure']);
-    const out = r.stdout ?? '';
-    // "100% tests passed out of 3" or "66% tests passed, 1 tests failed out of 3"
-    const total = count(/tests passed.* out of (\d+)/, out);
-    const failed = count(/(\d+) tests failed/, out);
-    add('c++', total - failed, failed, 0, r.status === 0 || total > 0);
+    suites.push({
+      start: () => run(ctest, ['--test-dir', build, '--output-on-failure']),
+      report: (r) => {
+        show(r);
+        const out = r.stdout ?? '';
+        // "100% tests passed out of 3" or "66% tests passed, 1 tests failed out of 3"
+        const total = count(/tests passed.* out of (\d+)/, out);
+        const failed = count(/(\d+) tests failed/, out);
+        add('c++', total - failed, failed, 0, r.status === 0 || total > 0);
+      },
+    });
   }
 }
 
@@ -76,13 +110,27 @@ if (!only || only === 'fuzz') {
     process.stderr.write('test: no clang++ (apt-get install clang libclang-rt-14-dev): fuzz smoke skipped\n');
     add('fuzz', 0, 0, 1, true);
   } else {
-    const r = run('bash', [join(root, 'scripts', 'fuzz.sh'), '--seconds', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const ok = r.status === 0 && /^fuzz: \d+ executions in \d+ s, 0 crashes/m.test(r.stdout ?? '');
-    // libFuzzer's progress lines are noise on success; a crash shows its whole report.
-    const lines = (r.stderr ?? '').split('\n');
-    process.stdout.write((ok ? lines.filter((l) => l.startsWith('[lutham fuzz]')) : lines).join('\n') + '\n');
-    add('fuzz', ok ? 1 : 0, ok ? 0 : 1, 0, ok);
+    suites.push({
+      start: () => run('bash', [join(root, 'scripts', 'fuzz.sh'), '--seconds', '30']),
+      report: (r) => {
+        const ok = r.status === 0 && /^fuzz: \d+ executions in \d+ s, 0 crashes/m.test(r.stdout ?? '');
+        // libFuzzer's progress lines are noise on success; a crash shows its whole report.
+        const lines = (r.stderr ?? '').split('\n');
+        show(r, (ok ? lines.filter((l) => l.startsWith('[lutham fuzz]')) : lines).join('\n') + '\n');
+        add('fuzz', ok ? 1 : 0, ok ? 0 : 1, 0, ok);
+      },
+    });
   }
+}
+
+if (process.env.LUTHAM_TEST_SERIAL === '1') {
+  for (const suite of suites) suite.report(await suite.start());
+} else {
+  // pytest and mocha together (the long ones), then ctest and the fuzz smoke.
+  const [first, second] = [suites.filter((s, i) => i < 2), suites.filter((s, i) => i >= 2)];
+  const results = await Promise.all(first.map((s) => s.start()));
+  first.forEach((s, i) => s.report(results[i]));
+  for (const suite of second) suite.report(await suite.start());
 }
 
 process.stdout.write(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}\n`);
