@@ -4,6 +4,7 @@ import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { progressBar } from '../lib/progress.js';
 import { numberList } from '../lib/args.js';
 import { evalMarkdown, formatEval } from '../render/eval.js';
+import { escapeText, jsonText, terminalText } from '../render/escape.js';
 
 /** The evaluation flags, shared by `lutham eval` and `lutham report` (which may run it first). */
 export interface EvalArgs {
@@ -103,9 +104,9 @@ const evalCommand: CommandModule<{}, Args> = {
     } finally {
       bar.stop();
     }
-    for (const w of results.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+    for (const w of results.warnings ?? []) process.stderr.write(`warning: ${escapeText(w)}\n`);
     if (argv.update) await updateMarkdown(argv.update, evalMarkdown(results), EVAL_SECTION);
-    process.stdout.write(argv.json ? JSON.stringify(results, null, 2) + '\n' : formatEval(results) + '\n');
+    process.stdout.write(argv.json ? jsonText(results) + '\n' : terminalText(formatEval(results)) + '\n');
   },
 };
 

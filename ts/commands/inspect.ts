@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { LuthamError } from '../errors.js';
 import { inspectPte } from '../pte/inspect.js';
 import { formatInspect } from '../render/inspect.js';
+import { jsonText, terminalText } from '../render/escape.js';
 
 interface Args {
   file: string;
@@ -22,7 +23,7 @@ const inspectCommand: CommandModule<{}, Args> = {
       .example('$0 inspect out/lutham.pte --json', '') as unknown as Argv<Args>,
   handler: async (argv) => {
     const report = await inspectPte(argv.file, { verify: argv.verify });
-    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : formatInspect(report));
+    process.stdout.write(argv.json ? jsonText(report) + '\n' : terminalText(formatInspect(report)));
     const failures = report.verified?.failures ?? [];
     if (failures.length > 0) throw new LuthamError(`--verify: ${failures.length} check(s) failed, the first: ${failures[0]}`);
   },

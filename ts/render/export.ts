@@ -2,14 +2,15 @@
 import { join } from 'node:path';
 import type { ExportReport } from '../lib/export.js';
 import { formatBytes, table } from './text.js';
+import { escapeText } from './escape.js';
 
 /** The Dense vs SHARe-KAN table, sizes read back from the written files (ts/pte/compare.ts). */
 /** outDir: where the files are (the report's paths are relative to it). */
 export function formatExport(r: ExportReport, outDir?: string): string {
-  const at = (p: string) => (outDir ? join(outDir, p) : p);
+  const at = (p: string) => escapeText(outDir ? join(outDir, p) : p);
   const f = r.files;
   const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}x`);
-  const r2 = r.layers.map((l) => `${l.name} ${l.r2.toFixed(4)}`).join(', ');
+  const r2 = r.layers.map((l) => `${escapeText(l.name)} ${l.r2.toFixed(4)}`).join(', ');
   const lines = [
     table(
       ['', 'file', 'KAN part', 'ratio (file)', 'ratio (KAN)', 'R^2 (min)', 'output error'],
@@ -33,6 +34,6 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     ...(r.max_batch > 1 ? [`both programs take any batch from 1 to ${r.max_batch}`] : []),
     `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
   ];
-  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  for (const w of r.warnings) lines.push(`warning: ${escapeText(w)}`);
   return lines.join('\n');
 }
