@@ -186,3 +186,18 @@ def test_bad_options():
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             f.write("{}")
         report_data({"results": f.name})
+
+
+def test_unwritable_cache_runs_without_it(tmp_path, monkeypatch):
+    """Issue 15.11: a HOME that cannot be written (here a regular file, which root cannot write
+    under either) made eval abort with a raw OSError; now it runs uncached and says so once."""
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    monkeypatch.delenv("LUTHAM_CACHE")
+    monkeypatch.setenv("HOME", str(home))
+    r = evaluate(dict(subset=64, epochs=1, models=["pure_kan"], ks=[16], sparsities=[0], uniform_bits=[4], threads=2, seed=0))
+    notes = [w for w in r["warnings"] if "checkpoint cache" in w]
+    assert notes == [f"ran without the checkpoint cache: cannot write {home}/.cache/lutham (Not a directory); "
+                     "set LUTHAM_CACHE to a writable folder"], r["warnings"]
+    assert r["models"][0]["training"]["cached"] is False
+    assert not (home.parent / ".cache").exists()

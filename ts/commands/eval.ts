@@ -41,7 +41,7 @@ export function withEvalOptions<T>(y: Argv<T>): Argv<T & EvalArgs> {
     .option('weights', { type: 'string', describe: 'with --checkpoint my_net.py:build: the state dict to load (keys under any prefix)' })
     .option('trust-pickle', { type: 'boolean', default: false, describe: 'allow a --checkpoint/--weights file that holds pickled Python objects (a whole nn.Module): loading it runs code from the file' })
     .option('subset', { type: 'number', describe: 'use only the first N training and N test images (fast checks)' })
-    .option('epochs', { type: 'number', describe: 'training epochs (default: pure KAN 4, Vision KAN 3)' })
+    .option('epochs', { type: 'number', describe: 'training epochs (default: pure KAN 4, Vision KAN 3); trained models are cached in $LUTHAM_CACHE (default ~/.cache/lutham)' })
     .option('seed', { type: 'number', default: 0, describe: 'seed of the init, shuffling and k-means' })
     .option('models', { type: 'string', describe: `comma-separated, from ${EVAL_MODELS.join(', ')} (default both)` })
     .option('codebook-size', { type: 'number', describe: 'default K for Table 1 (default 128)' })
