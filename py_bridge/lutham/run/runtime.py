@@ -181,6 +181,11 @@ def _save_npy(path: str, array) -> None:
         raise RunError(f"cannot write --output {path}: {e.strerror or e}") from None
 
 
+def executorch_message(e: Exception) -> str:
+    """ExecuTorch's pybindings print an error code as "error: 0x:23"; give it as "error 0x23"."""
+    return re.sub(r"error: 0x:([0-9a-fA-F]+)", r"error 0x\1", str(e))
+
+
 def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str | None = None,
              repeat: int = 10, seed: int = 0) -> dict:
     """Runs a .pte like lutham_runner: returns output shapes, a checksum and the median time.
@@ -208,7 +213,7 @@ def _run_file(model, inputs, output, repeat, seed, log: NativeLog) -> dict:
         raise
     except Exception as e:  # ExecuTorch reports load failures as RuntimeError; details are in its log
         detail = log.first_line()
-        raise RunError(f"cannot load {model}: {e}" + (f" ({detail})" if detail else "")) from None
+        raise RunError(f"cannot load {model}: {executorch_message(e)}" + (f" ({detail})" if detail else "")) from None
     meta = method.metadata
     n_inputs = meta.num_inputs()
     if inputs and len(inputs) != n_inputs:
