@@ -9,6 +9,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import * as flatbuffers from 'flatbuffers';
+
+import { Program } from '../../ts/generated/executorch-flatbuffer.js';
 import { PROJECT_ROOT } from '../../ts/paths.js';
 import { HANG_GUARD_MS, luthamAsync } from './helpers/cli.js';
 import { smallPtes } from './helpers/session.js';
@@ -60,6 +63,31 @@ describe('probe: seeded byte flips never crash lutham run or lutham_runner', fun
     }));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
+
+  // Found by this probe (offset 1500, bit 4): a plan output's value index, in bounds for the
+  // verifier but past the plan's values, made Method::get_output abort lutham_runner (ET_CHECK,
+  // SIGABRT). The runner now checks every input/output through MethodMeta first.
+  it('an output value index past the plan\'s values: exit 1 with one line, no abort', async () => {
+    const bytes = Buffer.from(readFileSync((await smallPtes()).lutham));
+    const plan = Program.getRootAsProgram(new flatbuffers.ByteBuffer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length))).executionPlan(0)!;
+    const outputs = plan.outputsArray()!;
+    const at = outputs.byteOffset - bytes.byteOffset;
+    bytes.writeInt32LE(plan.valuesLength() + 11, at);
+    const file = join(dir, 'output-index.pte');
+    writeFileSync(file, bytes);
+    if (existsSync(RUNNER)) {
+      const r = spawnSync(RUNNER, ['--model', file, '--repeat', '1'], { encoding: 'latin1', timeout: 120_000 });
+      assert.equal(r.signal, null, r.stderr);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr.trim().split('\n').pop()!, /^lutham_runner: reading output meta failed \(error 35\)$/);
+    } else {
+      console.log(`    lutham_runner not built (scripts/build-delegate.sh): only lutham run checked`);
+    }
+    const cli = await luthamAsync(['run', file, '--repeat', '1']);
+    assert.equal(cli.signal, null, cli.stderr);
+    assert.equal(cli.status, 1, cli.stderr);
+    assert.match(cli.stderr, /^lutham: cannot run .* \(internal value index \d+ out of range \[0,\d+\) for output 0\)\n$/);
+  });
 
   it('lutham run: exit 0 with a finite checksum, or exit 1 with one lutham: line', async () => {
     const runs = await Promise.all(flips.map((f) => luthamAsync(['run', f.file, '--repeat', '1'])));
