@@ -111,7 +111,8 @@ class NativeLog:
     def first_line(self) -> str:
         """The first line logged (the cause; later ones say what failed because of it), without
         its "[file.cpp:12] " or "E 00:00:00.001 executorch:file.cpp:12] " prefix; '' if none."""
-        lines = [l.strip() for l in self.text().splitlines() if l.strip()]
+        # ExecuTorch's cpuinfo probing logs at the first load, failure or not: never the cause.
+        lines = [l.strip() for l in self.text().splitlines() if l.strip() and "cpuinfo_utils.cpp" not in l]
         return re.sub(r"^(?:[EWIDF] [\d:.]+ \S+\] |\[[^\]]+\] )", "", lines[0]) if lines else ""
 
 
