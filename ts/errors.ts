@@ -1,3 +1,5 @@
+import { escapeText } from './render/escape.js';
+
 /** An expected failure with a one-line message: the CLI prints `lutham: <message>` and exits 1. */
 export class LuthamError extends Error {
   constructor(message: string) {
@@ -9,17 +11,11 @@ export class LuthamError extends Error {
 const MAX_MESSAGE_CHARS = 2000;
 
 /**
- * `message` made safe for one terminal line: whitespace runs (newlines included) become one space,
- * and control characters, bidi overrides and U+FFFD (raw bytes from a corrupted file that reach
- * us through ExecuTorch's error text) are escaped, so they can neither move the cursor nor hide text.
+ * `message` made safe for one terminal line (render/escape.ts: the same escaping as every other
+ * output): surrounding whitespace trimmed, a newline inside (e.g. in a path the message names)
+ * written as `\n`, so the whole text stays on the line, and long messages cut.
  */
 export function oneLine(message: string): string {
-  const flat = message
-    .replace(/\s+/g, ' ')
-    .trim()
-    .replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufffd]/g, (c) => {
-      const code = c.codePointAt(0)!;
-      return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-    });
+  const flat = escapeText(message.trim());
   return flat.length <= MAX_MESSAGE_CHARS ? flat : `${flat.slice(0, MAX_MESSAGE_CHARS)}... (${flat.length - MAX_MESSAGE_CHARS} more characters)`;
 }

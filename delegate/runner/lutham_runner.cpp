@@ -189,6 +189,12 @@ int main(int argc, char** argv) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load0).count();
   auto meta = module->method_meta("forward");
   if (!meta.ok()) return fail("reading method meta", meta.error());
+  // MethodMeta checks each input/output value index against the plan; Method::get_output does
+  // not (ET_CHECK: abort), so an in-bounds-but-wrong index from a flipped byte stops here.
+  for (size_t i = 0; i < meta->num_inputs(); ++i)
+    if (auto tag = meta->input_tag(i); !tag.ok()) return fail("reading input meta", tag.error());
+  for (size_t i = 0; i < meta->num_outputs(); ++i)
+    if (auto tag = meta->output_tag(i); !tag.ok()) return fail("reading output meta", tag.error());
 
   const size_t n_inputs = meta->num_inputs();
   if (!args.inputs.empty() && args.inputs.size() != n_inputs) {

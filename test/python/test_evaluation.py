@@ -186,3 +186,47 @@ def test_bad_options():
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             f.write("{}")
         report_data({"results": f.name})
+
+
+def test_unwritable_cache_runs_without_it(tmp_path, monkeypatch):
+    """Issue 15.11: a HOME that cannot be written (here a regular file, which root cannot write
+    under either) made eval abort with a raw OSError; now it runs uncached and says so once."""
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    monkeypatch.delenv("LUTHAM_CACHE")
+    monkeypatch.setenv("HOME", str(home))
+    r = evaluate(dict(subset=64, epochs=1, models=["pure_kan"], ks=[16], sparsities=[0], uniform_bits=[4], threads=2, seed=0))
+    notes = [w for w in r["warnings"] if "checkpoint cache" in w]
+    assert notes == [f"ran without the checkpoint cache: cannot write {home}/.cache/lutham (Not a directory); "
+                     "set LUTHAM_CACHE to a writable folder"], r["warnings"]
+    assert r["models"][0]["training"]["cached"] is False
+    assert not (home.parent / ".cache").exists()
+
+
+def test_executorch_logs_stay_off_eval_stderr(tmp_path):
+    """Issue 15.11: ExecuTorch's cpuinfo probing ("[cpuinfo_utils.cpp:71] Reading file ...") reached
+    eval's stderr at the first lutham.pte run; now the runs log into the native-log file. A fresh
+    process: the probing happens once per process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "pte_accuracy.py"
+    script.write_text("\n".join([
+        "import torch",
+        "from lutham.compress import CompressionConfig, compress_model",
+        "from lutham.evaluation import methods as M",
+        "from lutham.evaluation.train import PureKAN",
+        "torch.manual_seed(0)",
+        "model = compress_model(PureKAN([16, 8, 3], grid_size=5, spline_order=3).eval(), CompressionConfig())[0]",
+        "x, y = torch.rand(40, 16), torch.randint(0, 3, (40,))",
+        "print('accuracy', M.pte_accuracy(model, x, y, batch=20)[0])",
+    ]))
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "build" / "delegate" / "liblutham_backend.so").is_file():
+        pytest.skip("LuthamBackend not built")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "PYTHONPATH": str(root / "py_bridge")})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("accuracy "), r.stdout
+    assert "cpuinfo" not in r.stderr, r.stderr

@@ -68,3 +68,20 @@ def test_python_runtime_loads_with_internal_consistency(monkeypatch, tmp_path, t
     (tmp_path / "m.pte").write_bytes(tiny_pte)
     runtime.load_method(tmp_path / "m.pte")
     assert seen == [Verification.InternalConsistency]
+
+
+def test_load_error_code_has_no_stray_colon(tmp_path, tiny_pte):
+    """Issue 15.11: ExecuTorch's "error: 0x:23" was passed on as is; the code reads "error 0x23"."""
+    from lutham.run import runtime
+
+    if not (BUILD / "liblutham_backend.so").is_file():
+        pytest.skip("LuthamBackend not built")
+    data = bytearray(tiny_pte)
+    at = data.find(b"LTHM")
+    assert at > 0, "no LUTHAM payload in the file"
+    data[at + 40] ^= 0xFF  # inside the payload: LuthamBackend refuses it at init
+    (tmp_path / "bad.pte").write_bytes(bytes(data))
+    with pytest.raises(runtime.RunError) as e:
+        runtime.run_file(tmp_path / "bad.pte", repeat=1)
+    assert "0x:" not in str(e.value)
+    assert "Failed to load method forward, error 0x23 (LuthamBackend: invalid payload" in str(e.value), str(e.value)

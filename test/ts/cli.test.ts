@@ -38,7 +38,7 @@ describe('cli: the command shell', function () {
       [['run', 'x.pte', '--seed', '1', '--seed', '2'], /^lutham: --seed was given 2 times/],
       [['report', '--out', 'a.html', '--out', 'b.html'], /^lutham: --out was given 2 times/],
       // Terminal escapes and newlines in what the message echoes are escaped, never sent raw.
-      [['run', '/nonexistent/x\x1b[2J\ny.pte'], /^lutham: cannot open \/nonexistent\/x\\x1b\[2J y\.pte: no such file$/],
+      [['run', '/nonexistent/x\x1b[2J\ny.pte'], /^lutham: cannot open \/nonexistent\/x\\x1b\[2J\\ny\.pte: no such file$/],
     ];
     const runs = await Promise.all(cases.map(([args]) => luthamAsync(args, noPython)));
     cases.forEach(([, re], i) => assertOneLine(runs[i], re));

@@ -189,6 +189,15 @@ function pythonError(err: unknown): Error {
   if (err instanceof LuthamError) return err;
   const e = err as Error;
   const text = `${e?.message ?? ''}\n${e?.stack ?? ''}`;
+  // lutham/bridge/entry.py sends the whole message as JSON after this mark (pythonia keeps one line).
+  const whole = /lutham-error:(\{.*\})/.exec(text);
+  if (whole) {
+    try {
+      return new LuthamError(String(JSON.parse(whole[1]).message));
+    } catch {
+      // not ours after all: read it as before
+    }
+  }
   const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
   const js = lines.find((l) => l.startsWith('*** JS ***') || l.startsWith('🌉'));
   const pyLine = [...lines].reverse().find((l) => /^(\*\*\* JS \*\*\* )?[A-Za-z_.]*(Error|Exception|NotBuilt)\b.*:/.test(l));

@@ -3,6 +3,7 @@ import { BENCH_SECTION, BENCH_VARIANTS, runBench, type BenchVariant } from '../l
 import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { numberList } from '../lib/args.js';
 import { progressBar } from '../lib/progress.js';
+import { jsonText, terminalText } from '../render/escape.js';
 
 interface Args {
   heads: number;
@@ -65,7 +66,7 @@ const benchCommand: CommandModule<{}, Args> = {
       bar.stop();
     }
     if (argv.update) await updateMarkdown(argv.update, result.markdown, BENCH_SECTION);
-    process.stdout.write(argv.json ? JSON.stringify(result, null, 2) + '\n' : result.markdown + '\n');
+    process.stdout.write(argv.json ? jsonText(result) + '\n' : terminalText(result.markdown) + '\n');
   },
 };
 

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { comparePte } from '../pte/compare.js';
 import { formatCompare } from '../render/compare.js';
+import { jsonText, terminalText } from '../render/escape.js';
 
 interface Args {
   dense: string;
@@ -21,7 +22,7 @@ const compareCommand: CommandModule<{}, Args> = {
       .example('$0 compare out/dense.pte out/lutham.pte', '') as unknown as Argv<Args>,
   handler: async (argv) => {
     const c = await comparePte(argv.dense, argv.lutham, argv.data);
-    process.stdout.write(argv.json ? JSON.stringify(c, null, 2) + '\n' : formatCompare(c));
+    process.stdout.write(argv.json ? jsonText(c) + '\n' : terminalText(formatCompare(c)));
   },
 };
 

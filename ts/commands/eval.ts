@@ -4,6 +4,7 @@ import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { progressBar } from '../lib/progress.js';
 import { numberList } from '../lib/args.js';
 import { evalMarkdown, formatEval } from '../render/eval.js';
+import { escapeText, jsonText, terminalText } from '../render/escape.js';
 
 /** The evaluation flags, shared by `lutham eval` and `lutham report` (which may run it first). */
 export interface EvalArgs {
@@ -40,7 +41,7 @@ export function withEvalOptions<T>(y: Argv<T>): Argv<T & EvalArgs> {
     .option('weights', { type: 'string', describe: 'with --checkpoint my_net.py:build: the state dict to load (keys under any prefix)' })
     .option('trust-pickle', { type: 'boolean', default: false, describe: 'allow a --checkpoint/--weights file that holds pickled Python objects (a whole nn.Module): loading it runs code from the file' })
     .option('subset', { type: 'number', describe: 'use only the first N training and N test images (fast checks)' })
-    .option('epochs', { type: 'number', describe: 'training epochs (default: pure KAN 4, Vision KAN 3)' })
+    .option('epochs', { type: 'number', describe: 'training epochs (default: pure KAN 4, Vision KAN 3); trained models are cached in $LUTHAM_CACHE (default ~/.cache/lutham)' })
     .option('seed', { type: 'number', default: 0, describe: 'seed of the init, shuffling and k-means' })
     .option('models', { type: 'string', describe: `comma-separated, from ${EVAL_MODELS.join(', ')} (default both)` })
     .option('codebook-size', { type: 'number', describe: 'default K for Table 1 (default 128)' })
@@ -103,9 +104,9 @@ const evalCommand: CommandModule<{}, Args> = {
     } finally {
       bar.stop();
     }
-    for (const w of results.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+    for (const w of results.warnings ?? []) process.stderr.write(`warning: ${escapeText(w)}\n`);
     if (argv.update) await updateMarkdown(argv.update, evalMarkdown(results), EVAL_SECTION);
-    process.stdout.write(argv.json ? JSON.stringify(results, null, 2) + '\n' : formatEval(results) + '\n');
+    process.stdout.write(argv.json ? jsonText(results) + '\n' : terminalText(formatEval(results)) + '\n');
   },
 };
 

@@ -5,6 +5,7 @@ import { formatExport } from '../render/export.js';
 import { progressBar } from '../lib/progress.js';
 import { LuthamError } from '../errors.js';
 import { numberList } from '../lib/args.js';
+import { jsonText, terminalText } from '../render/escape.js';
 
 interface Args {
   backbone: Backbone;
@@ -111,7 +112,7 @@ const exportCommand: CommandModule<{}, Args> = {
     }
     // timing is printed, never stored: report.json is byte-identical for the same inputs
     process.stderr.write(`exported in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : formatExport(report, resolve(argv.out)) + '\n');
+    process.stdout.write(argv.json ? jsonText(report) + '\n' : terminalText(formatExport(report, resolve(argv.out))) + '\n');
   },
 };
 

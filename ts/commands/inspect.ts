@@ -4,6 +4,7 @@ import { open } from 'node:fs/promises';
 import { inspectPte } from '../pte/inspect.js';
 import { isPtd, readPtd } from '../pte/ptd.js';
 import { formatInspect, formatPtd } from '../render/inspect.js';
+import { jsonText, terminalText } from '../render/escape.js';
 
 interface Args {
   file: string;
@@ -28,13 +29,13 @@ const inspectCommand: CommandModule<{}, Args> = {
   handler: async (argv) => {
     if (await startsLikePtd(argv.file)) {
       const ptd = await readPtd(argv.file, { verify: argv.verify });
-      process.stdout.write(argv.json ? JSON.stringify(ptd, null, 2) + '\n' : formatPtd(ptd));
+      process.stdout.write(argv.json ? jsonText(ptd) + '\n' : terminalText(formatPtd(ptd)));
       const failed = ptd.verified?.failures ?? [];
       if (failed.length > 0) throw new LuthamError(`--verify: ${failed.length} check(s) failed, the first: ${failed[0]}`);
       return;
     }
     const report = await inspectPte(argv.file, { verify: argv.verify, data: argv.data });
-    process.stdout.write(argv.json ? JSON.stringify(report, null, 2) + '\n' : formatInspect(report));
+    process.stdout.write(argv.json ? jsonText(report) + '\n' : terminalText(formatInspect(report)));
     const failures = report.verified?.failures ?? [];
     if (failures.length > 0) throw new LuthamError(`--verify: ${failures.length} check(s) failed, the first: ${failures[0]}`);
   },

@@ -5,6 +5,7 @@ import { checkMarkdown, updateMarkdown } from '../lib/markdown.js';
 import { writeReport } from '../lib/report.js';
 import { progressBar } from '../lib/progress.js';
 import { evalOptionsFrom, withEvalOptions, type EvalArgs } from './eval.js';
+import { escapeText, jsonText } from '../render/escape.js';
 
 interface Args extends EvalArgs {
   out: string;
@@ -34,8 +35,8 @@ const reportCommand: CommandModule<{}, Args> = {
     }
     if (argv.update) await updateMarkdown(argv.update, evalMarkdown(r.results), EVAL_SECTION);
     const info = { html: r.html, json: r.json, charts: r.charts, updated: argv.update ?? null, target: r.results.target?.text ?? null };
-    process.stdout.write(argv.json ? JSON.stringify(info, null, 2) + '\n'
-      : `wrote ${r.html} (${r.charts} charts) and ${r.json}${info.updated ? `; updated ${info.updated}` : ''}\n${info.target ? `target: ${info.target}\n` : ''}`);
+    process.stdout.write(argv.json ? jsonText(info) + '\n'
+      : `wrote ${escapeText(r.html)} (${r.charts} charts) and ${escapeText(r.json)}${info.updated ? `; updated ${escapeText(info.updated)}` : ''}\n${info.target ? `target: ${escapeText(info.target)}\n` : ''}`);
   },
 };
 

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { runProgram } from '../lib/run.js';
 import { formatRun, runWarnings } from '../render/run.js';
+import { jsonText, terminalText } from '../render/escape.js';
 
 interface Args {
   model: string;
@@ -27,11 +28,11 @@ const runCommand: CommandModule<{}, Args> = {
   handler: async (argv) => {
     const r = await runProgram({ model: argv.model, data: argv.data, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed });
     if (argv.json) {
-      process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      process.stdout.write(jsonText(r) + '\n');
       return;
     }
-    for (const w of runWarnings(r)) process.stderr.write(w + '\n'); // warnings go to stderr, like every warning
-    process.stdout.write(formatRun(r) + '\n');
+    for (const w of runWarnings(r)) process.stderr.write(terminalText(w) + '\n'); // warnings go to stderr, like every warning
+    process.stdout.write(terminalText(formatRun(r)) + '\n');
   },
 };
 

@@ -4,6 +4,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { Progress } from '../bridge/python.js';
+import { escapeText } from '../render/escape.js';
 
 export function progressBar(enabled: boolean): { update: Progress; stop: () => void } {
   if (!enabled) return { update: () => {}, stop: () => {} };
@@ -11,7 +12,7 @@ export function progressBar(enabled: boolean): { update: Progress; stop: () => v
     let last = '';
     return {
       update: (stage, fraction) => {
-        if (stage !== last) process.stderr.write(`lutham: ${stage} (${Math.round(fraction * 100)}%)\n`);
+        if (stage !== last) process.stderr.write(`lutham: ${escapeText(stage)} (${Math.round(fraction * 100)}%)\n`);
         last = stage;
       },
       stop: () => {},
@@ -23,7 +24,7 @@ export function progressBar(enabled: boolean): { update: Progress; stop: () => v
   );
   bar.start(1000, 0, { stage: 'starting Python' });
   return {
-    update: (stage, fraction) => bar.update(Math.round(fraction * 1000), { stage }),
+    update: (stage, fraction) => bar.update(Math.round(fraction * 1000), { stage: escapeText(stage) }),
     stop: () => bar.stop(),
   };
 }

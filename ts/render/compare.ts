@@ -1,6 +1,7 @@
 // The text of `lutham compare` (ts/pte/compare.ts measures the categories).
 import { CATEGORIES, CATEGORY_LABELS, type Comparison } from '../pte/compare.js';
 import { bytesCell, num, table } from './text.js';
+import { escapeText } from './escape.js';
 
 function ratioText(r: number | null): string {
   if (r === null || r === 0) return '-';
@@ -30,13 +31,13 @@ export function formatCompare(c: Comparison): string {
   rows.push([CATEGORY_LABELS.total, bytesCell(c.dense.fileBytes), '', bytesCell(luthamTotal), '', ratioText(c.ratios.total)]);
   rows.push([CATEGORY_LABELS.planned, bytesCell(c.dense.plannedBytes), '', bytesCell(c.lutham.plannedBytes), '', ratioText(c.ratios.planned)]);
   const out = [
-    `Dense:     ${c.dense.path}`,
-    `SHARe-KAN: ${c.lutham.path}${c.external ? ` + ${c.external.path}` : ''} (${num(c.lutham.luthamDelegates)} LuthamBackend delegates, ${num(c.lutham.codebookSegments)} codebook segments)`,
+    `Dense:     ${escapeText(c.dense.path)}`,
+    `SHARe-KAN: ${escapeText(c.lutham.path)}${c.external ? ` + ${escapeText(c.external.path)}` : ''} (${num(c.lutham.luthamDelegates)} LuthamBackend delegates, ${num(c.lutham.codebookSegments)} codebook segments)`,
     '',
     table(['category', 'dense bytes', '%', 'SHARe-KAN bytes', '%', 'dense/SHARe-KAN'], rows, [1, 2, 3, 4, 5]),
     '',
     `Overall: the SHARe-KAN file is ${ratioText(c.ratios.total)} smaller (${num(c.dense.fileBytes)} / ${num(luthamTotal)} bytes); its KAN part ${ratioText(c.kanPart.ratio)}.`,
   ];
-  for (const n of c.notes) out.push(`Note: ${n}`);
+  for (const n of c.notes) out.push(`Note: ${escapeText(n)}`);
   return out.join('\n') + '\n';
 }

@@ -4,6 +4,7 @@
  */
 import type { EvalResults, ModelResults } from '../lib/eval.js';
 import { formatBytes, markdownTable, num, table } from './text.js';
+import { escapeText } from './escape.js';
 
 export const pct = (a: number) => `${(a * 100).toFixed(2)}%`;
 export const accSe = (a: number, se: number) => `${(a * 100).toFixed(2)} ± ${(se * 100).toFixed(2)}`;
@@ -98,7 +99,7 @@ function modelMarkdown(m: ModelResults, s: EvalResults['settings']): string {
 export function evalMarkdown(r: EvalResults): string {
   const s = r.settings;
   const out: string[] = [];
-  out.push(`Data: ${r.dataset.name} (${r.dataset.source}), ${r.dataset.train} training / ${r.dataset.test} test images` +
+  out.push(`Data: ${escapeText(r.dataset.name)} (${escapeText(r.dataset.source)}), ${r.dataset.train} training / ${r.dataset.test} test images` +
     `${s.subset ? ` (--subset ${s.subset})` : ''}. Accuracy is on the ${num(r.dataset.test)} test images, ± one binomial standard error. ` +
     `Bytes are the KAN layers only, as stored in the .pte where measured with executorch. SHARe-KAN int = K ${s.codebook_size}, ` +
     `int${s.codebook_bits} codebook, ${s.gain_bits}-bit gains, ${s.bias_bits}-bit biases, ${s.base_bits}-bit base weights.`);
@@ -113,7 +114,7 @@ export function evalMarkdown(r: EvalResults): string {
 
 export function formatEval(r: EvalResults): string {
   const out: string[] = [];
-  out.push(`Dataset: ${r.dataset.name} (${r.dataset.source}): ${r.dataset.train} training / ${r.dataset.test} test images${r.settings.subset ? ` (--subset ${r.settings.subset})` : ''}` +
+  out.push(`Dataset: ${escapeText(r.dataset.name)} (${escapeText(r.dataset.source)}): ${r.dataset.train} training / ${r.dataset.test} test images${r.settings.subset ? ` (--subset ${r.settings.subset})` : ''}` +
     (r.dataset.pixels ? `, pixels ${r.dataset.pixels === '-1,1' || r.dataset.pixels === '0,1' ? `in [${r.dataset.pixels}]` : r.dataset.pixels}` : ''));
   out.push('');
   for (const m of r.models) {

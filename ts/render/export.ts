@@ -2,14 +2,15 @@
 import { join } from 'node:path';
 import type { ExportReport } from '../lib/export.js';
 import { formatBytes, table } from './text.js';
+import { escapeText } from './escape.js';
 
 /** The Dense vs SHARe-KAN table, sizes read back from the written files (ts/pte/compare.ts). */
 /** outDir: where the files are (the report's paths are relative to it). */
 export function formatExport(r: ExportReport, outDir?: string): string {
-  const at = (p: string) => (outDir ? join(outDir, p) : p);
+  const at = (p: string) => escapeText(outDir ? join(outDir, p) : p);
   const f = r.files;
   const x = (v: number | null) => (v === null ? '-' : `${v.toFixed(2)}x`);
-  const r2 = r.layers.map((l) => `${l.name} ${l.r2.toFixed(4)}`).join(', ');
+  const r2 = r.layers.map((l) => `${escapeText(l.name)} ${l.r2.toFixed(4)}`).join(', ');
   const lines = [
     table(
       ['', 'file', 'KAN part', 'ratio (file)', 'ratio (KAN)', 'R^2 (min)', 'output error'],
@@ -28,7 +29,7 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     ...(r.lutham.external_data && f.external
       ? [`lutham.ptd ${at(r.lutham.external_data.path)} (${formatBytes(f.external.fileBytes)}: the codebooks; run lutham.pte with --data this file)`]
       : []),
-    ...(r.codebooks_from ? [`codebooks reused from ${at(r.codebooks_from.path)}: ${Object.entries(r.codebooks_from.reused).map(([g, k]) => `${g} ${k.slice(-12)}`).join(', ')}`] : []),
+    ...(r.codebooks_from ? [`codebooks reused from ${at(r.codebooks_from.path)}: ${Object.entries(r.codebooks_from.reused).map(([g, k]) => `${escapeText(g)} ${escapeText(k.slice(-12))}`).join(', ')}`] : []),
     `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
     `R^2 of the coefficients per codebook: ${r2}`,
     ...(r.dense_int8_xnnpack
@@ -37,6 +38,6 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     ...(r.max_batch > 1 ? [`both programs take any batch from 1 to ${r.max_batch}`] : []),
     `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
   ];
-  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  for (const w of r.warnings) lines.push(`warning: ${escapeText(w)}`);
   return lines.join('\n');
 }

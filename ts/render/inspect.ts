@@ -4,6 +4,7 @@ import type { InspectReport } from '../pte/inspect.js';
 import type { PtdReport } from '../pte/ptd.js';
 import type { ValueDesc } from '../pte/program.js';
 import { bytesCell, indent, num, table } from './text.js';
+import { escapeText } from './escape.js';
 
 function valueText(v: ValueDesc): string {
   if (v.tensor) return `#${v.index} ${v.tensor.dtype}[${v.tensor.shape.join(', ')}]`;
@@ -18,7 +19,7 @@ function quantText(q: { bits: number; scaleCount: number }): string {
 export function formatInspect(r: InspectReport): string {
   const out: string[] = [];
   const eh = r.extendedHeader;
-  out.push(`${r.path}: ${bytesCell(r.fileBytes)}, ${r.identifier} v${r.version}`);
+  out.push(`${escapeText(r.path)}: ${bytesCell(r.fileBytes)}, ${r.identifier} v${r.version}`);
   out.push(
     eh
       ? `  program ${bytesCell(r.programBytes)}; segment data ${bytesCell(eh.segmentDataSize)} at offset ${num(eh.segmentBaseOffset)}`
@@ -26,20 +27,20 @@ export function formatInspect(r: InspectReport): string {
   );
   for (const p of r.plans) {
     out.push('');
-    out.push(`Plan "${p.name}": ${num(p.valueCount)} values, ${num(p.instructionCount)} instructions`);
+    out.push(`Plan "${escapeText(p.name)}": ${num(p.valueCount)} values, ${num(p.instructionCount)} instructions`);
     out.push(`  inputs:  ${p.inputs.map(valueText).join('; ') || '-'}`);
     out.push(`  outputs: ${p.outputs.map(valueText).join('; ') || '-'}`);
-    out.push(`  operators (${p.operators.length}): ${p.operators.join(', ') || '-'}`);
+    out.push(`  operators (${p.operators.length}): ${p.operators.map(escapeText).join(', ') || '-'}`);
     out.push(`  memory plan: non_const_buffer_sizes [${p.nonConstBufferSizes.join(', ')}] = ${bytesCell(p.plannedBytes)} planned`);
     out.push(`  constants: ${num(p.constants.count)} tensors in ${num(p.constants.buffers)} buffers, ${bytesCell(p.constants.bytes)}`);
     if (p.delegates.length > 0) {
       out.push(`  delegates (${p.delegates.length}):`);
       const rows = p.delegates.map((d) => [
         String(d.index),
-        d.backendId,
+        escapeText(d.backendId),
         d.location === 'segment' ? `segment ${d.dataIndex}` : `inline ${d.dataIndex}`,
         num(d.bytes),
-        d.compileSpecs.map((c) => c.key).join(',') || '-',
+        d.compileSpecs.map((c) => escapeText(c.key)).join(',') || '-',
       ]);
       out.push(indent(table(['#', 'backend', 'location', 'bytes', 'compile specs'], rows, [0, 3]), '    '));
     }
@@ -49,7 +50,7 @@ export function formatInspect(r: InspectReport): string {
     out.push(`LUTHAM layers (${r.luthamLayers.length}):`);
     const keys = [...new Set(r.luthamLayers.map((l) => l.codebookKey))];
     const rows = r.luthamLayers.map((l) => [
-      `${l.plan}#${l.delegate}`,
+      `${escapeText(l.plan)}#${l.delegate}`,
       `${l.inFeatures}->${l.outFeatures}`,
       String(l.gridSize),
       String(l.splineOrder),
@@ -64,32 +65,32 @@ export function formatInspect(r: InspectReport): string {
     ]);
     out.push(indent(table(['delegate', 'in->out', 'grid', 'order', 'K', 'idx bits', 'gains', 'biases', 'base', 'codebook', 'R^2', 'bytes'], rows, [2, 3, 4, 5, 10, 11])));
     out.push(indent(`gains/biases/base: fp32, or intN/Ss = N-bit ints with S per-output float scales (outputs padded to panels of ${PANEL_WIDTH})`));
-    out.push(indent(keys.map((k, i) => `cb${i} = ${k}`).join('\n')));
+    out.push(indent(keys.map((k, i) => `cb${i} = ${escapeText(k)}`).join('\n')));
   }
   out.push('');
   out.push(`Segments (${r.segments.length}):`);
   if (r.segments.length > 0) {
-    const rows = r.segments.map((s) => [String(s.index), num(s.offset), num(s.bytes), s.uses.join('; ') || '(unused)']);
+    const rows = r.segments.map((s) => [String(s.index), num(s.offset), num(s.bytes), s.uses.map(escapeText).join('; ') || '(unused)']);
     out.push(indent(table(['#', 'offset', 'bytes', 'use'], rows, [0, 1, 2])));
   }
   out.push('');
   out.push(`Named data (${r.namedData.length}):`);
   if (r.namedData.length > 0) {
     const rows = r.namedData.map((n) => [
-      n.key,
+      escapeText(n.key),
       String(n.segmentIndex),
       num(n.bytes),
-      n.codebook ? `codebook ${n.codebook.size}x${n.codebook.dim} ${quantText(n.codebook.values)}` : n.kind,
-      n.usedBy.length === 0 ? '-' : `${n.usedBy.length} delegates: ${n.usedBy.map((u) => `${u.plan}#${u.delegate}`).join(', ')}`,
+      n.codebook ? `codebook ${n.codebook.size}x${n.codebook.dim} ${quantText(n.codebook.values)}` : escapeText(n.kind),
+      n.usedBy.length === 0 ? '-' : `${n.usedBy.length} delegates: ${n.usedBy.map((u) => `${escapeText(u.plan)}#${u.delegate}`).join(', ')}`,
     ]);
     out.push(indent(table(['key', 'segment', 'bytes', 'kind', 'used by'], rows, [1, 2])));
   }
   if (r.externalKeys.length > 0) {
     out.push('');
     out.push(r.data
-      ? `External data (${r.externalKeys.length} codebooks, from ${r.data.path}):`
+      ? `External data (${r.externalKeys.length} codebooks, from ${escapeText(r.data.path)}):`
       : `External data: ${r.externalKeys.length} codebooks come from a .ptd (run with --data FILE; inspect FILE.ptd shows what it holds):`);
-    out.push(indent(r.externalKeys.join('\n')));
+    out.push(indent(r.externalKeys.map(escapeText).join('\n')));
   }
   out.push('');
   const c = r.constants;
@@ -101,7 +102,7 @@ export function formatInspect(r: InspectReport): string {
   if (r.problems.length > 0) {
     out.push('');
     out.push('Problems:');
-    for (const p of r.problems) out.push(`  - ${p}`);
+    for (const p of r.problems) out.push(`  - ${escapeText(p)}`);
   }
   const v = r.verified;
   if (v) {
@@ -109,7 +110,7 @@ export function formatInspect(r: InspectReport): string {
     out.push(v.failures.length === 0
       ? `Verified: ${num(v.payloads)} LUTHAM payloads (CRC-32, every index) and ${num(v.codebooks)} codebooks (values, SHA-256 of the key): all good`
       : `Verify FAILED: ${v.failures.length} of the checks on ${num(v.payloads)} payloads and ${num(v.codebooks)} codebooks:`);
-    for (const f of v.failures) out.push(`  - ${f}`);
+    for (const f of v.failures) out.push(`  - ${escapeText(f)}`);
   }
   return out.join('\n') + '\n';
 }
@@ -117,12 +118,12 @@ export function formatInspect(r: InspectReport): string {
 /** The human-readable form of a .ptd report. */
 export function formatPtd(r: PtdReport): string {
   const out: string[] = [];
-  out.push(`${r.path}: ${bytesCell(r.fileBytes)}, ${r.identifier} v${r.version} (ExecuTorch external data)`);
+  out.push(`${escapeText(r.path)}: ${bytesCell(r.fileBytes)}, ${r.identifier} v${r.version} (ExecuTorch external data)`);
   out.push('');
   out.push(`Named data (${r.entries.length}):`);
   if (r.entries.length > 0) {
     const rows = r.entries.map((e) => [
-      e.key,
+      escapeText(e.key),
       String(e.segmentIndex),
       num(e.bytes),
       e.codebook ? `codebook ${e.codebook.size}x${e.codebook.dim} ${quantText(e.codebook.values)}` : 'other',

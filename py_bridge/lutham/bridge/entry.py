@@ -6,6 +6,7 @@ prints can reach the CLI's stdout (pythonia talks over its own IPC channel, not 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -53,6 +54,29 @@ def _progress(callback):
     return report
 
 
+# pythonia sends only the last line of a traceback: a message with a newline in it (a path the
+# user gave) would lose everything before it. The message crosses as one JSON line after this
+# mark; the CLI decodes it (ts/bridge/python.ts) and escapes it for the terminal.
+ERROR_MARK = "lutham-error:"
+
+
+class BridgeError(Exception):
+    """An exception from an entry point, its message JSON-encoded on one line after ERROR_MARK."""
+
+
+def _whole_message(fn):
+    @functools.wraps(fn)
+    def call(args_json: str, callback=None) -> str:
+        try:
+            return fn(args_json, callback)
+        except Exception as e:
+            text = str(e) or type(e).__name__
+            raise BridgeError(ERROR_MARK + json.dumps({"type": type(e).__name__, "message": text})) from None
+
+    return call
+
+
+@_whole_message
 def export(args_json: str, callback=None) -> str:
     return _dumps(api.export(json.loads(args_json), _progress(callback)))
 
@@ -60,12 +84,14 @@ def export(args_json: str, callback=None) -> str:
 # RunError subclasses ValueError: the bridge shows its message as a one-line error.
 
 
+@_whole_message
 def ping(args_json: str, callback=None) -> str:
     if callback is not None:
         callback("ping", 1.0)
     return json.dumps({"python": sys.version.split()[0], "pid": os.getpid()})
 
 
+@_whole_message
 def run(args_json: str, callback=None) -> str:
     from ..run import runtime
 
@@ -78,16 +104,19 @@ def run(args_json: str, callback=None) -> str:
     return _dumps(info)  # the CLI renders it (ts/render/run.ts)
 
 
+@_whole_message
 def evaluate(args_json: str, callback=None) -> str:
     """`lutham eval`: train or load the models, compress them, measure the tables (evaluation/)."""
     return _dumps(api.evaluate(json.loads(args_json), _progress(callback)))
 
 
+@_whole_message
 def report(args_json: str, callback=None) -> str:
     """`lutham report`: the eval results to draw (read from args['results'] or computed)."""
     return _dumps(api.report_data(json.loads(args_json), _progress(callback)))
 
 
+@_whole_message
 def bench(args_json: str, callback=None) -> str:
     """`lutham bench`: every variant in its own child process; the CLI renders the results (ts/render/bench.ts)."""
     return _dumps(api.run_bench(json.loads(args_json), _progress(callback)))

@@ -68,16 +68,25 @@ def pte_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, workdir: st
     with tempfile.TemporaryDirectory(prefix="lutham-eval-", dir=workdir) as tmp:
         path = Path(tmp) / name
         write_atomic(path, pte)
-        program, method = runtime.load_method(path)
-        correct = 0
-        for i in range(0, len(x), batch):
-            xb = x[i : i + batch].contiguous()
-            n = len(xb)
-            if n < batch:  # the program has a fixed batch: pad the last one
-                xb = torch.cat([xb, xb.new_zeros((batch - n, *xb.shape[1:]))])
-            out = method.execute([xb])[0]
-            correct += int((out[:n].argmax(1) == y[i : i + n]).sum())
-        del method, program
+        # ExecuTorch's C++ logs (its cpuinfo probing at the first load, among others) go to a file,
+        # not eval's stderr; a real failure names the first line of it.
+        with runtime.capture_native_log() as log:
+            try:
+                program, method = runtime.load_method(path)
+                correct = 0
+                for i in range(0, len(x), batch):
+                    xb = x[i : i + batch].contiguous()
+                    n = len(xb)
+                    if n < batch:  # the program has a fixed batch: pad the last one
+                        xb = torch.cat([xb, xb.new_zeros((batch - n, *xb.shape[1:]))])
+                    out = method.execute([xb])[0]
+                    correct += int((out[:n].argmax(1) == y[i : i + n]).sum())
+                del method, program
+            except runtime.BackendNotBuilt:
+                raise
+            except Exception as e:
+                detail = log.first_line()
+                raise RuntimeError(f"running {name} through ExecuTorch: {e}" + (f" ({detail})" if detail else "")) from None
     parts["file_bytes"] = len(pte)
     parts["kan_bytes"] = parts["payload_bytes"] + parts["codebook_bytes"]
     return correct / len(x), parts

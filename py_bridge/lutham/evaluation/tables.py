@@ -270,7 +270,8 @@ def evaluate(opts: dict, progress: Progress | None = None) -> dict:
                       threads=torch.get_num_threads()),
         models=results,
         target=_target(results),
-        warnings=[w for r in results for w in _chance_warning(r, data)],
+        warnings=[w for r in results for w in _chance_warning(r, data)]
+        + list(dict.fromkeys(r["training"]["cache_note"] for r in results if r["training"].get("cache_note"))),
         seconds=round(time.time() - started, 1),
     )
     if opts.get("out"):

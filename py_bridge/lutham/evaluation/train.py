@@ -122,7 +122,11 @@ def train(kind: str, data: Data, epochs: int | None = None, seed: int = 0, progr
     info["train_seconds"] = round(time.time() - started, 1)
     info["final_loss"] = float(loss.item())
     if cache:
-        _save_atomic(model.state_dict(), path)
+        try:
+            _save_atomic(model.state_dict(), path)
+        except OSError as e:  # a read-only HOME, a full disk: the run goes on without the cache
+            info["cache_note"] = (f"ran without the checkpoint cache: cannot write {path.parent} ({e.strerror}); "
+                                  "set LUTHAM_CACHE to a writable folder")
     return model.eval(), info
 
 

@@ -115,7 +115,8 @@ class NativeLog:
     def first_line(self) -> str:
         """The first line logged (the cause; later ones say what failed because of it), without
         its "[file.cpp:12] " or "E 00:00:00.001 executorch:file.cpp:12] " prefix; '' if none."""
-        lines = [l.strip() for l in self.text().splitlines() if l.strip()]
+        # ExecuTorch's cpuinfo probing logs at the first load, failure or not: never the cause.
+        lines = [l.strip() for l in self.text().splitlines() if l.strip() and "cpuinfo_utils.cpp" not in l]
         return re.sub(r"^(?:[EWIDF] [\d:.]+ \S+\] |\[[^\]]+\] )", "", lines[0]) if lines else ""
 
 
@@ -201,6 +202,11 @@ def _save_npy(path: str, array) -> None:
         raise RunError(f"cannot write --output {path}: {e.strerror or e}") from None
 
 
+def executorch_message(e: Exception) -> str:
+    """ExecuTorch's pybindings print an error code as "error: 0x:23"; give it as "error 0x23"."""
+    return re.sub(r"error: 0x:([0-9a-fA-F]+)", r"error 0x\1", str(e))
+
+
 def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str | None = None,
              repeat: int = 10, seed: int = 0, data: str | os.PathLike | None = None) -> dict:
     """Runs a .pte like lutham_runner: returns output shapes, a checksum and the median time.
@@ -234,7 +240,7 @@ def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog) -> dict
         missing = missing_data_error(model, data, log.text())
         if missing:
             raise RunError(missing) from None
-        raise RunError(f"cannot load {model}: {e}" + (f" ({detail})" if detail else "")) from None
+        raise RunError(f"cannot load {model}: {executorch_message(e)}" + (f" ({detail})" if detail else "")) from None
     meta = method.metadata
     n_inputs = meta.num_inputs()
     if inputs and len(inputs) != n_inputs:
