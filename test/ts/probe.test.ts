@@ -89,6 +89,25 @@ describe('probe: seeded byte flips never crash lutham run or lutham_runner', fun
     assert.match(cli.stderr, /^lutham: cannot run .* \(internal value index \d+ out of range \[0,\d+\) for output 0\)\n$/);
   });
 
+  // Found by a byte flip of the session's 3-head file (offset 1128, bit 3): a delegate whose
+  // `processed` field is absent (a valid flatbuffer, so no verifier refuses it) makes ExecuTorch
+  // 1.5.1's BackendDelegate::Init dereference null. `lutham run` refuses it with its reader first;
+  // lutham_runner still crashes on it (it has no program reader of its own yet).
+  it('a delegate without its processed data: lutham run exits 1 with one line', async () => {
+    const bytes = Buffer.from(readFileSync((await smallPtes()).lutham));
+    const bb = new flatbuffers.ByteBuffer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+    const delegate = Program.getRootAsProgram(bb).executionPlan(0)!.delegates(0)!;
+    const pos = (delegate as unknown as { bb_pos: number }).bb_pos;
+    const vtable = pos - bb.readInt32(pos);
+    bytes.writeUInt16LE(0, vtable + 4 + 2 * 1); // field 1 of BackendDelegate: processed
+    const file = join(dir, 'no-processed.pte');
+    writeFileSync(file, bytes);
+    const cli = await luthamAsync(['run', file, '--repeat', '1']);
+    assert.equal(cli.signal, null, cli.stderr);
+    assert.equal(cli.status, 1, cli.stderr);
+    assert.match(cli.stderr, /^lutham: .*no-processed\.pte is corrupt: delegate 0 of plan 0 has no processed data\n$/);
+  });
+
   it('lutham run: exit 0 with a finite checksum, or exit 1 with one lutham: line', async () => {
     const runs = await Promise.all(flips.map((f) => luthamAsync(['run', f.file, '--repeat', '1'])));
     runs.forEach((r, i) => {

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { callPython } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
 import { PteFile } from '../pte/file.js';
+import { describePlans } from '../pte/program.js';
 import type { JsonNumber } from '../render/text.js';
 
 export interface RunOptions {
@@ -41,7 +42,9 @@ export async function runProgram(o: RunOptions): Promise<RunResult> {
   if (o.repeat !== undefined && (!Number.isInteger(o.repeat) || o.repeat < 1)) throw new LuthamError(`--repeat must be a positive integer, got ${o.repeat}`);
   // ExecuTorch aborts the whole process on some malformed files: read them with our checked
   // reader first (what `lutham inspect` does), which turns garbage into a one-line error.
-  await PteFile.with(resolve(o.model), () => undefined);
+  // describePlans also refuses a delegate without its processed data, which ExecuTorch 1.5.1's
+  // BackendDelegate::Init dereferences unchecked (a one-bit flip in the program did that).
+  await PteFile.with(resolve(o.model), (pte) => describePlans(pte));
   return (await callPython('run', {
     model: resolve(o.model),
     data: o.data ? resolve(o.data) : null,
