@@ -14,7 +14,7 @@ import { lutham as runCli, luthamAsync } from './helpers/cli.js';
 const lutham = (args: string[]) => runCli(args, {}, 1_500_000);
 
 const TINY = ['--heads', '1', '--widths', '24,8,3', '--grid', '5', '--codebook-size', '16', '--batch', '1,3',
-  '--warmup', '0', '--repeat', '2', '--min-seconds', '0', '--bandwidth-mb', '16'];
+  '--warmup', '0', '--repeat', '2', '--min-seconds', '0', '--bandwidth-mb', '16', '--cold', '--evict-mib', '8'];
 
 describe('lutham bench', () => {
   let dir: string;
@@ -29,20 +29,38 @@ describe('lutham bench', () => {
     assert.equal(r.status, 0, r.stderr);
     const result = JSON.parse(r.stdout) as BenchResult;
     assert.deepEqual(result.batches, [1, 3]);
-    assert.equal(result.rows.length, BENCH_VARIANTS.length * 2);
+    assert.deepEqual(result.modes, ['warm', 'cold']);
+    assert.equal(result.evict_bytes, 8 * 2 ** 20);
+    assert.equal(result.rows.length, BENCH_VARIANTS.length * 4);
+    const bw = result.bandwidth;
+    assert.ok(bw.bytes_per_second > 0 && bw.bytes_per_second >= bw.median_bytes_per_second && bw.threads >= 1);
+    assert.equal(bw.buffer_bytes, 16 * 2 ** 20);
     for (const v of BENCH_VARIANTS) {
       const rows = result.rows.filter((row) => row.variant === v);
-      assert.deepEqual(rows.map((row) => row.batch), [1, 3], v);
+      assert.deepEqual(rows.map((row) => `${row.batch} ${row.mode}`), ['1 warm', '1 cold', '3 warm', '3 cold'], v);
       for (const row of rows) {
         assert.ok(row.median_ms > 0 && row.runs >= 2, v);
         assert.ok(row.peak_rss_bytes > row.model_rss_bytes && row.model_rss_bytes > 0, v);
         assert.ok(row.relative_l2_error_vs_eager !== null, v);
+        assert.ok(row.read_bytes > 0, v);
+        assert.ok(Math.abs(row.bound_ms - (row.read_bytes / bw.bytes_per_second) * 1e3) < 1e-12, v);
+        assert.ok(Math.abs(row.x_bound - row.median_ms / row.bound_ms) < 1e-9, v);
+        assert.equal(row.basis_free, v.startsWith('matmul-'), v);
+        assert.equal(row.backend_median_ms !== undefined, v.startsWith('lutham-'), v);
       }
     }
-    const at = (v: string, b: number) => result.rows.find((row) => row.variant === v && row.batch === b)!;
+    const at = (v: string, b: number, mode = 'warm') => result.rows.find((row) => row.variant === v && row.batch === b && row.mode === mode)!;
+    // The weights the folded heads hold, as the matmuls alone read them: int8 + one fp32 scale per
+    // row (24*9*8 + 8*9*3 weights), below what the .pte holds beside them (XNNPACK's graph).
+    const int8Weights = 24 * 9 * 8 + 8 * 9 * 3 + 4 * (8 + 3);
+    assert.ok(at('matmul-int8', 1).read_bytes >= int8Weights && at('matmul-int8', 1).read_bytes < int8Weights + 4096);
+    assert.ok(at('matmul-fp32', 1).read_bytes >= 4 * (24 * 9 * 8 + 8 * 9 * 3));
     for (const b of [1, 3]) {
-      assert.equal(at('lutham-int', b).vs_lutham, 1);
+      for (const mode of ['warm', 'cold']) assert.equal(at('lutham-int', b, mode).vs_lutham, 1);
       assert.ok(Math.abs(at('dense', b).vs_lutham - at('dense', b).median_ms / at('lutham-int', b).median_ms) < 1e-9);
+      // The matmuls alone compute the same function as eager when fed its features.
+      assert.ok(at('matmul-fp32', b).relative_l2_error_vs_eager! < 1e-5);
+      assert.ok(at('matmul-int8', b).relative_l2_error_vs_eager! < 0.1);
       // The same function everywhere: exact baselines match eager to rounding; int8 and LUTHAM
       // (compressed seeded heads) within their quantization error.
       assert.equal(at('eager', b).relative_l2_error_vs_eager, 0);
@@ -52,20 +70,19 @@ describe('lutham bench', () => {
       for (const v of ['lutham-int', 'lutham-fp32']) {
         const row = at(v, b);
         assert.ok(row.relative_l2_error_vs_eager! < 0.25, `${v} ${row.relative_l2_error_vs_eager}`);
-        assert.ok(row.kernel_read_bytes! > row.codebook_bytes! && row.codebook_bytes! > 0, v);
-        assert.ok(Math.abs(row.bound_ms! - (row.kernel_read_bytes! / result.bandwidth.bytes_per_second) * 1e3) < 1e-12);
+        assert.ok(row.read_bytes > row.codebook_bytes! && row.codebook_bytes! > 0, v);
       }
       // Integer storage reads fewer bytes than float32 storage, and its file is smaller.
-      assert.ok(at('lutham-int', b).kernel_read_bytes! < at('lutham-fp32', b).kernel_read_bytes!);
+      assert.ok(at('lutham-int', b).read_bytes < at('lutham-fp32', b).read_bytes);
       assert.ok(at('lutham-int', b).file_bytes! < at('lutham-fp32', b).file_bytes!);
       assert.ok(at('folded-int8', b).file_bytes! < at('folded-fp32', b).file_bytes!);
     }
-    assert.ok(result.bandwidth.bytes_per_second > 0);
     const text = readFileSync(md, 'utf8');
     assert.ok(text.startsWith(`# before\n\n${BENCH_SECTION.begin}\n`) && text.endsWith(`${BENCH_SECTION.end}\n\nafter\n`));
     assert.ok(!text.includes('old numbers'));
     assert.ok(text.includes(result.markdown.trim()));
-    assert.match(result.markdown, /\| lutham\.pte, LuthamBackend int \| 3 \| [\d.]+ ms \| 1\.00x \|/);
+    assert.match(result.markdown, /\| lutham\.pte, LuthamBackend int \| 3 \| cold \| [\d.]+ ms \(kernel [\d.]+ ms\) \| 1\.00x \|/);
+    assert.match(result.markdown, /basis for free/);
   });
 
   it('bad input: one line on stderr, exit 1, before anything runs', async () => {
@@ -76,6 +93,7 @@ describe('lutham bench', () => {
       [['bench', '--batch', '1,x'], /^lutham: --batch must be comma-separated numbers/],
       [['bench', '--variants', 'eager,tflite'], /^lutham: unknown variant 'tflite'/],
       [['bench', '--repeat', '0'], /^lutham: --repeat must be an integer >= 1, got 0\n$/],
+      [['bench', '--evict-mib', '0'], /^lutham: --evict-mib must be an integer >= 1, got 0\n$/],
       [['bench', '--update', noMarkers], /^lutham: .*plain\.md has no '<!-- lutham bench: begin/],
       [['bench', '--update', join(dir, 'missing.md')], /^lutham: --update: cannot read/],
     ];

@@ -63,26 +63,30 @@ describe('render: run, bench and eval from their data', () => {
       'output 0: float32 [1, 3, 4]\nchecksum: sum=1.23456789 abs_sum=2\nmedian: 0.1235 ms over 10 runs');
   });
 
-  it('benchMarkdown: one row per variant and batch, sizes in SI units, the bound per LUTHAM row', () => {
-    const row = (variant: BenchResult['rows'][number]['variant'], label: string, batch: number, lutham = false) => ({
-      variant, label, batch, median_ms: 1.5 * batch, runs: 10, vs_lutham: 1.25, peak_rss_bytes: 412_300_000, model_rss_bytes: 1_234_567,
+  it('benchMarkdown: one row per variant, batch and mode, sizes in SI units, each row against its own bound', () => {
+    const row = (variant: BenchResult['rows'][number]['variant'], label: string, batch: number, mode: 'warm' | 'cold') => ({
+      variant, label, batch, mode, median_ms: 1.5 * batch, runs: 10, vs_lutham: 1.25, peak_rss_bytes: 412_300_000, model_rss_bytes: 1_234_567,
       file_bytes: variant === 'eager' ? null : 45_678, relative_l2_error_vs_eager: variant === 'eager' ? 0 : 1.234e-5,
-      ...(lutham ? { kernel_read_bytes: 2_345_678, codebook_bytes: 2_048, bound_ms: 0.1, x_bound: 15 } : {}),
+      basis_free: variant.startsWith('matmul-'), export_peak_rss_bytes: null, read_bytes: 2_345_678, read_bytes_method: 'x',
+      bound_ms: 0.1, x_bound: 15 * batch,
+      ...(variant.startsWith('lutham-') ? { backend_median_ms: 1.2 * batch, backend_x_bound: 12 * batch, codebook_bytes: 2_048 } : {}),
     });
     const result: Omit<BenchResult, 'markdown'> = {
-      model: { heads: 1, widths: [24, 8, 3], grid: 5, order: 3, seed: 0, backbone: 'none' }, batches: [1, 3], warmup: 3, repeat: 10,
-      reference: 'lutham-int', bandwidth: { bytes_per_second: 25.5e9, buffer_bytes: 1 << 28, rounds: 5, method: 'copy' },
-      machine: { cpu: 'AMD EPYC', cores: 2, torch_threads: 2, load_average_1min: 1.26 },
-      rows: [row('eager', 'PyTorch eager (efficient-kan)', 1), row('lutham-int', 'lutham.pte, LuthamBackend int', 3, true)],
+      model: { heads: 1, widths: [24, 8, 3], grid: 5, order: 3, seed: 0, backbone: 'none' }, batches: [1, 3], modes: ['warm', 'cold'],
+      evict_bytes: 512 * 2 ** 20, warmup: 3, repeat: 10, reference: 'lutham-int',
+      bandwidth: { bytes_per_second: 25.5e9, median_bytes_per_second: 24e9, threads: 2, buffer_bytes: 2 ** 30, rounds: 7, method: 'lutham_membw' },
+      machine: { cpu: 'AMD EPYC', flags: ['fpu', 'avx2', 'avx512f'], cores: 2, llc_bytes: 32 * 2 ** 20, torch_threads: 2, load_average_1min: 1.26 },
+      rows: [row('eager', 'PyTorch eager (efficient-kan)', 1, 'warm'), row('matmul-int8', 'folded matmuls alone, XNNPACK int8 (basis for free)', 1, 'cold'),
+        row('lutham-int', 'lutham.pte, LuthamBackend int', 3, 'cold')],
     };
     const md = benchMarkdown(result).split('\n');
-    assert.equal(md[0], '1 head(s) 24 -> 8 -> 3, grid 5, order 3, no backbone; AMD EPYC, 2 cores (load average 1.3 when the runs ended: ' +
-      'other jobs share the machine above 0); medians after 3 warm-up runs (at least 10 timed runs, each variant in its own process).');
-    assert.ok(md.includes('| PyTorch eager (efficient-kan) | 1 | 1.500 ms | 1.25x | 412.3 MB (1.23 MB) | - | 0.00e+00 |'), md.join('\n'));
-    assert.ok(md.includes('| lutham.pte, LuthamBackend int | 3 | 4.500 ms | 1.25x | 412.3 MB (1.23 MB) | 45.68 kB | 1.23e-05 |'), md.join('\n'));
-    assert.ok(md.includes('Read bandwidth (copy loop, same run): 25.50 GB/s.'));
-    assert.ok(md.includes('- lutham.pte, LuthamBackend int, batch 3: reads 2.35 MB per inference (codebooks 2.05 kB resident); ' +
-      'bandwidth bound 0.100 ms; LUTHAM takes 15.0x the bound'), md.join('\n'));
+    assert.match(md[0], /^1 head\(s\) 24 -> 8 -> 3, grid 5, order 3, no backbone; AMD EPYC \(avx2 avx512f\), 2 cores, LLC 33\.55 MB per sysfs/);
+    assert.match(md[0], /cold: 536\.9 MB written before every run\.$/);
+    assert.ok(md.includes('| PyTorch eager (efficient-kan) | 1 | warm | 1.500 ms | 1.25x | 2.35 MB | 0.100 ms | 15.00x | 412.3 MB (1.23 MB) | - | 0.00e+00 |'), md.join('\n'));
+    assert.ok(md.includes('| lutham.pte, LuthamBackend int | 3 | cold | 4.500 ms (kernel 3.600 ms) | 1.25x | 2.35 MB | 0.100 ms | 45.00x | 412.3 MB (1.23 MB) | 45.68 kB | 1.23e-05 |'), md.join('\n'));
+    assert.ok(md.some((l) => l.startsWith('Read bandwidth: 25.50 GB/s (median round 24.00 GB/s; lutham_membw, 1.07 GB buffer)')), md.join('\n'));
+    assert.ok(md.some((l) => l.includes('get their basis for free')));
+    assert.ok(!benchMarkdown({ ...result, rows: result.rows.filter((r) => !r.basis_free) }).includes('basis for free'));
   });
 
   it("eval's terminal tables are modelTables' tables, the spec the report and BENCHMARKS.md use", () => {

@@ -16,7 +16,9 @@ interface Args {
   repeat: number;
   'min-seconds': number;
   variants?: string;
-  'bandwidth-mb': number;
+  'bandwidth-mb'?: number;
+  cold: boolean;
+  'evict-mib'?: number;
   update?: string;
   json: boolean;
   progress: boolean;
@@ -24,7 +26,7 @@ interface Args {
 
 const benchCommand: CommandModule<{}, Args> = {
   command: 'bench',
-  describe: 'Time LUTHAM against PyTorch eager, dense.pte and folded dense on XNNPACK (fp32, int8): same model and inputs, one run',
+  describe: 'Time LUTHAM against PyTorch eager, dense.pte, folded dense and the folded matmuls alone on XNNPACK (fp32, int8), warm and --cold, against each one\'s read-bandwidth bound: same model and inputs, one run',
   builder: (y: Argv) =>
     y
       .option('heads', { type: 'number', default: 1, describe: 'KAN heads (on a flat input, no backbone)' })
@@ -37,7 +39,9 @@ const benchCommand: CommandModule<{}, Args> = {
       .option('repeat', { type: 'number', default: 10, describe: 'timed runs at least (the median is reported)' })
       .option('min-seconds', { type: 'number', default: 1, describe: 'keep timing each batch at least this long' })
       .option('variants', { type: 'string', describe: `comma-separated subset of ${BENCH_VARIANTS.join(',')} (lutham-int is always run: ratios are to it)` })
-      .option('bandwidth-mb', { type: 'number', default: 256, describe: 'buffer of the copy loop that measures read bandwidth' })
+      .option('bandwidth-mb', { type: 'number', describe: 'MiB read by lutham_membw, the read-only loop that sets the bound (default max(1024, 4x LLC))' })
+      .option('cold', { type: 'boolean', default: false, describe: 'also time every variant with the caches evicted before each run' })
+      .option('evict-mib', { type: 'number', describe: 'MiB written before each cold run (default max(512, 2x LLC))' })
       .option('update', { type: 'string', describe: 'replace the bench section of this Markdown file (BENCHMARKS.md) with the results' })
       .option('json', { type: 'boolean', default: false, describe: 'print the results as JSON' })
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' }) as Argv<Args>,
@@ -59,6 +63,8 @@ const benchCommand: CommandModule<{}, Args> = {
           minSeconds: argv['min-seconds'],
           variants: argv.variants?.split(',').map((v) => v.trim()) as BenchVariant[] | undefined,
           bandwidthMb: argv['bandwidth-mb'],
+          cold: argv.cold,
+          evictMib: argv['evict-mib'],
         },
         bar.update,
       );

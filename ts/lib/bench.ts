@@ -1,6 +1,7 @@
 /**
- * Library API of `lutham bench`: LUTHAM against PyTorch eager, dense.pte and the folded dense
- * model on XNNPACK (fp32, dynamic int8), each in its own child process of one Python run
+ * Library API of `lutham bench`: LUTHAM against PyTorch eager, dense.pte, the folded dense
+ * model on XNNPACK (fp32, dynamic int8) and the folded matmuls alone (basis for free), warm and
+ * cold, against each one's read-bandwidth bound; each variant in its own child processes of one Python run
  * (py_bridge/lutham/bench/compare.py), and their Markdown (ts/render/bench.ts), the BENCHMARKS.md section
  * that `npm run bench` regenerates.
  */
@@ -9,7 +10,7 @@ import { LuthamError } from '../errors.js';
 import { benchMarkdown } from '../render/bench.js';
 import type { SectionMarkers } from './markdown.js';
 
-export const BENCH_VARIANTS = ['eager', 'dense', 'folded-fp32', 'folded-int8', 'lutham-int', 'lutham-fp32'] as const;
+export const BENCH_VARIANTS = ['eager', 'dense', 'folded-fp32', 'folded-int8', 'matmul-fp32', 'matmul-int8', 'lutham-int', 'lutham-fp32'] as const;
 export type BenchVariant = (typeof BENCH_VARIANTS)[number];
 
 export interface BenchOptions {
@@ -24,14 +25,19 @@ export interface BenchOptions {
   /** Keep timing each batch until this many seconds have passed (after `repeat` runs). */
   minSeconds?: number;
   variants?: BenchVariant[];
-  /** Size of the copy loop's buffer that measures read bandwidth. */
+  /** Buffer (MiB) of lutham_membw's read-only loop (default: max(1 GiB, 4x the LLC)). */
   bandwidthMb?: number;
+  /** Also time every variant with the caches evicted before each run. */
+  cold?: boolean;
+  /** MiB written before each cold run (default: max(512, 2x the LLC)). */
+  evictMib?: number;
 }
 
 export interface BenchRow {
   variant: BenchVariant;
   label: string;
   batch: number;
+  mode: 'warm' | 'cold';
   median_ms: number;
   runs: number;
   /** median / LUTHAM int's median at the same batch, in the same run. */
@@ -40,20 +46,31 @@ export interface BenchRow {
   model_rss_bytes: number;
   file_bytes: number | null;
   relative_l2_error_vs_eager: number | null;
-  kernel_read_bytes?: number;
+  /** The matmul-* variants are fed [silu(x), B(x)]: their basis costs nothing. */
+  basis_free: boolean;
+  export_peak_rss_bytes: number | null;
+  /** Bytes the program reads per inference (its weights, from its .pte) and how they were counted. */
+  read_bytes: number;
+  read_bytes_method: string;
+  /** read_bytes / read bandwidth, and median / that. */
+  bound_ms: number;
+  x_bound: number;
+  /** LUTHAM only: median time inside LuthamBackend::execute. */
+  backend_median_ms?: number;
+  backend_x_bound?: number;
   codebook_bytes?: number;
-  bound_ms?: number;
-  x_bound?: number;
 }
 
 export interface BenchResult {
   model: { heads: number; widths: number[]; grid: number; order: number; seed: number; backbone: string };
   batches: number[];
+  modes: ('warm' | 'cold')[];
+  evict_bytes: number | null;
   warmup: number;
   repeat: number;
   reference: BenchVariant;
-  bandwidth: { bytes_per_second: number; buffer_bytes: number; rounds: number; method: string };
-  machine: { cpu: string; cores: number; torch_threads: number; load_average_1min: number };
+  bandwidth: { bytes_per_second: number; median_bytes_per_second: number; threads: number; buffer_bytes: number; rounds: number; method: string };
+  machine: { cpu: string; flags: string[]; cores: number; llc_bytes: number; torch_threads: number; load_average_1min: number };
   rows: BenchRow[];
   /** The results as Markdown (ts/render/bench.ts): what --update writes. */
   markdown: string;
@@ -80,6 +97,7 @@ export function validateBenchOptions(o: BenchOptions): void {
   check('--repeat', o.repeat, 1);
   check('--min-seconds', o.minSeconds, 0, false);
   check('--bandwidth-mb', o.bandwidthMb, 1);
+  check('--evict-mib', o.evictMib, 1);
   if (o.batches !== undefined) {
     if (o.batches.length === 0 || o.batches.some((b) => !Number.isInteger(b) || b < 1)) {
       throw new LuthamError(`--batch must be positive integers like 1,32, got ${o.batches.join(',')}`);
@@ -106,7 +124,9 @@ export async function runBench(o: BenchOptions, progress?: Progress): Promise<Be
     repeat: o.repeat ?? 10,
     min_seconds: o.minSeconds ?? 1,
     variants: o.variants ?? null,
-    bandwidth_mb: o.bandwidthMb ?? 256,
+    bandwidth_mb: o.bandwidthMb ?? null,
+    cold: o.cold ?? false,
+    evict_mib: o.evictMib ?? null,
   }, progress)) as Omit<BenchResult, 'markdown'>;
   return { ...result, markdown: benchMarkdown(result) };
 }
