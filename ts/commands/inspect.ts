@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LuthamError } from '../errors.js';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { inspectPte } from '../pte/inspect.js';
 import { isPtd, readPtd } from '../pte/ptd.js';
 import { formatInspect, formatPtd } from '../render/inspect.js';
@@ -44,6 +44,7 @@ const inspectCommand: CommandModule<{}, Args> = {
 /** Whether the file has a .ptd's identifier (anything else goes to the .pte reader and its errors). */
 async function startsLikePtd(path: string): Promise<boolean> {
   try {
+    if (!(await stat(path)).isFile()) return false; // a FIFO would block the open; the .pte reader names it
     const f = await open(path, 'r');
     try {
       const head = new Uint8Array(8);
