@@ -39,3 +39,9 @@ cp -r "$tmp/py/lutham/payload" "$out/py_bridge/lutham/payload"
 "$debian_flatc" --cpp --scoped-enums -o "$tmp/cpp" "$root/schema/lutham.fbs"
 mkdir -p "$out/delegate/runtime/generated"
 cp "$tmp/cpp/lutham_generated.h" "$out/delegate/runtime/generated/lutham_generated.h"
+
+# C++ headers of the .pte program schema for lutham_runner's own check of a program before
+# ExecuTorch loads it (the wheel ships no program_generated.h).
+"$debian_flatc" --cpp -o "$tmp/cpp" "$tmp/scalar_type.fbs" "$tmp/program.fbs"
+mkdir -p "$out/delegate/runner/generated"
+cp "$tmp/cpp/program_generated.h" "$tmp/cpp/scalar_type_generated.h" "$out/delegate/runner/generated/"

@@ -40,6 +40,7 @@
 #include <executorch/runtime/platform/runtime.h>
 
 #include "../bench/llc.h"
+#include "program_check.h"
 
 extern "C" int lutham_backend_registered(void);
 extern "C" void lutham_execute_stats(uint64_t out[2]);
@@ -177,6 +178,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto t_load0 = std::chrono::steady_clock::now();
+  if (std::string why; !lutham::check_program_file(args.model, &why)) {
+    std::fprintf(stderr, "lutham_runner: %s: %s\n", args.model.c_str(), why.c_str());
+    return 1;
+  }
   std::unique_ptr<Module> module =
       args.data.empty() ? std::make_unique<Module>(args.model, Module::LoadMode::Mmap)
                         : std::make_unique<Module>(args.model, args.data, Module::LoadMode::Mmap);

@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { ROOT, VENV_PYTHON } from './helpers/pte.js';
 
 /** Generated trees, relative to the repository root (and to OUT_DIR). */
-const GENERATED = ['ts/generated', 'py_bridge/lutham/payload', 'delegate/runtime/generated'];
+const GENERATED = ['ts/generated', 'py_bridge/lutham/payload', 'delegate/runtime/generated', 'delegate/runner/generated'];
 
 async function files(dir: string): Promise<string[]> {
   const out: string[] = [];

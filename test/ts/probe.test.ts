@@ -91,9 +91,9 @@ describe('probe: seeded byte flips never crash lutham run or lutham_runner', fun
 
   // Found by a byte flip of the session's 3-head file (offset 1128, bit 3): a delegate whose
   // `processed` field is absent (a valid flatbuffer, so no verifier refuses it) makes ExecuTorch
-  // 1.5.1's BackendDelegate::Init dereference null. `lutham run` refuses it with its reader first;
-  // lutham_runner still crashes on it (it has no program reader of its own yet).
-  it('a delegate without its processed data: lutham run exits 1 with one line', async () => {
+  // 1.5.1's BackendDelegate::Init dereference null. `lutham run` refuses it with its reader first,
+  // lutham_runner with its own program check (runner/program_check.cpp).
+  it('a delegate without its processed data: exit 1 with one line, no crash', async () => {
     const bytes = Buffer.from(readFileSync((await smallPtes()).lutham));
     const bb = new flatbuffers.ByteBuffer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
     const delegate = Program.getRootAsProgram(bb).executionPlan(0)!.delegates(0)!;
@@ -102,6 +102,14 @@ describe('probe: seeded byte flips never crash lutham run or lutham_runner', fun
     bytes.writeUInt16LE(0, vtable + 4 + 2 * 1); // field 1 of BackendDelegate: processed
     const file = join(dir, 'no-processed.pte');
     writeFileSync(file, bytes);
+    if (existsSync(RUNNER)) {
+      const r = spawnSync(RUNNER, ['--model', file, '--repeat', '1'], { encoding: 'latin1', timeout: 120_000 });
+      assert.equal(r.signal, null, r.stderr);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr.trim().split('\n').pop()!, /^lutham_runner: .*no-processed\.pte: delegate 0 of plan 0 has no processed data$/);
+    } else {
+      console.log(`    lutham_runner not built (scripts/build-delegate.sh): only lutham run checked`);
+    }
     const cli = await luthamAsync(['run', file, '--repeat', '1']);
     assert.equal(cli.signal, null, cli.stderr);
     assert.equal(cli.status, 1, cli.stderr);
