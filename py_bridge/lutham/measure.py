@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from .lower.serialization.external_data import named_data_of
+from .lower.serialization.payload import CODEBOOK_KEY_PREFIX
 from .model.kan import KANLinear
 
 
@@ -35,18 +37,15 @@ def lutham_part_bytes(pte: bytes, ptd: bytes | None = None) -> dict:
                     payload += len(program.backend_delegate_data[ref.index].data)
                 else:
                     payload += program.segments[ref.index].size
+    # Codebook keys are content hashes: one key per distinct codebook, one buffer per key.
     if ptd is not None:
-        from executorch.exir._serialize._cord import Cord
-        from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
-
-        payload_of_ptd = FlatTensorSerializer().deserialize(Cord(ptd))
-        buffers, entries = payload_of_ptd.buffers, payload_of_ptd.named_data
+        blobs = named_data_of(ptd)
     else:
         named = pte_file.named_data
-        buffers, entries = (named.buffers, named.pte_data) if named else ([], {})
-    used = {e.buffer_index for k, e in entries.items() if k.startswith("lutham/codebook/")}
-    codebooks = sum(len(buffers[i]) for i in used)
-    codebook_segments = len(used)
+        blobs = {k: named.buffers[e.buffer_index] for k, e in named.pte_data.items()} if named else {}
+    codebook_blobs = [b for k, b in blobs.items() if k.startswith(CODEBOOK_KEY_PREFIX)]
+    codebooks = sum(len(b) for b in codebook_blobs)
+    codebook_segments = len(codebook_blobs)
     return {"payload_bytes": payload, "codebook_bytes": codebooks, "codebook_segments": codebook_segments, "delegates": delegates}
 
 

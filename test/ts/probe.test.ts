@@ -35,6 +35,18 @@ function prng(seed: number): () => number {
 
 interface Flip { region: string; offset: number; bit: number; file: string }
 
+/** lutham_runner on `file`: no signal, exit 1, last stderr line matching `last` (skipped, said, when not built). */
+function runnerFailsWithOneLine(file: string, last: RegExp): void {
+  if (!existsSync(RUNNER)) {
+    console.log(`    lutham_runner not built (scripts/build-delegate.sh): only lutham run checked`);
+    return;
+  }
+  const r = spawnSync(RUNNER, ['--model', file, '--repeat', '1'], { encoding: 'latin1', timeout: 120_000 });
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr.trim().split('\n').pop()!, last);
+}
+
 describe('probe: seeded byte flips never crash lutham run or lutham_runner', function () {
   this.timeout(HANG_GUARD_MS);
   let dir: string;
@@ -75,14 +87,7 @@ describe('probe: seeded byte flips never crash lutham run or lutham_runner', fun
     bytes.writeInt32LE(plan.valuesLength() + 11, at);
     const file = join(dir, 'output-index.pte');
     writeFileSync(file, bytes);
-    if (existsSync(RUNNER)) {
-      const r = spawnSync(RUNNER, ['--model', file, '--repeat', '1'], { encoding: 'latin1', timeout: 120_000 });
-      assert.equal(r.signal, null, r.stderr);
-      assert.equal(r.status, 1, r.stderr);
-      assert.match(r.stderr.trim().split('\n').pop()!, /^lutham_runner: reading output meta failed \(error 35\)$/);
-    } else {
-      console.log(`    lutham_runner not built (scripts/build-delegate.sh): only lutham run checked`);
-    }
+    runnerFailsWithOneLine(file, /^lutham_runner: reading output meta failed \(error 35\)$/);
     const cli = await luthamAsync(['run', file, '--repeat', '1']);
     assert.equal(cli.signal, null, cli.stderr);
     assert.equal(cli.status, 1, cli.stderr);
@@ -102,14 +107,7 @@ describe('probe: seeded byte flips never crash lutham run or lutham_runner', fun
     bytes.writeUInt16LE(0, vtable + 4 + 2 * 1); // field 1 of BackendDelegate: processed
     const file = join(dir, 'no-processed.pte');
     writeFileSync(file, bytes);
-    if (existsSync(RUNNER)) {
-      const r = spawnSync(RUNNER, ['--model', file, '--repeat', '1'], { encoding: 'latin1', timeout: 120_000 });
-      assert.equal(r.signal, null, r.stderr);
-      assert.equal(r.status, 1, r.stderr);
-      assert.match(r.stderr.trim().split('\n').pop()!, /^lutham_runner: .*no-processed\.pte: delegate 0 of plan 0 has no processed data$/);
-    } else {
-      console.log(`    lutham_runner not built (scripts/build-delegate.sh): only lutham run checked`);
-    }
+    runnerFailsWithOneLine(file, /^lutham_runner: .*no-processed\.pte: delegate 0 of plan 0 has no processed data$/);
     const cli = await luthamAsync(['run', file, '--repeat', '1']);
     assert.equal(cli.signal, null, cli.stderr);
     assert.equal(cli.status, 1, cli.stderr);

@@ -99,7 +99,6 @@ class RunError(ValueError):
 
 
 PTE_IDENTIFIER = b"ET12"
-PTD_IDENTIFIER = b"FT01"
 
 
 class NativeLog:
@@ -219,6 +218,8 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
         raise RunError(f"--repeat must be at least 1, got {repeat}")
     check_pte_header(model)
     if data is not None:
+        from ..lower.serialization.external_data import PTD_IDENTIFIER
+
         check_pte_header(data, PTD_IDENTIFIER, ".ptd")
     if output and not Path(output).parent.is_dir():
         raise RunError(f"cannot write --output {output}: no such directory {Path(output).parent}")

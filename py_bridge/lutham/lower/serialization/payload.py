@@ -53,9 +53,13 @@ class LayerData:
         return self.grid_size if self.basis_kind == GAUSSIAN_RBF else self.grid_size + 2 * self.spline_order + 1
 
 
+# Named-data keys of LUTHAM codebooks start with this (then sha256-<hex of the codebook bytes>).
+CODEBOOK_KEY_PREFIX = "lutham/codebook/"
+
+
 def codebook_key(codebook_bytes: bytes) -> str:
     """Content-hash key: the same codebook gets the same key wherever it is used."""
-    return "lutham/codebook/sha256-" + hashlib.sha256(codebook_bytes).hexdigest()
+    return CODEBOOK_KEY_PREFIX + "sha256-" + hashlib.sha256(codebook_bytes).hexdigest()
 
 
 def _vector(builder: flatbuffers.Builder, array: np.ndarray) -> int:
