@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import * as flatbuffers from 'flatbuffers';
 
-import { Program } from '../../ts/generated/executorch-flatbuffer.js';
+import { InstructionArguments, KernelCall, Program } from '../../ts/generated/executorch-flatbuffer.js';
 import { PROJECT_ROOT } from '../../ts/paths.js';
 import { HANG_GUARD_MS, luthamAsync } from './helpers/cli.js';
 import { smallPtes } from './helpers/session.js';
@@ -112,6 +112,81 @@ describe('probe: seeded byte flips never crash lutham run or lutham_runner', fun
     assert.equal(cli.signal, null, cli.stderr);
     assert.equal(cli.status, 1, cli.stderr);
     assert.match(cli.stderr, /^lutham: .*no-processed\.pte is corrupt: delegate 0 of plan 0 has no processed data\n$/);
+  });
+
+  /** The session lutham.pte, its bytes and the generated reader's view of plan 0. */
+  async function sessionPlan() {
+    const bytes = Buffer.from(readFileSync((await smallPtes()).lutham));
+    const bb = new flatbuffers.ByteBuffer(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+    return { bytes, bb, plan: Program.getRootAsProgram(bb).executionPlan(0)! };
+  }
+
+  /** `lutham run` on `file`: no signal, exit 1, one stderr line matching `line`. */
+  async function runFailsWithOneLine(file: string, line: RegExp): Promise<void> {
+    const cli = await luthamAsync(['run', file, '--repeat', '1']);
+    assert.equal(cli.signal, null, cli.stderr);
+    assert.equal(cli.status, 1, cli.stderr);
+    assert.equal(cli.stderr.split('\n').filter(Boolean).length, 1, cli.stderr);
+    assert.match(cli.stderr, line);
+  }
+
+  // Found by a byte flip of the session's 3-head file (offset 1077, bit 2): an operator whose
+  // name is absent is logged at Method::init ("Missing operator name") and then called by
+  // Method::execute (SIGSEGV). Both readers refuse it first.
+  it('an operator without a name: exit 1 with one line, no crash', async () => {
+    const { bytes, bb, plan } = await sessionPlan();
+    const op = plan.operators(0)!;
+    const pos = (op as unknown as { bb_pos: number }).bb_pos;
+    bytes.writeUInt16LE(0, pos - bb.readInt32(pos) + 4); // field 0 of Operator: name
+    const file = join(dir, 'no-operator-name.pte');
+    writeFileSync(file, bytes);
+    runnerFailsWithOneLine(file, /^lutham_runner: .*no-operator-name\.pte: operator 0 has no name \(plan 0\)$/);
+    await runFailsWithOneLine(file, /^lutham: .*no-operator-name\.pte is corrupt: operator 0 of plan 0 has no name\n$/);
+  });
+
+  // Found by a byte flip (offset 679, bit 1): a memory-plan size with a high bit set; Module
+  // allocates the plan up front and std::bad_alloc ended lutham_runner (terminate, SIGABRT).
+  it('a memory plan larger than the machine: exit 1 with one line, no bad_alloc', async () => {
+    const { bytes, bb, plan } = await sessionPlan();
+    assert.ok(plan.nonConstBufferSizesLength() >= 2, 'the session program plans no memory');
+    // the generated reader has no array view of an int64 vector: find entry 1 as it does
+    const pos = (plan as unknown as { bb_pos: number }).bb_pos;
+    const entry1 = bb.__vector(pos + bb.__offset(pos, 20)) + 8; // field 8 of ExecutionPlan: non_const_buffer_sizes
+    assert.equal(bb.readInt64(entry1), plan.nonConstBufferSizes(1));
+    bytes.writeBigInt64LE(1n << 56n, entry1); // buffer 1
+    const file = join(dir, 'huge-plan.pte');
+    writeFileSync(file, bytes);
+    runnerFailsWithOneLine(file, /^lutham_runner: .*huge-plan\.pte: the memory plan asks for 72057594037927936 bytes in buffer 1, more than this machine's \d+ \(plan 0\)$/);
+    await runFailsWithOneLine(file, /^lutham: .*huge-plan\.pte: the memory plan of plan 0 asks for 72057594037927936 bytes, more than this machine's \d+\n$/);
+  });
+
+  // Found by a byte flip (offset 1256, bit 0): a kernel argument index that points at a value of
+  // another type. ExecuTorch's EValue accessors ET_CHECK the type and abort; no schema-free check
+  // can see it, so lutham_runner turns the abort into its one line (runner/fatal_check.cpp) and
+  // `lutham run` names ExecuTorch's failed check as the cause.
+  it('a kernel argument of the wrong type: the failed check as the one line, exit 1', async () => {
+    const { bytes, plan } = await sessionPlan();
+    const ops = Array.from({ length: plan.operatorsLength() }, (_, i) => plan.operators(i)!.name());
+    const cat = ops.indexOf('aten::cat');
+    assert.ok(cat >= 0, `the session program has no aten::cat (${ops.join(', ')})`);
+    const chain = plan.chains(0)!;
+    let args: Int32Array | null = null;
+    for (let i = 0; i < chain.instructionsLength() && !args; i++) {
+      const ins = chain.instructions(i)!;
+      if (ins.instrArgsType() !== InstructionArguments.KernelCall) continue;
+      const call = ins.instrArgs(new KernelCall()) as KernelCall;
+      if (call.opIndex() === cat) args = call.argsArray();
+    }
+    assert.ok(args && args.length >= 2, 'no aten::cat call in chain 0');
+    // cat.out(Tensor[] tensors, int dim, Tensor out): the dim argument becomes the tensor list
+    bytes.writeInt32LE(args[0], args.byteOffset - bytes.byteOffset + 4);
+    const file = join(dir, 'wrong-type.pte');
+    writeFileSync(file, bytes);
+    runnerFailsWithOneLine(file, /^lutham_runner: ExecuTorch stopped on a failed check \(In function toInt\(\), assert failed \(isInt\(\)\): EValue is not an int\.\): the program is corrupt/);
+    const cli = await luthamAsync(['run', file, '--repeat', '1']);
+    assert.equal(cli.signal, null, cli.stderr);
+    assert.equal(cli.status, 1, cli.stderr);
+    assert.match(cli.stderr, /^lutham: the Python side exited unexpectedly \(signal SIGABRT\): In function toInt\(\), assert failed \(isInt\(\)\): EValue is not an int\.\n$/);
   });
 
   it('lutham run: exit 0 with a finite checksum, or exit 1 with one lutham: line', async () => {

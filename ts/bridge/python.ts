@@ -117,7 +117,13 @@ function newNativeLog(): string {
   return join(dir, 'native.log');
 }
 
-/** Why the child died, from what C code wrote before it aborted (e.g. C++'s terminate: "what(): ..."); '' if nothing. */
+/**
+ * Why the child died, from what C code wrote before it aborted: ExecuTorch's last fatal (F) log
+ * line (its failed check), else C++'s terminate ("what(): ..."), else the last error (E) line,
+ * else the last line that is not an info/debug log line; '' if nothing. ExecuTorch's cpuinfo
+ * probing logs at every first load ("[cpuinfo_utils.cpp:125] ..."): never the cause, as in
+ * runtime.NativeLog.first_line.
+ */
 function nativeCause(): string {
   let text = '';
   try {
@@ -126,13 +132,26 @@ function nativeCause(): string {
   } catch {
     return '';
   }
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.includes('cpuinfo_utils.cpp'));
+  const logLine = /^([EWIDF]) [\d:.]+ \S+\] (.*)$/;
+  const lastAt = (level: string) => {
+    for (let i = lines.length - 1; i >= 0; --i) {
+      const m = logLine.exec(lines[i]);
+      if (m && m[1] === level) return m[2];
+    }
+    return '';
+  };
+  const fatal = lastAt('F');
+  if (fatal) return fatal;
   const what = lines.findIndex((l) => /^what\(\):/.test(l));
   if (what >= 0) {
     const thrown = /terminate called after throwing an instance of '([^']+)'/.exec(lines[what - 1] ?? '');
     return `${lines[what].replace(/^what\(\):\s*/, '')}${thrown ? ` (C++ terminate: uncaught ${thrown[1]})` : ''}`;
   }
-  return (lines[lines.length - 1] ?? '').replace(/^(?:[EWIDF] [\d:.]+ \S+\] |\[[^\]]+\] )/, '');
+  const error = lastAt('E');
+  if (error) return error;
+  const plain = lines.filter((l) => !/^[ID] [\d:.]+ \S+\] /.test(l));
+  return (plain[plain.length - 1] ?? '').replace(/^(?:[EWIDF] [\d:.]+ \S+\] |\[[^\]]+\] )/, '');
 }
 
 async function start(): Promise<{ pythonia: Pythonia; api: any }> {
@@ -158,7 +177,7 @@ async function start(): Promise<{ pythonia: Pythonia; api: any }> {
       loaded = null;
       stopBridgeLoop();
       const cause = nativeCause();
-      reject(new LuthamError(`the Python side exited unexpectedly (${why})${cause ? `: ${cause}` : '; see the messages above'}`));
+      reject(new LuthamError(`the Python side exited unexpectedly (${why})${cause ? `: ${cause}` : ', leaving no message'}`));
     };
     proc.once('exit', (code: number | null, signal: string | null) => gone(signal ? `signal ${signal}` : `exit code ${code}`));
     // Writing to a child that already exited (e.g. LUTHAM_PYTHON=/bin/false) fails with EPIPE;

@@ -1,4 +1,5 @@
 /** Library API of `lutham run`: a .pte through the ExecuTorch runtime with LuthamBackend loaded. */
+import { totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { callPython } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
@@ -43,8 +44,14 @@ export async function runProgram(o: RunOptions): Promise<RunResult> {
   // ExecuTorch aborts the whole process on some malformed files: read them with our checked
   // reader first (what `lutham inspect` does), which turns garbage into a one-line error.
   // describePlans also refuses a delegate without its processed data, which ExecuTorch 1.5.1's
-  // BackendDelegate::Init dereferences unchecked (a one-bit flip in the program did that).
-  await PteFile.with(resolve(o.model), (pte) => describePlans(pte));
+  // BackendDelegate::Init dereferences unchecked (a one-bit flip in the program did that), and
+  // a nameless operator or an index past its table. ExecuTorch allocates the memory plan up
+  // front: one that cannot fit this machine is refused here, not as a std::bad_alloc.
+  const plans = await PteFile.with(resolve(o.model), (pte) => describePlans(pte));
+  for (const plan of plans) {
+    if (plan.plannedBytes > totalmem())
+      throw new LuthamError(`${o.model}: the memory plan of plan ${plan.index} asks for ${BigInt(plan.plannedBytes)} bytes, more than this machine's ${totalmem()}`);
+  }
   return (await callPython('run', {
     model: resolve(o.model),
     data: o.data ? resolve(o.data) : null,

@@ -9,6 +9,13 @@ import { EValue } from '../generated/executorch-flatbuffer/evalue.js';
 import { ExecutionPlan } from '../generated/executorch-flatbuffer/execution-plan.js';
 import { KernelTypes } from '../generated/executorch-flatbuffer/kernel-types.js';
 import { NamedData } from '../generated/executorch-flatbuffer/named-data.js';
+import { DelegateCall } from '../generated/executorch-flatbuffer/delegate-call.js';
+import { FreeCall } from '../generated/executorch-flatbuffer/free-call.js';
+import { Instruction } from '../generated/executorch-flatbuffer/instruction.js';
+import { InstructionArguments } from '../generated/executorch-flatbuffer/instruction-arguments.js';
+import { JumpFalseCall } from '../generated/executorch-flatbuffer/jump-false-call.js';
+import { KernelCall } from '../generated/executorch-flatbuffer/kernel-call.js';
+import { MoveCall } from '../generated/executorch-flatbuffer/move-call.js';
 import { Operator } from '../generated/executorch-flatbuffer/operator.js';
 import { ScalarType } from '../generated/executorch-flatbuffer/scalar-type.js';
 import { SubsegmentOffsets } from '../generated/executorch-flatbuffer/subsegment-offsets.js';
@@ -132,6 +139,43 @@ export function delegateBytes(pte: PteFile, location: Location, dataIndex: numbe
   return pte.segment(dataIndex).size;
 }
 
+/**
+ * What is wrong with one instruction's indices (values, operators, delegates, jump target), or
+ * null. ExecuTorch 1.5.1 follows some of them unchecked (a nameless operator is called, SIGSEGV);
+ * lutham_runner's runner/program_check.cpp checks the same.
+ */
+function instructionProblem(plan: ExecutionPlan, ins: Instruction, instructionCount: number): string | null {
+  const valueOk = (v: number) => v >= 0 && v < plan.valuesLength();
+  const argsOk = (args: Int32Array | null) => args !== null && args.every(valueOk);
+  switch (ins.instrArgsType()) {
+    case InstructionArguments.KernelCall: {
+      const k = ins.instrArgs(new KernelCall()) as KernelCall | null;
+      if (!k || k.opIndex() < 0 || k.opIndex() >= plan.operatorsLength()) return 'a kernel call names no operator of the plan';
+      return argsOk(k.argsArray()) ? null : "a kernel call's arguments are not values of the plan";
+    }
+    case InstructionArguments.DelegateCall: {
+      const d = ins.instrArgs(new DelegateCall()) as DelegateCall | null;
+      if (!d || d.delegateIndex() < 0 || d.delegateIndex() >= plan.delegatesLength()) return 'a delegate call names no delegate of the plan';
+      return argsOk(d.argsArray()) ? null : "a delegate call's arguments are not values of the plan";
+    }
+    case InstructionArguments.MoveCall: {
+      const m = ins.instrArgs(new MoveCall()) as MoveCall | null;
+      return m && valueOk(m.moveFrom()) && valueOk(m.moveTo()) ? null : 'a move names no value of the plan';
+    }
+    case InstructionArguments.JumpFalseCall: {
+      const j = ins.instrArgs(new JumpFalseCall()) as JumpFalseCall | null;
+      return j && valueOk(j.condValueIndex()) && j.destinationInstruction() >= 0 && j.destinationInstruction() < instructionCount
+        ? null : 'a jump names no value or instruction of the plan';
+    }
+    case InstructionArguments.FreeCall: {
+      const f = ins.instrArgs(new FreeCall()) as FreeCall | null;
+      return f && valueOk(f.valueIndex()) ? null : 'a free names no value of the plan';
+    }
+    default:
+      return 'an instruction of unknown kind';
+  }
+}
+
 export function describePlans(pte: PteFile): PlanDesc[] {
   return guardParse(`${pte.path}: the execution plans`, () => {
     const prog = pte.program;
@@ -145,11 +189,19 @@ export function describePlans(pte: PteFile): PlanDesc[] {
       const operators: string[] = [];
       for (let i = 0; i < plan.operatorsLength(); i++) {
         const op = plan.operators(i, new Operator())!;
+        if (!op.name()) throw new LuthamError(`${pte.path} is corrupt: operator ${i} of plan ${p} has no name`);
         const overload = str(op.overload());
         operators.push(overload ? `${str(op.name())}.${overload}` : str(op.name()));
       }
       let instructionCount = 0;
-      for (let c = 0; c < plan.chainsLength(); c++) instructionCount += plan.chains(c)!.instructionsLength();
+      for (let c = 0; c < plan.chainsLength(); c++) {
+        const chain = plan.chains(c)!;
+        instructionCount += chain.instructionsLength();
+        for (let i = 0; i < chain.instructionsLength(); i++) {
+          const problem = instructionProblem(plan, chain.instructions(i, new Instruction())!, chain.instructionsLength());
+          if (problem) throw new LuthamError(`${pte.path} is corrupt: instruction ${i} of chain ${c}: ${problem} (plan ${p})`);
+        }
+      }
       const delegates: DelegateDesc[] = [];
       for (let d = 0; d < plan.delegatesLength(); d++) {
         const del = plan.delegates(d, new BackendDelegate())!;
