@@ -7,7 +7,8 @@
 // layer's two weak hooks (runtime/platform/platform.h): the log hook remembers the last fatal
 // message, and the abort hook prints it as the runner's one error line and exits with status 1,
 // as delegate/README.md promises for a corrupted program. Both keep the default format and
-// behaviour otherwise. Default visibility on purpose: these must interpose on libexecutorch.so's
+// behaviour otherwise, except that the log hook drops the info lines of ExecuTorch's cpuinfo
+// probing (six lines at every start, about /sys files a VM lacks: never about the program). Default visibility on purpose: these must interpose on libexecutorch.so's
 // weak definitions (the rest of the runner is compiled hidden).
 #include <cinttypes>
 #include <cstdio>
@@ -30,6 +31,7 @@ extern "C" {
 __attribute__((visibility("default"))) void et_pal_emit_log_message(
     et_timestamp_t timestamp, et_pal_log_level_t level, const char* filename, const char* /*function*/,
     size_t line, const char* message, size_t length) {
+  if ((level == kInfo || level == kDebug) && std::strstr(filename, "cpuinfo_utils") != nullptr) return;
   const et_tick_ratio_t ratio = et_pal_ticks_to_ns_multiplier();
   const uint64_t us = static_cast<uint64_t>(timestamp) * ratio.numerator / ratio.denominator / 1000;
   const uint64_t s = us / 1000000;

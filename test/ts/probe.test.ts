@@ -209,6 +209,18 @@ describe('probe: seeded byte flips never crash lutham run or lutham_runner', fun
     });
   });
 
+  it('lutham_runner on the good file: no cpuinfo log lines on stderr', function () {
+    if (!existsSync(RUNNER)) {
+      console.log(`    skipped: ${RUNNER} not built (scripts/build-delegate.sh)`);
+      this.skip();
+    }
+    return smallPtes().then(({ lutham }) => {
+      const r = spawnSync(RUNNER, ['--model', lutham, '--repeat', '1'], { encoding: 'latin1', timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /cpuinfo/);
+    });
+  });
+
   it('lutham_runner: exit 0 with a finite checksum, or exit 1 ending in one lutham_runner: line', function () {
     if (!existsSync(RUNNER)) {
       console.log(`    skipped: ${RUNNER} not built (scripts/build-delegate.sh)`);
