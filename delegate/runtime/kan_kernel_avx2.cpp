@@ -447,23 +447,38 @@ void bspline8(const float* t, uint32_t n_knots, uint32_t k, const float* xs, flo
   const __m256i kk = _mm256_set1_epi32(static_cast<int>(k));
   const __m256i jmk = _mm256_sub_epi32(j, kk);  // m of r = 0
   const __m256i max_index = _mm256_set1_epi32(static_cast<int>(n_knots - 1));
-  auto gather = [&](__m256i index) {
+  // Knot reads: every t[m + c] the recursion needs (m = j - k + r, c = 0, 1, p, p + 1) is
+  // t[clamp(j - k + o)] for o = r + c in 0 .. 2k + 1, so those 2k + 2 vectors are read once
+  // (not 4 gathers per level and r). Up to 16 knots they come from two registers by
+  // vpermps; the clamped index picks the register by its bit 3. Exact reads: same bits.
+  const bool in_registers = n_knots <= 16;
+  __m256 t_lo = zero, t_hi = zero;
+  if (in_registers) {
+    alignas(32) float padded[16] = {0};
+    std::memcpy(padded, t, n_knots * sizeof(float));
+    t_lo = _mm256_load_ps(padded);
+    t_hi = _mm256_load_ps(padded + 8);
+  }
+  auto knot = [&](__m256i index) {
     const __m256i clamped = _mm256_min_epi32(_mm256_max_epi32(index, _mm256_setzero_si256()), max_index);
+    if (in_registers) {
+      const __m256 high = _mm256_castsi256_ps(_mm256_cmpgt_epi32(clamped, _mm256_set1_epi32(7)));
+      return _mm256_blendv_ps(_mm256_permutevar8x32_ps(t_lo, clamped), _mm256_permutevar8x32_ps(t_hi, clamped), high);
+    }
     return _mm256_i32gather_ps(t, clamped, 4);
   };
+  __m256 tk[2 * kMaxSplineOrder + 2];
+  for (uint32_t o = 0; o < 2 * k + 2; ++o) tk[o] = knot(_mm256_add_epi32(jmk, _mm256_set1_epi32(static_cast<int>(o))));
   __m256 local[kMaxSplineOrder + 2];
   for (uint32_t r = 0; r <= kp1; ++r) local[r] = zero;
   local[k] = _mm256_set1_ps(1.0f);
   const int n_intervals = static_cast<int>(n_knots) - 1;
   for (uint32_t p = 1; p <= k; ++p) {
     const __m256i last = _mm256_set1_epi32(n_intervals - 1 - static_cast<int>(p));
-    const __m256i pp = _mm256_set1_epi32(static_cast<int>(p));
     for (uint32_t r = 0; r < kp1; ++r) {
       const __m256i m = _mm256_add_epi32(jmk, _mm256_set1_epi32(static_cast<int>(r)));
       const __m256i out = _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), m), _mm256_cmpgt_epi32(m, last));
-      const __m256 tm = gather(m), tmp = gather(_mm256_add_epi32(m, pp));
-      const __m256 tmp1 = gather(_mm256_add_epi32(m, _mm256_add_epi32(pp, _mm256_set1_epi32(1))));
-      const __m256 tm1 = gather(_mm256_add_epi32(m, _mm256_set1_epi32(1)));
+      const __m256 tm = tk[r], tmp = tk[r + p], tmp1 = tk[r + p + 1], tm1 = tk[r + 1];
       const __m256 left = _mm256_div_ps(_mm256_sub_ps(x, tm), _mm256_sub_ps(tmp, tm));
       const __m256 right = _mm256_div_ps(_mm256_sub_ps(tmp1, x), _mm256_sub_ps(tmp1, tm1));
       const __m256 v = _mm256_add_ps(_mm256_mul_ps(left, local[r]), _mm256_mul_ps(right, local[r + 1]));
