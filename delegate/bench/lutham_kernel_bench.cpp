@@ -6,9 +6,12 @@
 // DIR: make_bench_layers.py's layers (layers.txt, N.payload, N.codebook). Each run gives the
 // first layer a fresh input (one value moved), so nothing is reused across runs; --cold writes
 // MIB MiB before every run (outside the timed region). Prints the median and best time of one
-// pass over all layers and each layer's median. Runs under callgrind too (--runs 1).
+// pass over all layers and each layer's median, and the median process CPU time of a pass
+// (on a shared machine, with --threads 1, the steadier figure: time spent descheduled is not
+// in it). Runs under callgrind too (--runs 1).
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -53,6 +56,12 @@ void* aligned_copy(const std::vector<uint8_t>& b) {
 uint32_t g_threads = 1;
 void run_on_pool(void*, int64_t n, void* job, void (*task)(void*, int64_t)) {
   lutham::run_on_task_pool(g_threads - 1, n, job, task);
+}
+
+double cpu_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
 double median(std::vector<double> v) {
@@ -114,12 +123,13 @@ int main(int argc, char** argv) {
     scratch.push_back(std::aligned_alloc(64, (kan_scratch_bytes(layers[l].view, batch, g_threads) + 63) & ~size_t{63}));
   }
   std::vector<uint8_t> evict(cold_mib << 20);
-  std::vector<double> total;
+  std::vector<double> total, cpu;
   std::vector<std::vector<double>> per(layers.size());
   double checksum = 0;
   for (size_t r = 0; r < runs + 3; ++r) {
     acts[0][0] = -1.1f + static_cast<float>(r) * 1e-6f;
     if (!evict.empty()) std::memset(evict.data(), static_cast<int>(r), evict.size());
+    const double c0 = cpu_ms();
     const auto t0 = std::chrono::steady_clock::now();
     auto t = t0;
     for (size_t l = 0; l < layers.size(); ++l) {
@@ -128,12 +138,15 @@ int main(int argc, char** argv) {
       if (r >= 3) per[l].push_back(std::chrono::duration<double, std::milli>(t1 - t).count());
       t = t1;
     }
-    if (r >= 3) total.push_back(std::chrono::duration<double, std::milli>(t - t0).count());
+    if (r >= 3) {
+      total.push_back(std::chrono::duration<double, std::milli>(t - t0).count());
+      cpu.push_back(cpu_ms() - c0);
+    }
     checksum += acts.back()[0];
   }
   std::printf("isa %s, batch %zu, threads %u, %zu runs%s: median %.4f ms, best %.4f ms (", kan_isa(), batch, g_threads,
               runs, cold_mib ? ", cold" : "", median(total), *std::min_element(total.begin(), total.end()));
   for (size_t l = 0; l < layers.size(); ++l) std::printf("%slayer %zu %.4f ms", l ? ", " : "", l, median(per[l]));
-  std::printf(") [checksum %.6g]\n", checksum);
+  std::printf("), cpu %.4f ms [checksum %.6g]\n", median(cpu), checksum);
   return 0;
 }
