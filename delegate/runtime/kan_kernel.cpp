@@ -219,8 +219,9 @@ void prepare_rows(const Call& c, size_t r0, size_t r1) {
   uint32_t starts8[8];
   size_t block8 = r0;  // rows [block8, block8 + 8) are in sums8 / starts8 / basis when ready8
   bool ready8 = false;
-  for (size_t r = r0; r < r1; ++r) {
-    const size_t n = r / in, i = r % in;
+  // (n, i) of row r, stepped along (a 64-bit division per row cost more than its basis).
+  size_t n = r0 / in, i = r0 % in;
+  for (size_t r = r0; r < r1; ++r, i = i + 1 == in ? (++n, 0) : i + 1) {
     float* b = basis + r * width;
     float sv = 0.0f, bsum = 0.0f;
     uint32_t st = 0;

@@ -323,16 +323,24 @@ struct Lane {
 
 }  // namespace
 
+// The AVX2 variant's loops built with this file's flags (AVX-512VL: each broadcast scale
+// folds into its fma as an embedded broadcast): the B-spline windows and the sample path.
+namespace ymm {
+#include "kan_kernel_avx2_body.h"
+}  // namespace ymm
+
 const KernelOps& ops() {
-  // The B-spline windows and the sample path are the AVX2 variant's (this CPU has AVX2 + FMA).
   static const KernelOps k = {
-      avx2::ops().bspline8,
+      &ymm::bspline8,
       &table_row512,
       [](const KanLayerView& L, bool table, const float* silu, const float* bsum, const float* basis,
          const uint32_t* start, float* P, uint32_t p0, uint32_t p1, float* y) {
         with_layout<Lane>(L, table, silu, bsum, basis, start, P, p0, p1, y);
       },
-      avx2::ops().sample,
+      [](const KanLayerView& L, bool table, const SamplePlan& S, uint32_t group, uint32_t p0, uint32_t p1,
+         float* scratch, float* y, size_t batch) {
+        with_layout<ymm::Sample>(L, table, S, group, p0, p1, scratch, y, batch);
+      },
   };
   return k;
 }

@@ -36,7 +36,7 @@ from lutham.lower.serialization.payload import LayerData, codebook_key, read_cod
 
 MAX_BATCH = 20  # kernel_test.cpp runs batches 1, 3, 8, 13 and 20 (lane and sample paths)
 
-# name, in, out, K, (gain, bias, base) bits, rbf, per-input knots, tiny scale
+# name, in, out, K, (gain, bias, base) bits, rbf, per-input knots, tiny scale[, grid (default 5)[, order (3)]]
 CASES = [
     ("int-table", 37, 40, 32, (6, 4, 5), False, False, False),
     ("int-direct", 37, 17, 250, (6, 4, 5), False, False, False),
@@ -51,11 +51,17 @@ CASES = [
     # tabulated with K > 128: the AVX-512 lane path gathers instead of using register tables
     ("int-table-gather", 37, 48, 192, (6, 4, 5), False, False, False),
     ("int8-u16-index-table", 23, 80, 300, (8, 8, 8), False, False, False),
+    # shared knots read from registers by the vectorized windows up to 16 knots (grid 9, the
+    # bench's), gathered above (grid 12: 19 knots)
+    ("grid-9", 45, 20, 32, (6, 4, 5), False, False, False, 9),
+    ("grid-12", 45, 20, 32, (6, 4, 5), False, False, False, 12),
+    # the vectorized windows' general store (the cubic one is a register transpose)
+    ("order-2", 45, 20, 32, (6, 4, 5), False, False, False, 5, 2),
 ]
 
 
-def make_layer(rng: np.random.Generator, name, inn, out, K, bits, rbf, per_input, tiny) -> tuple[LayerData, Quantized]:
-    G, k = (7, 0) if rbf else (5, 3)
+def make_layer(rng: np.random.Generator, name, inn, out, K, bits, rbf, per_input, tiny, grid=5, order=3) -> tuple[LayerData, Quantized]:
+    G, k = (7, 0) if rbf else (grid, order)
     dim = G if rbf else G + k
     if rbf:
         knots = np.broadcast_to(np.linspace(-1, 1, G, dtype=np.float32), (inn, G)).copy()
