@@ -31,7 +31,7 @@ from .quant import FLOAT_BITS, quantize_rows
 # do not depend on how many cores the machine has or on OMP_NUM_THREADS.
 FINETUNE_THREADS = 2
 # Export's distillation: a few hundred calibration inputs need more passes than eval's 5,000
-# labelled images (tests/python/test_finetune.py measures the drop).
+# labelled images (test/python/test_finetune.py: a tiny trained KAN, 300 inputs, 10 epochs halve the error).
 DISTILL_EPOCHS = 20
 DISTILL_LR = 1e-3
 DISTILL_BATCH = 64
