@@ -63,6 +63,8 @@ def test_codebooks_only_and_eval_labels_use_the_same_function(trained):
     calib = data.x_train[:300]
     _, codebooks_only = distill_codebooks(model, compressed, calib, epochs=2, tune_gains=False)
     assert codebooks_only["output_error_after"] < codebooks_only["output_error_before"]
+    same, diverged = distill_codebooks(model, compressed, calib, epochs=1, lr=0.1)  # a step far too large
+    assert not diverged["kept"] and diverged["output_error_after"] > diverged["output_error_before"] and same is compressed
     assert M.finetune_codebooks is finetune_codebooks  # eval's labelled variant: cross-entropy, same code
     x, y = data.calibration(size=128)
     labelled = finetune_codebooks(compressed, x, y, epochs=1)
