@@ -33,6 +33,9 @@ interface Args {
   'int8-baseline': boolean;
   'external-data': boolean;
   'codebooks-from'?: string;
+  'finetune-codebook': boolean;
+  calibration?: string;
+  'finetune-epochs'?: number;
 }
 
 function parseWidths(s: string | undefined): number[] | undefined {
@@ -73,6 +76,9 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('int8-baseline', { type: 'boolean', default: true, describe: 'also measure the size of the folded dense model on XNNPACK int8 (--no-int8-baseline skips it)' })
       .option('external-data', { type: 'boolean', default: false, describe: 'write the codebooks to lutham.ptd (ExecuTorch external data) instead of lutham.pte; run it with --data' })
       .option('codebooks-from', { type: 'string', describe: 'reuse the codebooks of this .ptd instead of training new ones, so several programs share one .ptd' })
+      .option('finetune-codebook', { type: 'boolean', default: false, describe: 'fine-tune the codebooks and gains to match the dense model\'s outputs on --calibration inputs before lowering (no labels needed)' })
+      .option('calibration', { type: 'string', describe: 'a .npz with one float array of inputs shaped like the model\'s input (N first), for --finetune-codebook' })
+      .option('finetune-epochs', { type: 'number', describe: 'passes over the calibration inputs for --finetune-codebook (default 20)' })
       .example('$0 export --backbone none --heads 2 --external-data --out a', 'a/lutham.pte + a/lutham.ptd')
       .example('$0 export --backbone none --heads 3 --seed 1 --external-data --codebooks-from a/lutham.ptd --out b', 'b/lutham.pte runs with a/lutham.ptd') as Argv<Args>,
   handler: async (argv) => {
@@ -104,6 +110,9 @@ const exportCommand: CommandModule<{}, Args> = {
           int8Baseline: argv['int8-baseline'],
           externalData: argv['external-data'],
           codebooksFrom: argv['codebooks-from'],
+          finetuneCodebook: argv['finetune-codebook'],
+          calibration: argv.calibration,
+          finetuneEpochs: argv['finetune-epochs'],
         },
         bar.update,
       );

@@ -40,6 +40,12 @@ export interface ExportOptions {
   externalData?: boolean;
   /** A .ptd whose codebooks are reused instead of trained (programs that share one .ptd). */
   codebooksFrom?: string;
+  /** Fine-tune the codebooks and gains against the dense model's outputs on `calibration` before lowering. */
+  finetuneCodebook?: boolean;
+  /** A .npz holding one float array of inputs (N, ...the model's input shape). */
+  calibration?: string;
+  /** Passes over the calibration inputs (default 20). */
+  finetuneEpochs?: number;
 }
 
 export interface ExportReport {
@@ -61,6 +67,11 @@ export interface ExportReport {
   layers: { name: string; edges: number; coefficients_per_edge: number; codebook_size: number; index_bits: number; exact: boolean; r2: number }[];
   warnings: string[];
   output_relative_l2_error: number;
+  /** With --finetune-codebook: the calibration file (path relative to --out) and the relative output error on its inputs before and after. */
+  finetune?: {
+    calibration: { path: string; sha256: string }; calibration_inputs: number; epochs: number; lr: number; batch: number;
+    tune_gains: boolean; loss: string; output_error_before: number; output_error_after: number; kept: boolean;
+  };
   /** The two written files as the TypeScript .pte readers see them (lutham compare). */
   files: Comparison;
 }
@@ -104,6 +115,12 @@ export function validateExportOptions(o: ExportOptions): void {
   }
   if (o.model) modelSpec(o.model, '--model');
   if (o.codebooksFrom !== undefined && !existsSync(o.codebooksFrom)) throw new LuthamError(`--codebooks-from: no such file ${o.codebooksFrom}`);
+  positiveInt('--finetune-epochs', o.finetuneEpochs);
+  if (o.calibration !== undefined && !o.finetuneCodebook) throw new LuthamError('--calibration goes with --finetune-codebook');
+  if (o.finetuneEpochs !== undefined && !o.finetuneCodebook) throw new LuthamError('--finetune-epochs goes with --finetune-codebook');
+  if (o.finetuneCodebook && o.calibration === undefined) throw new LuthamError("--finetune-codebook needs --calibration inputs.npz (inputs shaped like the model's input)");
+  if (o.finetuneCodebook && o.codebooksFrom !== undefined) throw new LuthamError('--finetune-codebook cannot be used with --codebooks-from (the shared codebooks are fixed)');
+  if (o.calibration !== undefined && !existsSync(o.calibration)) throw new LuthamError(`--calibration: no such file ${o.calibration}`);
   if (o.codebooksFrom !== undefined && o.int8 === false) throw new LuthamError('--codebooks-from cannot be used with --fp32 (the given codebooks fix the storage)');
 }
 
@@ -140,6 +157,9 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     int8_baseline: o.int8Baseline ?? true,
     external_data: o.externalData ?? false,
     codebooks_from: o.codebooksFrom ? resolve(o.codebooksFrom) : null,
+    finetune_codebook: o.finetuneCodebook ?? false,
+    calibration: o.calibration ? resolve(o.calibration) : null,
+    finetune_epochs: o.finetuneEpochs ?? null,
   };
   const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
   // report.json's paths are relative to --out (the file is the same wherever it is written)

@@ -37,7 +37,17 @@ export function formatExport(r: ExportReport, outDir?: string): string {
       : []),
     ...(r.max_batch > 1 ? [`both programs take any batch from 1 to ${r.max_batch}`] : []),
     `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
+    ...(r.finetune ? [formatFinetune(r.finetune, at)] : []),
   ];
   for (const w of r.warnings) lines.push(`warning: ${escapeText(w)}`);
   return lines.join('\n');
+}
+
+/** --finetune-codebook: the output error on the calibration inputs before and after. */
+function formatFinetune(f: NonNullable<ExportReport['finetune']>, at: (p: string) => string): string {
+  const what = f.tune_gains ? 'codebooks and gains' : 'codebooks';
+  const result = f.kept
+    ? `${f.output_error_before.toExponential(2)} -> ${f.output_error_after.toExponential(2)}`
+    : `${f.output_error_before.toExponential(2)} kept (fine-tuning gave ${f.output_error_after.toExponential(2)})`;
+  return `fine-tuned ${what} on ${f.calibration_inputs} calibration inputs of ${at(f.calibration.path)} (${f.epochs} epochs): output error ${result}`;
 }

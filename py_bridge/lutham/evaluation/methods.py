@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..compress.quant import FLOAT_BITS, quantize_rows
-from ..model.kan import BSPLINE, KANLinear, kan_forward
+from ..model.kan import KANLinear
 from ..model.modules import replace_module
-from ..compress.layer import SharedKANLinear, dequantize
+from ..compress.layer import SharedKANLinear
+# Codebook fine-tuning lives once, in compress (export distills with it); eval's labelled variant
+# is the same function with cross-entropy on the labels.
+from ..compress.finetune import CodebookKANLinear, finetune_codebooks  # noqa: F401
 
 EVAL_BATCH = 1000
 PTE_BATCH = 500
@@ -144,47 +146,7 @@ def shared_bytes(model: nn.Module) -> int:
     return total
 
 
-# ---------------------------------------------------------------- codebook models (plain k-means, fine-tuning)
-
-
-class CodebookKANLinear(nn.Module):
-    """A KAN layer whose coefficients come from a codebook: c = codebook[idx] (plain k-means), or
-    c = bias + gain * codebook[idx] (SHARe-KAN, dequantized). The codebook is a Parameter that
-    may be shared with other layers, so it can be fine-tuned."""
-
-    def __init__(self, knots, codebook: nn.Parameter, indices, base_weight, spline_order, gains=None, biases=None,
-                 index_bits=None, base_bits=FLOAT_BITS, codebook_bits=FLOAT_BITS, basis_kind=BSPLINE, rbf_denominator=0.0):
-        super().__init__()
-        self.codebook = codebook
-        self.register_buffer("knots", knots)
-        self.register_buffer("indices", indices.long())
-        self.register_buffer("base_weight", base_weight)
-        self.register_buffer("gains", gains)
-        self.register_buffer("biases", biases)
-        self.spline_order = spline_order
-        self.basis_kind = basis_kind
-        self.rbf_denominator = rbf_denominator
-        self.index_bits = index_bits or max(1, math.ceil(math.log2(max(2, codebook.shape[0]))))
-        self.base_bits = base_bits
-        self.codebook_bits = codebook_bits
-
-    @property
-    def out_features(self) -> int:
-        return self.indices.shape[0]
-
-    @property
-    def in_features(self) -> int:
-        return self.indices.shape[1]
-
-    def coefficients(self) -> torch.Tensor:
-        c = self.codebook[self.indices]
-        if self.gains is not None:
-            c = self.gains.unsqueeze(-1) * c + self.biases.unsqueeze(-1)
-        return c
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return kan_forward(x, self.knots, self.spline_order, self.basis_kind, self.rbf_denominator,
-                           base_weight=self.base_weight, coefficients=self.coefficients())
+# ---------------------------------------------------------------- codebook models (plain k-means)
 
 
 def _dense_coeffs(m: KANLinear) -> np.ndarray:
@@ -287,59 +249,3 @@ def magnitude_prune(model: nn.Module, sparsity: float) -> tuple[nn.Module, int]:
             m.base_weight[pruned] = 0.0
             total += grid_bytes + (n - drop) * (d + 2) * FLOAT_BYTES + _packed(n, 1)
     return out.eval(), total
-
-
-def finetune_codebooks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 2, lr: float = 1e-3,
-                       batch: int = 128, seed: int = 0, codebook_bits: int = 8) -> nn.Module:
-    """A brief fine-tune of the codebooks only (indices, gains, biases, base weights frozen) on a
-    calibration split, then the codebooks are re-quantized (int8, one scale per codeword).
-    Takes a SHARe-KAN model (returns one, still exportable to lutham.pte) or a plain k-means
-    model from plain_kmeans."""
-    work = copy.deepcopy(model)
-    shared = [(n, m) for n, m in work.named_modules() if isinstance(m, SharedKANLinear)]
-    params: dict[str, nn.Parameter] = {}
-    originals: dict[str, SharedKANLinear] = {}
-    for name, m in shared:  # SHARe-KAN: dequantize into a trainable CodebookKANLinear
-        key = hashlib.sha1(m.codebook.numpy().tobytes() + m.codebook_scales.numpy().tobytes()).hexdigest()
-        if key not in params:
-            params[key] = nn.Parameter(dequantize(m.codebook, m.codebook_scales, m.codebook_bits).clone())
-        layer = CodebookKANLinear(
-            m.knots.clone(), params[key], m.indices,
-            dequantize(m.base_weight, m.base_scales, m.base_bits),
-            m.spline_order, gains=dequantize(m.gains, m.gain_scales, m.gain_bits),
-            biases=dequantize(m.biases, m.bias_scales, m.bias_bits),
-            basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator)
-        layer.shared_key = key
-        originals[name] = m
-        replace_module(work, name, layer)
-    for p in work.parameters():
-        p.requires_grad_(False)
-    codebooks = {id(m.codebook): m.codebook for _, m in kan_layers(work) if isinstance(m, CodebookKANLinear)}
-    for p in codebooks.values():
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(list(codebooks.values()), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    work.eval()  # no dropout/batch-norm updates: only the codebooks move
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch):
-            idx = perm[i : i + batch]
-            loss = F.cross_entropy(work(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        stored = {}
-        for key, p in codebooks.items():
-            q = quantize_rows(p.detach().numpy(), codebook_bits)
-            stored[key] = q
-            p.copy_(torch.from_numpy(q.dequantize()))
-            p.requires_grad_(False)
-        for name, m in [(n, m) for n, m in work.named_modules() if isinstance(m, CodebookKANLinear)]:
-            if name in originals:  # back to a SharedKANLinear with the tuned int8 codebook
-                orig = copy.deepcopy(originals[name])
-                q = stored[id(m.codebook)]
-                orig.codebook = torch.from_numpy(q.values.copy()) if orig.codebook_bits != FLOAT_BITS else m.codebook.detach().clone()
-                orig.codebook_scales = torch.from_numpy(q.scales.copy()) if orig.codebook_bits != FLOAT_BITS else orig.codebook_scales
-                replace_module(work, name, orig)
-    return work.eval()

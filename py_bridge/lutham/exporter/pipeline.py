@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from ..compress import CompressionConfig, compress_model, relative_output_error
+from ..compress.finetune import DISTILL_EPOCHS, distill_codebooks, load_calibration
 from ..lower import lowering
 from ..lower.serialization.external_data import read_codebooks
 from ..measure import kan_parameter_bytes, lutham_part_bytes
@@ -74,7 +75,9 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
              codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch,
              max_batch (programs serve batch 1..max_batch), int8_baseline (bool, default true),
              external_data (bool: codebooks in lutham.ptd), codebooks_from (a .ptd whose codebooks
-             are reused instead of trained);
+             are reused instead of trained), finetune_codebook (bool) with calibration (a .npz of
+             inputs) and finetune_epochs: the codebooks and gains distilled against the dense
+             model's outputs on those inputs before lowering (compress/finetune.py);
              or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model,
              trust_pickle (unpickle Python objects from those files, which runs their code).
     Returns the report (also written as report.json; its paths are relative to out, it holds no
@@ -114,6 +117,7 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     reused = read_codebooks(options["codebooks_from"]) if options.get("codebooks_from") else None
     if reused and not int8:
         raise ValueError("--codebooks-from cannot be used with --fp32 (the given codebooks fix the storage)")
+    finetune = _finetune_options(options, reused)
     names = ("dense.pte", "lutham.pte", "report.json") + (("lutham.ptd",) if external_data else ())
     outputs = OutputSet(out, names)
     outputs.prepare()
@@ -140,12 +144,19 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         if isinstance(layer, KANLinear):
             check_layer(f"layer {name}", layer.in_features, layer.out_features, layer.grid_size, layer.spline_order)
     _stage_progress(progress, "build")("build model", 1.0)
+    calibration = load_calibration(finetune["calibration"], tuple(example.shape[1:])) if finetune else None
 
     compress_progress = _stage_progress(progress, "compress")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # clamping warnings are returned in the report instead
         compressed, compression_report = compress_model(dense, compression, compress_progress, codebooks=reused)
 
+    finetune_report = None
+    if finetune:
+        compressed, finetune_report = distill_codebooks(dense, compressed, calibration, seed=model_config.seed,
+                                                        epochs=finetune["epochs"], progress=_stage_progress(progress, "error"))
+        finetune_report = {"calibration": {"path": os.path.relpath(finetune["calibration"], out),
+                                           "sha256": _sha256(finetune["calibration"])}, **finetune_report}
     _stage_progress(progress, "error")("output error", 0.0)
     output_error = relative_output_error(dense, compressed, error_input)
 
@@ -187,12 +198,44 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     }
     if external_data:  # the .pte reads its codebooks from this file (--data at run time)
         report["lutham"]["external_data"] = {"path": "lutham.ptd", "file_bytes": len(lutham_ptd)}
+    if finetune_report:
+        report["finetune"] = finetune_report
     if reused:
         report["codebooks_from"] = {"path": os.path.relpath(options["codebooks_from"], out),
                                     "reused": compression_report.reused}
     outputs.add("report.json", (json.dumps(report, indent=2, allow_nan=False) + "\n").encode())
     outputs.commit()  # all three files or none
     return report
+
+
+def _finetune_options(options: dict, reused) -> dict | None:
+    """--finetune-codebook's settings, checked before any work; None without it."""
+    calibration = options.get("calibration")
+    epochs = options.get("finetune_epochs")
+    if not options.get("finetune_codebook"):
+        if calibration or epochs is not None:
+            raise ValueError(f"{'--calibration' if calibration else '--finetune-epochs'} goes with --finetune-codebook")
+        return None
+    if not calibration:
+        raise ValueError("--finetune-codebook needs --calibration inputs.npz (inputs shaped like the model's input)")
+    if reused:
+        raise ValueError("--finetune-codebook cannot be used with --codebooks-from (the shared codebooks are fixed)")
+    epochs = DISTILL_EPOCHS if epochs is None else int(epochs)
+    if epochs < 1:
+        raise ValueError(f"--finetune-epochs must be at least 1, got {epochs}")
+    if not os.path.isfile(calibration):
+        raise ValueError(f"--calibration: no such file {calibration}")
+    return {"calibration": str(calibration), "epochs": epochs}
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def example_error_input(example: torch.Tensor, seed: int) -> torch.Tensor:
