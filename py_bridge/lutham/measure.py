@@ -59,27 +59,3 @@ def delegate_counts(pte: bytes) -> dict[str, int]:
             counts[d.id] = counts.get(d.id, 0) + 1
     return counts
 
-
-def xnnpack_part_bytes(path) -> int:
-    """Bytes of the XnnpackBackend delegates' graphs and of their named data (the weights XNNPACK
-    packs at load) in a .pte file, read from its flatbuffer head only: a 3 GB dense.pte is not
-    loaded. LUTHAM codebooks (named data too) are left out."""
-    from executorch.exir._serialize._program import _flatbuffer_to_program, _get_extended_header
-
-    with open(path, "rb") as f:
-        head = f.read(64)
-        header = _get_extended_header(head)
-        if header is None or not header.is_valid():
-            raise ValueError(f"{path}: no extended header (a program without segments)")
-        f.seek(0)
-        program = _flatbuffer_to_program(f.read(header.program_size))
-    total = 0
-    for plan in program.execution_plan:
-        for d in plan.delegates:
-            if d.id == "XnnpackBackend":
-                ref = d.processed
-                total += len(program.backend_delegate_data[ref.index].data) if int(ref.location) == 0 else program.segments[ref.index].size
-    for entry in program.named_data or []:
-        if not entry.key.startswith(CODEBOOK_KEY_PREFIX):
-            total += program.segments[entry.segment_index].size
-    return total
