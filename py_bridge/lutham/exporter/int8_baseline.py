@@ -90,7 +90,7 @@ def _with_heads(model: nn.Module, count: int, backbone: bool = True) -> nn.Modul
 EXTRAPOLATE_ABOVE_HEADS = 2
 
 
-def dense_int8_xnnpack_size(model: nn.Module, example: torch.Tensor, max_batch: int = 1) -> dict:
+def dense_int8_xnnpack_size(model: nn.Module, example: torch.Tensor, max_batch: int = 1, progress=None) -> dict:
     """Size of the Dense-int8-XNNPACK .pte of `model` (folded, dynamic int8, all on XNNPACK).
 
     Every head adds the same tensors (same widths, one int8 weight + one scale per row), so for
@@ -98,16 +98,22 @@ def dense_int8_xnnpack_size(model: nn.Module, example: torch.Tensor, max_batch: 
     measured on the folded heads alone, without the backbone (programs of the backbone's features
     with 1 and 2 heads: seconds), so the backbone (~100 s to quantize and lower ResNet-50) is
     exported once, not twice, and 50 folded heads (~10 GB) never are.
+    progress(label, fraction) hears of each program before it is built.
     """
+    report = progress or (lambda label, fraction: None)
     heads = len(getattr(model, "heads", []))
     if heads <= EXTRAPOLATE_ABOVE_HEADS:
         return {"file_bytes": len(folded_xnnpack_bytes(model, example, True, max_batch)), "method": "exported"}
+    report("size of dense int8 (XNNPACK): 1 head with the backbone (program 1/3)", 0.0)
     one = len(folded_xnnpack_bytes(_with_heads(model, 1), example, True, max_batch))
     features = example
     if getattr(model, "backbone", None) is not None:
         with torch.no_grad():
             features = model.backbone(example).detach().contiguous()
-    alone = [len(folded_xnnpack_bytes(_with_heads(model, n, backbone=False), features, True, max_batch)) for n in (1, 2)]
+    alone = []
+    for n in (1, 2):
+        report(f"size of dense int8 (XNNPACK): {n} head(s) alone (program {n + 1}/3)", (0.8, 0.9)[n - 1])
+        alone.append(len(folded_xnnpack_bytes(_with_heads(model, n, backbone=False), features, True, max_batch)))
     per_head = alone[1] - alone[0]
     return {"file_bytes": one + (heads - 1) * per_head,
             "method": f"extrapolated from 1 head ({one} bytes) and {per_head} bytes per further head (folded heads alone, 1 and 2)"}

@@ -45,10 +45,24 @@ def to_executorch_files(model: torch.nn.Module, example: torch.Tensor, delegate:
 
 
 def lower_program(model: torch.nn.Module, example: torch.Tensor, delegate: bool, max_batch: int = 1,
-                  backbone_xnnpack: bool = True, external_data: bool = False):
-    """The ExecutorchProgramManager of `model` (write it with its write_to_file)."""
+                  backbone_xnnpack: bool = True, external_data: bool = False, step: Callable[[str], None] | None = None):
+    """The ExecutorchProgramManager of `model` (write it with its write_to_file); step(name) hears
+    of each step before it starts."""
+    if step is not None:
+        step("torch.export")
     exported = lowering.export_program(model, example, max_batch)
-    return lowering.lower_program(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data))
+    return lowering.lower_program(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data), step)
+
+
+def _steps(report: Callable[[str, float], None], label: str, start: float, end: float, count: int = 3) -> Callable[[str], None]:
+    """A step callback for lower_program: '<label>: <step> (i/count)', spread over start..end."""
+    done = [0]
+
+    def step(name: str) -> None:
+        report(f"{label}: {name} ({done[0] + 1}/{count})", start + (end - start) * done[0] / count)
+        done[0] += 1
+
+    return step
 
 
 def external_data_of(program) -> bytes | None:
@@ -163,7 +177,8 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     output_error = relative_output_error(dense, compressed, error_input)
 
     _stage_progress(progress, "dense")("export dense.pte", 0.0)
-    program = lower_program(dense, example, delegate=False, max_batch=max_batch)
+    program = lower_program(dense, example, delegate=False, max_batch=max_batch,
+                            step=_steps(_stage_progress(progress, "dense"), "export dense.pte", 0.0, 0.5))
     _stage_progress(progress, "dense")("write dense.pte", 0.5)
     dense_file = outputs.write("dense.pte", program.write_to_file)
     del program  # the emitted constants (~3 GB for 50 heads): gone before the next program is built
@@ -171,9 +186,12 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     dense_int8 = None
     if options.get("int8_baseline", True):
         _stage_progress(progress, "dense")("size of dense int8 (XNNPACK)", 0.6)
-        dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch)
+        dense_progress = _stage_progress(progress, "dense")
+        dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch,
+                                             lambda label, fraction: dense_progress(label, 0.6 + 0.4 * fraction))
     _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
-    program = lower_program(compressed, example, delegate=True, max_batch=max_batch, external_data=external_data)
+    program = lower_program(compressed, example, delegate=True, max_batch=max_batch, external_data=external_data,
+                            step=_steps(_stage_progress(progress, "lutham"), "export lutham.pte", 0.0, 0.9))
     _stage_progress(progress, "lutham")("write lutham.pte", 0.9)
     lutham_file = outputs.write("lutham.pte", program.write_to_file)
     lutham_ptd = external_data_of(program) if external_data else None

@@ -116,10 +116,14 @@ def export_program(model: torch.nn.Module, example: torch.Tensor, max_batch: int
     return torch.export.export(model, (x,), dynamic_shapes=dynamic_batch_shapes(x, max_batch), strict=False)
 
 
-def lower_program(exported: ExportedProgram, partitioner_list: Iterable):
+def lower_program(exported: ExportedProgram, partitioner_list: Iterable, step: Callable[[str], None] | None = None):
     """The ExecutorchProgramManager, memory-planned; write it with `write_to_file` (no contiguous
-    copy of the program: a 3 GB dense.pte is never held as bytes) and `external_data`."""
+    copy of the program: a 3 GB dense.pte is never held as bytes) and `external_data`.
+    step(name) hears of each step before it starts (lowering ResNet-50 takes minutes)."""
+    step = step or (lambda name: None)
+    step("edge dialect + partitioners")
     edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None)
+    step("emit + memory plan")
     return edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
 
 
