@@ -58,3 +58,4 @@ def delegate_counts(pte: bytes) -> dict[str, int]:
         for d in plan.delegates:
             counts[d.id] = counts.get(d.id, 0) + 1
     return counts
+

@@ -182,11 +182,11 @@ def test_export_write_failure_keeps_the_old_set_and_removes_stale_temps(tmp_path
     stranger = tmp_path / ".notes.txt.tmp"  # not ours
     for p in (stale, running, stranger):
         p.write_bytes(b"x")
-    # The disk "fills up" once the work is done, while the ~30 KB dense.pte is written.
+    # The disk "fills up" once compression is done, while the ~30 KB dense.pte streams to its temp.
     limit = _FileSizeLimit(8_000)
 
     def progress(stage, fraction):
-        if stage == "done":
+        if stage == "write dense.pte":
             limit.__enter__()
 
     try:
@@ -198,3 +198,30 @@ def test_export_write_failure_keeps_the_old_set_and_removes_stale_temps(tmp_path
     after = _listing(tmp_path)
     assert {n: after[n] for n in NAMES} == {n: before[n] for n in NAMES}
     assert sorted(after) == sorted([*NAMES, running.name, stranger.name])
+
+
+def test_output_set_streamed_file_is_swapped_in_with_the_others(tmp_path):
+    outputs = OutputSet(tmp_path, ("big.bin", "small.json"))
+    outputs.prepare()
+    size = outputs.write("big.bin", lambda f: [f.write(bytes([i]) * 1000) for i in range(3)])
+    assert size == 3000 and outputs.written_path("big.bin").read_bytes()[:1000] == b"\0" * 1000
+    assert not (tmp_path / "big.bin").exists()  # nothing is where the user looks before the commit
+    outputs.add("small.json", b"{}")
+    assert outputs.commit() == {"big.bin": 3000, "small.json": 2}
+    assert (tmp_path / "big.bin").read_bytes() == b"".join(bytes([i]) * 1000 for i in range(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bin", "small.json"]
+
+
+def test_output_set_released_without_commit_removes_its_streamed_temp(tmp_path):
+    outputs = OutputSet(tmp_path, ("big.bin",))
+    outputs.prepare()
+
+    def failing(f):
+        f.write(b"partial")
+        raise RuntimeError("lowering failed")
+
+    with pytest.raises(RuntimeError):
+        outputs.write("big.bin", failing)
+    outputs.write("big.bin", lambda f: f.write(b"whole"))
+    outputs.release()  # what a failed export does
+    assert list(tmp_path.iterdir()) == []

@@ -2,8 +2,9 @@
 
 Each file alone is atomic (temp file + rename), but a set written one file at a time is not:
 a failure after the first rename leaves a new dense.pte beside an old lutham.pte. So the set
-collects every file's bytes first, writes them all to temp files (fsynced), and only then swaps
-them in as one commit:
+writes every file to a temp file first (fsynced; `add` takes bytes, `write` streams a large file
+straight into its temp, e.g. a 3 GB dense.pte never held in memory), and only then swaps them
+in as one commit:
 
 1. each old file gets a hard link `.<name>.<pid>.<token>.old` (its backup, no copy);
 2. a journal `.lutham-commit.<pid>.<token>.json` names the renames; it is fsynced before any;
@@ -256,6 +257,7 @@ class OutputSet:
         self.directory = Path(directory)
         self.names = tuple(names)
         self._data: dict[str, bytes] = {}
+        self._written: dict[str, tuple[Path, int]] = {}  # name -> (its complete temp file, bytes)
         self._unlock = None  # closes the locked directory's descriptor, once (also when garbage-collected)
 
     def path(self, name: str) -> Path:
@@ -296,7 +298,13 @@ class OutputSet:
         sets[:] = [r for r in sets if r() is not None] + [weakref.ref(self)]
 
     def release(self) -> None:
-        """Lets go of the directory (commit() does it; an export that fails calls it)."""
+        """Lets go of the directory (commit() does it; an export that fails calls it) and removes
+        the temps `write` left that were never swapped in."""
+        written, self._written = self._written, {}
+        for tmp, _ in written.values():
+            with _live_lock:
+                _live.discard(tmp)
+            _unlink_quietly(tmp)
         unlock, self._unlock = self._unlock, None
         sets = _held_sets()
         sets[:] = [r for r in sets if r() is not None and r() is not self]
@@ -314,17 +322,52 @@ class OutputSet:
             raise KeyError(name)
         self._data[name] = data
 
+    def write(self, name: str, writer) -> int:
+        """Streams a file into its temp now: `writer(f)` writes to the open binary file f (e.g. an
+        ExecutorchProgramManager's write_to_file). The temp is fsynced and swapped in by commit()
+        with the others; returns its size in bytes."""
+        if name not in self.names:
+            raise KeyError(name)
+        self._data.pop(name, None)
+        old = self._written.pop(name, None)
+        if old is not None:
+            with _live_lock:
+                _live.discard(old[0])
+            _unlink_quietly(old[0])
+        tmp = self._new_temp(name)
+        try:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode()), "wb") as f:
+                writer(f)
+                f.flush()
+                os.fsync(f.fileno())
+                size = f.tell()
+        except BaseException as e:
+            with _live_lock:
+                _live.discard(tmp)
+            _unlink_quietly(tmp)
+            if isinstance(e, OSError):
+                raise ValueError(f"cannot write {self.path(name)}: {e.strerror or e}") from None
+            raise
+        self._written[name] = (tmp, size)
+        return size
+
+    def written_path(self, name: str) -> Path:
+        """The temp file `write` filled for `name` (to read it back before the commit)."""
+        return self._written[name][0]
+
     def commit(self) -> dict[str, int]:
         """Writes every file to a temp file, then swaps them all in; returns bytes per name."""
         global _committing_thread
-        missing = [n for n in self.names if n not in self._data]
+        missing = [n for n in self.names if n not in self._data and n not in self._written]
         if missing:
             raise RuntimeError(f"output set incomplete: {missing}")
         self._check_targets()  # again: minutes may have passed since prepare()
-        temps: dict[str, Path] = {}
+        sizes = {n: self._written[n][1] if n in self._written else len(self._data[n]) for n in self.names}
+        temps: dict[str, Path] = {n: tmp for n, (tmp, _) in self._written.items()}
         try:
             for name in self.names:
-                temps[name] = self._write_temp(name, self._data[name])
+                if name not in temps:
+                    temps[name] = self._write_temp(name, self._data[name])
             try:
                 with _commit_lock:
                     _committing_thread = threading.get_ident()
@@ -344,15 +387,18 @@ class OutputSet:
                 except FileNotFoundError:
                     pass
             self.release()
-        sizes = {n: len(self._data[n]) for n in self.names}
         self._data.clear()
         return sizes
 
-    def _write_temp(self, name: str, data: bytes) -> Path:
-        target = self.path(name)
+    def _new_temp(self, name: str) -> Path:
         tmp = self.directory / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         with _live_lock:
             _live.add(tmp)
+        return tmp
+
+    def _write_temp(self, name: str, data: bytes) -> Path:
+        target = self.path(name)
+        tmp = self._new_temp(name)
         try:
             write_synced(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode()), data)
         except OSError as e:

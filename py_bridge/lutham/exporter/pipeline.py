@@ -9,6 +9,7 @@ Both are memory-planned (greedy); the three files are committed together (output
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import warnings
@@ -40,11 +41,37 @@ def to_executorch_bytes(model: torch.nn.Module, example: torch.Tensor, delegate:
 def to_executorch_files(model: torch.nn.Module, example: torch.Tensor, delegate: bool, max_batch: int = 1,
                         backbone_xnnpack: bool = True, external_data: bool = False) -> tuple[bytes, bytes | None]:
     """The .pte bytes and, with external_data, the lutham.ptd bytes holding every codebook."""
+    program = lower_program(model, example, delegate, max_batch, backbone_xnnpack, external_data)
+    return program.buffer, external_data_of(program) if external_data else None
+
+
+def lower_program(model: torch.nn.Module, example: torch.Tensor, delegate: bool, max_batch: int = 1,
+                  backbone_xnnpack: bool = True, external_data: bool = False, step: Callable[[str], None] | None = None):
+    """The ExecutorchProgramManager of `model` (write it with its write_to_file); step(name) hears
+    of each step before it starts."""
+    if step is not None:
+        step("torch.export")
     exported = lowering.export_program(model, example, max_batch)
-    pte, data = lowering.lower(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data))
+    return lowering.lower_program(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data), step)
+
+
+def _steps(report: Callable[[str, float], None], label: str, start: float, end: float, count: int = 3) -> Callable[[str], None]:
+    """A step callback for lower_program: '<label>: <step> (i/count)', spread over start..end."""
+    done = [0]
+
+    def step(name: str) -> None:
+        report(f"{label}: {name} ({done[0] + 1}/{count})", start + (end - start) * done[0] / count)
+        done[0] += 1
+
+    return step
+
+
+def external_data_of(program) -> bytes | None:
+    """The lutham.ptd bytes holding every codebook (None if the program has no external data)."""
+    data = lowering.external_data(program)
     if set(data) - {lowering.EXTERNAL_DATA_TAG}:
         raise RuntimeError(f"unexpected external data files {sorted(data)}")
-    return pte, data.get(lowering.EXTERNAL_DATA_TAG)
+    return data.get(lowering.EXTERNAL_DATA_TAG)
 
 
 ProgressFn = Callable[[str, float], None]
@@ -161,26 +188,35 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     output_error = relative_output_error(dense, compressed, error_input)
 
     _stage_progress(progress, "dense")("export dense.pte", 0.0)
-    dense_pte = to_executorch_bytes(dense, example, delegate=False, max_batch=max_batch)
-    outputs.add("dense.pte", dense_pte)
-    dense_file = len(dense_pte)
-    del dense_pte  # ~3 GB for 50 heads: not kept while the rest is built
+    program = lower_program(dense, example, delegate=False, max_batch=max_batch,
+                            step=_steps(_stage_progress(progress, "dense"), "export dense.pte", 0.0, 0.5))
+    _stage_progress(progress, "dense")("write dense.pte", 0.5)
+    dense_file = outputs.write("dense.pte", program.write_to_file)
+    del program  # the emitted constants (~3 GB for 50 heads): gone before the next program is built
+    gc.collect()
     dense_int8 = None
     if options.get("int8_baseline", True):
         _stage_progress(progress, "dense")("size of dense int8 (XNNPACK)", 0.6)
-        dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch)
+        dense_progress = _stage_progress(progress, "dense")
+        dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch,
+                                             lambda label, fraction: dense_progress(label, 0.6 + 0.4 * fraction))
     _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
-    lutham_pte, lutham_ptd = to_executorch_files(compressed, example, delegate=True, max_batch=max_batch,
-                                                 external_data=external_data)
-    outputs.add("lutham.pte", lutham_pte)
+    program = lower_program(compressed, example, delegate=True, max_batch=max_batch, external_data=external_data,
+                            step=_steps(_stage_progress(progress, "lutham"), "export lutham.pte", 0.0, 0.9))
+    _stage_progress(progress, "lutham")("write lutham.pte", 0.9)
+    lutham_file = outputs.write("lutham.pte", program.write_to_file)
+    lutham_ptd = external_data_of(program) if external_data else None
+    del program
+    gc.collect()
     if external_data:
         outputs.add("lutham.ptd", lutham_ptd)
+    lutham_pte = outputs.written_path("lutham.pte").read_bytes()  # read back: the parts it holds
     _stage_progress(progress, "lutham")("done", 1.0)
 
     dense_kan = kan_parameter_bytes(dense)
     lutham_part = lutham_part_bytes(lutham_pte, lutham_ptd)
     lutham_kan = lutham_part["payload_bytes"] + lutham_part["codebook_bytes"]
-    lutham_file = len(lutham_pte)
+    del lutham_pte
     lutham_deployed = lutham_file + (len(lutham_ptd) if lutham_ptd is not None else 0)
     report = {
         "model": model_report,

@@ -116,17 +116,31 @@ def export_program(model: torch.nn.Module, example: torch.Tensor, max_batch: int
     return torch.export.export(model, (x,), dynamic_shapes=dynamic_batch_shapes(x, max_batch), strict=False)
 
 
-def lower(exported: ExportedProgram, partitioner_list: Iterable) -> tuple[bytes, dict[str, bytes]]:
-    """The .pte bytes and the external data files ({tag: .ptd bytes}; empty unless a partitioner asks)."""
+def lower_program(exported: ExportedProgram, partitioner_list: Iterable, step: Callable[[str], None] | None = None):
+    """The ExecutorchProgramManager, memory-planned; write it with `write_to_file` (no contiguous
+    copy of the program: a 3 GB dense.pte is never held as bytes) and `external_data`.
+    step(name) hears of each step before it starts (lowering ResNet-50 takes minutes)."""
+    step = step or (lambda name: None)
+    step("edge dialect + partitioners")
+    edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None)
+    step("emit + memory plan")
+    return edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
+
+
+def external_data(program) -> dict[str, bytes]:
+    """The program's external data files ({tag: .ptd bytes}; empty unless a partitioner asked)."""
     import tempfile
     from pathlib import Path
 
-    edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None)
-    program = edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
-    pte = program.buffer
     with tempfile.TemporaryDirectory(prefix="lutham-ptd-") as d:  # the manager's one public way out for .ptd data
         program.write_tensor_data_to_file(d)
-        return pte, {f.stem: f.read_bytes() for f in sorted(Path(d).glob("*.ptd"))}
+        return {f.stem: f.read_bytes() for f in sorted(Path(d).glob("*.ptd"))}
+
+
+def lower(exported: ExportedProgram, partitioner_list: Iterable) -> tuple[bytes, dict[str, bytes]]:
+    """The .pte bytes and the external data files ({tag: .ptd bytes}; empty unless a partitioner asks)."""
+    program = lower_program(exported, partitioner_list)
+    return program.buffer, external_data(program)
 
 
 def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> bytes:
@@ -134,4 +148,3 @@ def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> byt
     if data:
         raise ValueError(f"lower_to_bytes: the program has external data {sorted(data)}: use lower()")
     return pte
-
