@@ -37,12 +37,17 @@ def to_executorch_bytes(model: torch.nn.Module, example: torch.Tensor, delegate:
 
 
 def to_executorch_files(model: torch.nn.Module, example: torch.Tensor, delegate: bool, max_batch: int = 1,
-                        backbone_xnnpack: bool = True, external_data: bool = False) -> tuple[bytes, bytes | None]:
-    """The .pte bytes and, with external_data, the lutham.ptd bytes holding every codebook."""
+                        backbone_xnnpack: bool = True, external_data: bool = False,
+                        etrecord: list | None = None) -> tuple[bytes, bytes | None]:
+    """The .pte bytes and, with external_data, the lutham.ptd bytes holding every codebook.
+    A list given as `etrecord` receives the program's ETRecord bytes (export --etrecord)."""
     exported = lowering.export_program(model, example, max_batch)
-    pte, data = lowering.lower(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data))
+    pte, data, record = lowering.lower_with_etrecord(
+        exported, lowering.partitioners(delegate, backbone_xnnpack, external_data), etrecord=etrecord is not None)
     if set(data) - {lowering.EXTERNAL_DATA_TAG}:
         raise RuntimeError(f"unexpected external data files {sorted(data)}")
+    if etrecord is not None:
+        etrecord.append(record)
     return pte, data.get(lowering.EXTERNAL_DATA_TAG)
 
 
@@ -74,7 +79,7 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
              codebook_size, codebook_scope, int8 (bool), gain_bits, bias_bits, base_bits, batch,
              max_batch (programs serve batch 1..max_batch), int8_baseline (bool, default true),
              external_data (bool: codebooks in lutham.ptd), codebooks_from (a .ptd whose codebooks
-             are reused instead of trained);
+             are reused instead of trained), etrecord (bool: lutham.etrecord for the Inspector);
              or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model,
              trust_pickle (unpickle Python objects from those files, which runs their code).
     Returns the report (also written as report.json; its paths are relative to out, it holds no
@@ -114,7 +119,9 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     reused = read_codebooks(options["codebooks_from"]) if options.get("codebooks_from") else None
     if reused and not int8:
         raise ValueError("--codebooks-from cannot be used with --fp32 (the given codebooks fix the storage)")
-    names = ("dense.pte", "lutham.pte", "report.json") + (("lutham.ptd",) if external_data else ())
+    etrecord = [] if options.get("etrecord") else None
+    names = (("dense.pte", "lutham.pte", "report.json") + (("lutham.ptd",) if external_data else ())
+             + (("lutham.etrecord",) if etrecord is not None else ()))
     outputs = OutputSet(out, names)
     outputs.prepare()
 
@@ -160,8 +167,10 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch)
     _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
     lutham_pte, lutham_ptd = to_executorch_files(compressed, example, delegate=True, max_batch=max_batch,
-                                                 external_data=external_data)
+                                                 external_data=external_data, etrecord=etrecord)
     outputs.add("lutham.pte", lutham_pte)
+    if etrecord is not None:
+        outputs.add("lutham.etrecord", etrecord[0])
     if external_data:
         outputs.add("lutham.ptd", lutham_ptd)
     _stage_progress(progress, "lutham")("done", 1.0)
@@ -187,6 +196,8 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     }
     if external_data:  # the .pte reads its codebooks from this file (--data at run time)
         report["lutham"]["external_data"] = {"path": "lutham.ptd", "file_bytes": len(lutham_ptd)}
+    if etrecord is not None:  # lutham run --profile names the layers of its ETDump from it
+        report["lutham"]["etrecord"] = {"path": "lutham.etrecord", "file_bytes": len(etrecord[0])}
     if reused:
         report["codebooks_from"] = {"path": os.path.relpath(options["codebooks_from"], out),
                                     "reused": compression_report.reused}

@@ -118,15 +118,45 @@ def export_program(model: torch.nn.Module, example: torch.Tensor, max_batch: int
 
 def lower(exported: ExportedProgram, partitioner_list: Iterable) -> tuple[bytes, dict[str, bytes]]:
     """The .pte bytes and the external data files ({tag: .ptd bytes}; empty unless a partitioner asks)."""
+    pte, data, _ = lower_with_etrecord(exported, partitioner_list, etrecord=False)
+    return pte, data
+
+
+def lower_with_etrecord(exported: ExportedProgram, partitioner_list: Iterable,
+                        etrecord: bool = True) -> tuple[bytes, dict[str, bytes], bytes | None]:
+    """lower(), plus with `etrecord` the ETRecord bytes (executorch.devtools): the graphs and the
+    delegates' debug-handle maps with which Inspector names the events of an ETDump."""
     import tempfile
     from pathlib import Path
 
-    edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None)
+    edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None,
+                                       generate_etrecord=etrecord)
     program = edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
     pte = program.buffer
     with tempfile.TemporaryDirectory(prefix="lutham-ptd-") as d:  # the manager's one public way out for .ptd data
         program.write_tensor_data_to_file(d)
-        return pte, {f.stem: f.read_bytes() for f in sorted(Path(d).glob("*.ptd"))}
+        data = {f.stem: f.read_bytes() for f in sorted(Path(d).glob("*.ptd"))}
+        record = None
+        if etrecord:
+            path = Path(d) / "lutham.etrecord"
+            program.get_etrecord().save(str(path))
+            record = _fixed_zip_times(path.read_bytes())
+        return pte, data, record
+
+
+def _fixed_zip_times(archive: bytes) -> bytes:
+    """The zip with every entry dated 1980-01-01: ETRecord.save stamps the current time, and the
+    same inputs must give the same bytes."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+            dst.writestr(fixed, src.read(info))
+    return out.getvalue()
 
 
 def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> bytes:
