@@ -5,7 +5,8 @@ delegate call and the events LuthamBackend logs itself (per layer, and its two p
 DELEGATE_EVENTS in lower/preprocess.py). `executorch.devtools.Inspector` reads the ETDump with
 the ETRecord that `lutham export --etrecord` wrote, which ties each LuthamBackend event to its
 graph node, so a row is named by the layer's module path (heads.7.layers.1). Without an
-ETRecord the LuthamBackend rows are named by delegate index.
+ETRecord the Inspector knows neither names nor backends: delegate events with LuthamBackend's
+ids are taken as its layers, named by delegate index.
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ def profile_table(etdump: str | os.PathLike, etrecord: str | os.PathLike | None)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Output Buffer not found": no debug buffer is asked for
-        inspector = Inspector(etdump_path=str(etdump), etrecord=None if etrecord is None else str(etrecord),
-                              enable_module_hierarchy=etrecord is not None)
+        try:
+            inspector = Inspector(etdump_path=str(etdump), etrecord=None if etrecord is None else str(etrecord),
+                                  enable_module_hierarchy=etrecord is not None)
+        except Exception as e:  # a truncated or foreign file: flatc or the ETRecord's unzip says why
+            raise ValueError(f"ExecuTorch's Inspector cannot read {etdump}" + (f" with {etrecord}" if etrecord else "")
+                             + f": {type(e).__name__}") from None
     blocks = [b for b in inspector.event_blocks if any(e.name == _RUN_EVENT for e in b.events)]
     if not blocks:
         raise ValueError(f"{etdump} holds no {_RUN_EVENT} event (no run was recorded)")
@@ -67,7 +72,8 @@ def profile_table(etdump: str | os.PathLike, etrecord: str | os.PathLike | None)
         if e.perf_data is None or e.name == _RUN_EVENT:
             continue
         raw = _ms(e.perf_data.raw)
-        if e.delegate_backend_name == BACKEND_NAME and e.is_delegated_op:
+        # Without an ETRecord the Inspector knows no backend names: the events with our ids are taken as ours.
+        if e.is_delegated_op and e.delegate_backend_name in (BACKEND_NAME, None):
             handles = tuple(e.debug_handles) if isinstance(e.debug_handles, (list, tuple)) else (e.debug_handles,)
             # The phases come before their layer's event (they end first): keep them for it.
             if e.name in (_BASIS, _TABLES):
