@@ -62,3 +62,19 @@ def test_profile_bad_paths_are_one_line_errors(etrecord_export, tmp_path):
     (tmp_path / "garbage.etdp").write_bytes(b"\x07" * 64)
     with pytest.raises(ValueError, match="Inspector cannot read .*garbage.etdp"):
         profile_table(tmp_path / "garbage.etdp", None)
+
+
+def test_etrecord_is_byte_identical_for_the_same_inputs():
+    """ETRecord.save stamps times and the graphs carry Python object ids: lowering fixes both."""
+    import torch
+
+    from lutham.compress import CompressionConfig, compress_model
+    from lutham.lower import lowering
+    from lutham.model.multihead import ModelConfig, build_model
+
+    cfg = ModelConfig(backbone="none", heads=2, widths=[16, 8, 4], grid=5)
+    torch.manual_seed(0)
+    compressed, _ = compress_model(build_model(cfg).eval(), CompressionConfig(codebook_size=16))
+    records = [lowering.lower_with_etrecord(lowering.export_program(compressed.eval(), cfg.example_input()),
+                                            lowering.partitioners(True, True))[2] for _ in range(2)]
+    assert records[0] == records[1]

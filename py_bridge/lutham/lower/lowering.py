@@ -140,28 +140,32 @@ def lower_with_etrecord(exported: ExportedProgram, partitioner_list: Iterable,
         if etrecord:
             path = Path(d) / "lutham.etrecord"
             program.get_etrecord().save(str(path))
-            record = _fixed_zip_times(path.read_bytes())
+            record = _reproducible_etrecord(path.read_bytes())
         return pte, data, record
 
 
-def _fixed_zip_times(archive: bytes) -> bytes:
-    """The zip with every entry dated 1980-01-01: ETRecord.save stamps the current time, and the
-    same inputs must give the same bytes."""
+def _reproducible_etrecord(archive: bytes) -> bytes:
+    """The ETRecord zip with what differs between identical exports fixed: ETRecord.save stamps
+    each entry with the current time, and the graphs' "graph_id" (and export_graph_id) are
+    Python object ids. Entries are dated 1980-01-01; graph ids are renumbered 1, 2, ... in order
+    of first appearance, the same mapping in every entry, so the references between them hold."""
     import io
+    import re
     import zipfile
 
+    ids: dict[bytes, bytes] = {}
+
+    def renumber(m: re.Match) -> bytes:
+        return m.group(1) + ids.setdefault(m.group(2), str(len(ids) + 1).encode())
+
+    graph_id = re.compile(rb'(\\*"graph_id\\*": )(\d+)')
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w") as dst:
         for info in src.infolist():
+            data = graph_id.sub(renumber, src.read(info))
+            if info.filename == "export_graph_id":
+                data = ids.setdefault(data.strip(), str(len(ids) + 1).encode())
             fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
             fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
-            dst.writestr(fixed, src.read(info))
+            dst.writestr(fixed, data)
     return out.getvalue()
-
-
-def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> bytes:
-    pte, data = lower(exported, partitioner_list)
-    if data:
-        raise ValueError(f"lower_to_bytes: the program has external data {sorted(data)}: use lower()")
-    return pte
-
