@@ -2,7 +2,7 @@
 //
 //   lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]
 //                 [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]
-//                 [--json]
+//                 [--etdump out.etdp] [--json]
 //
 // The program is mmap-loaded. Inputs are raw little-endian float32 files holding exactly
 // the input's element count (one --input per program input, in order); without --input,
@@ -21,6 +21,11 @@
 // reuse what an earlier one computed from the same input (LuthamBackend keeps the last inputs'
 // bases and tables for the heads that share them), as with real inputs; the outputs printed
 // are those of the last run.
+//
+// --etdump FILE attaches ExecuTorch's ETDumpGen to the program and writes its ETDump (every
+// run, warm-up included: operator, delegate-call and LuthamBackend layer/phase events) to
+// FILE through a temp file + rename; executorch.devtools.Inspector reads it (with the
+// ETRecord of `lutham export --etrecord` for layer names).
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -33,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr.h>
 #include <executorch/runtime/core/evalue.h>
@@ -67,12 +73,13 @@ struct Args {
   uint64_t evict_mib = 0;  // 0: the default (see the header)
   bool fresh_inputs = false;
   bool json = false;
+  std::string etdump;
 };
 
 constexpr const char* kUsage =
     "usage: lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]\n"
     "                     [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]\n"
-    "                     [--json]\n";
+    "                     [--etdump out.etdp] [--json]\n";
 
 // Bad arguments: one line on stderr, exit status 2.
 [[noreturn]] void bad_argument(const std::string& msg) {
@@ -116,6 +123,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--fresh-inputs") a.fresh_inputs = true;
     else if (k == "--evict-mib") a.evict_mib = parse_number(k, value(), 1, 1u << 20);
     else if (k == "--json") a.json = true;
+    else if (k == "--etdump") a.etdump = value();
     else if (k == "-h" || k == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -163,6 +171,27 @@ struct Evictor {
   }
 };
 
+// The ETDump the module's tracer recorded, written to `path` through a temp file + rename.
+bool write_etdump(Module& module, const std::string& path) {
+  auto* gen = static_cast<executorch::etdump::ETDumpGen*>(module.event_tracer());
+  const executorch::etdump::ETDumpResult result = gen->get_etdump_data();
+  if (result.buf == nullptr || result.size == 0) {
+    std::fprintf(stderr, "lutham_runner: the ETDump is empty (no event was recorded)\n");
+    return false;
+  }
+  const std::string temp = path + ".tmp";
+  std::FILE* f = std::fopen(temp.c_str(), "wb");
+  const bool written = f != nullptr && std::fwrite(result.buf, 1, result.size, f) == result.size;
+  const bool closed = f != nullptr && std::fclose(f) == 0;
+  std::free(result.buf);
+  if (!written || !closed || std::rename(temp.c_str(), path.c_str()) != 0) {
+    std::remove(temp.c_str());
+    std::fprintf(stderr, "lutham_runner: cannot write --etdump %s\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
 int fail(const char* what, Error e) {
   std::fprintf(stderr, "lutham_runner: %s failed (error %d)\n", what, static_cast<int>(e));
   return 1;
@@ -182,9 +211,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lutham_runner: %s: %s\n", args.model.c_str(), why.c_str());
     return 1;
   }
+  std::unique_ptr<executorch::etdump::ETDumpGen> etdump;
+  if (!args.etdump.empty()) etdump = std::make_unique<executorch::etdump::ETDumpGen>();
   std::unique_ptr<Module> module =
-      args.data.empty() ? std::make_unique<Module>(args.model, Module::LoadMode::Mmap)
-                        : std::make_unique<Module>(args.model, args.data, Module::LoadMode::Mmap);
+      args.data.empty() ? std::make_unique<Module>(args.model, Module::LoadMode::Mmap, std::move(etdump))
+                        : std::make_unique<Module>(args.model, args.data, Module::LoadMode::Mmap, std::move(etdump));
   // InternalConsistency runs the flatbuffers verifier over the whole program first: without it a
   // corrupted offset in the program (outside our payloads) is followed blindly in Method::init.
   if (Error e = module->load(executorch::runtime::Program::Verification::InternalConsistency); e != Error::Ok)
@@ -301,6 +332,7 @@ int main(int argc, char** argv) {
     if (out) std::fwrite(v, 1, t.nbytes(), out);
   }
   if (out) std::fclose(out);
+  if (!args.etdump.empty() && !write_etdump(*module, args.etdump)) return 2;
 
   if (args.json) {
     std::printf("{\"model\": \"%s\", \"outputs\": [", args.model.c_str());

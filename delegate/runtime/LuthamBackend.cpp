@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <executorch/runtime/backend/interface.h>
+#include <executorch/runtime/core/event_tracer_hooks_delegate.h>
 #include <executorch/runtime/core/error.h>
 #include <executorch/runtime/core/evalue.h>
 #include <executorch/runtime/core/exec_aten/util/tensor_util.h>
@@ -47,6 +48,8 @@ using executorch::runtime::CompileSpec;
 using executorch::runtime::DelegateHandle;
 using executorch::runtime::Error;
 using executorch::runtime::EValue;
+using executorch::runtime::EventTracer;
+using executorch::runtime::EventTracerEntry;
 using executorch::runtime::FreeableBuffer;
 using executorch::runtime::MemoryAllocator;
 using executorch::runtime::Result;
@@ -192,6 +195,28 @@ void remember(PreparedSlot& slot, const KanLayerView& layer, const float* x, siz
   slot.valid = true;
 }
 
+// ---- Profiling, the ExecuTorch way: with an event tracer attached (an ETDump), each execute
+// logs delegate events by integer id, which preprocess's debug-handle map ties to the layer's
+// graph node (py_bridge/lutham/lower/preprocess.py, DELEGATE_EVENTS: same ids and meanings).
+// Without a tracer nothing here runs: no clock reads, no hooks.
+constexpr executorch::runtime::DebugHandle kLayerEvent = 0;           // the whole layer
+constexpr executorch::runtime::DebugHandle kBasisEvent = 1;           // phase A: bases + silu
+constexpr executorch::runtime::DebugHandle kTablesAndEdgesEvent = 2;  // phase B: tables + edge stream
+
+struct PhaseEvents {
+  EventTracer* tracer;
+  EventTracerEntry entry;
+};
+
+void log_phase(void* observer, KanPhase phase, bool begin) {
+  auto* events = static_cast<PhaseEvents*>(observer);
+  if (begin)
+    events->entry = executorch::runtime::event_tracer_start_profiling_delegate(
+        events->tracer, nullptr, phase == KanPhase::Basis ? kBasisEvent : kTablesAndEdgesEvent);
+  else
+    executorch::runtime::event_tracer_end_profiling_delegate(events->tracer, events->entry);
+}
+
 // Totals read by lutham_execute_stats (bench: head time vs the rest of a program).
 std::atomic<uint64_t> g_execute_calls{0};
 std::atomic<uint64_t> g_execute_nanos{0};
@@ -272,7 +297,7 @@ class LuthamBackend final : public BackendInterface {
     return handle;
   }
 
-  Error execute(BackendExecutionContext& /*context*/, DelegateHandle* raw, Span<EValue*> args) const override {
+  Error execute(BackendExecutionContext& context, DelegateHandle* raw, Span<EValue*> args) const override {
     auto* handle = static_cast<LuthamHandle*>(raw);
     if (handle == nullptr || args.size() != 2 || !args[0]->isTensor() || !args[1]->isTensor()) {
       ET_LOG(Error, "LuthamBackend: execute expects one input and one output tensor, got %zu values", args.size());
@@ -304,12 +329,20 @@ class LuthamBackend final : public BackendInterface {
       }
     }
     const auto started = std::chrono::steady_clock::now();
+    EventTracer* const tracer = context.event_tracer();
+    EventTracerEntry layer_event;
+    PhaseEvents phase_events{tracer, {}};
+    if (tracer != nullptr) layer_event = executorch::runtime::event_tracer_start_profiling_delegate(tracer, nullptr, kLayerEvent);
     const uint32_t threads = handle->threads != 0 ? handle->threads : default_threads();
     g_last_threads.store(threads, std::memory_order_relaxed);
     TaskRunner runner;
     runner.run = run_on_pool;
     runner.context = const_cast<uint32_t*>(&threads);
     runner.threads = threads;
+    if (tracer != nullptr) {
+      runner.on_phase = log_phase;
+      runner.observer = &phase_events;
+    }
     ThreadState& st = thread_state();
     const float* xs = x.const_data_ptr<float>();
     bool hit = false;
@@ -320,11 +353,13 @@ class LuthamBackend final : public BackendInterface {
     if (prepared == nullptr || work == nullptr) {
       slot->valid = false;
       ET_LOG(Error, "LuthamBackend: out of memory for %zu bytes of kernel scratch", prepared_bytes + work_bytes);
+      if (tracer != nullptr) executorch::runtime::event_tracer_end_profiling_delegate(tracer, layer_event);
       return Error::MemoryAllocationFailed;
     }
     if (!hit) remember(*slot, layer, xs, batch);
     slot->used = ++st.clock;
     kan_forward_prepared(layer, xs, batch, y.mutable_data_ptr<float>(), prepared, hit, work, &runner);
+    if (tracer != nullptr) executorch::runtime::event_tracer_end_profiling_delegate(tracer, layer_event);
     const auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started);
     g_execute_calls.fetch_add(1, std::memory_order_relaxed);
     g_execute_nanos.fetch_add(static_cast<uint64_t>(nanos.count()), std::memory_order_relaxed);

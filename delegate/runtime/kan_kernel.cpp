@@ -399,10 +399,16 @@ void kan_forward_prepared(const KanLayerView& layer, const float* x, size_t batc
   const uint32_t threads = runner != nullptr ? std::max<uint32_t>(1, runner->threads) : 1;
   const Layout s = plan(layer, batch, threads);
   Call call{&layer, &kernel_ops(), &s, x, y, batch, static_cast<uint8_t*>(prepared), static_cast<float*>(work)};
-  if (!reuse_prepared)
+  const bool observed = runner != nullptr && runner->on_phase != nullptr;
+  if (!reuse_prepared) {
+    if (observed) runner->on_phase(runner->observer, KanPhase::Basis, true);
     run_tasks(runner, static_cast<int64_t>((s.rows + kRowsPerTask - 1) / kRowsPerTask), &call, phase_a_task);
+    if (observed) runner->on_phase(runner->observer, KanPhase::Basis, false);
+  }
   const size_t units = s.sample ? s.groups : batch;
+  if (observed) runner->on_phase(runner->observer, KanPhase::TablesAndEdges, true);
   run_tasks(runner, static_cast<int64_t>(units * s.ranges), &call, phase_b_task);
+  if (observed) runner->on_phase(runner->observer, KanPhase::TablesAndEdges, false);
 }
 
 void kan_forward(const KanLayerView& layer, const float* x, size_t batch, float* y, void* scratch,

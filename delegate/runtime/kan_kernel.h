@@ -104,11 +104,19 @@ inline int32_t read_signed_bits(const uint8_t* p, uint64_t n, uint32_t bits) {
 // where every value is 0 and start is 0).
 float bspline_window(const float* knots, uint32_t n_knots, uint32_t order, float x, float* values, uint32_t* start);
 
+// The two phases of kan_forward_prepared: the bases and silu of every input (skipped when
+// the prepared data is reused), then per task the coefficient tables and the edge stream.
+enum class KanPhase { Basis, TablesAndEdges };
+
 // Runs tasks 0..n_tasks-1, each exactly once, in any order, possibly concurrently.
 struct TaskRunner {
   void* context = nullptr;
   void (*run)(void* context, int64_t n_tasks, void* job, void (*task)(void* job, int64_t index)) = nullptr;
   uint32_t threads = 1;  // how many tasks may run at once (a hint for splitting work)
+  // Optional: called before (begin = true) and after each phase of kan_forward_prepared
+  // (profiling: LuthamBackend logs them to ExecuTorch's event tracer). nullptr: not called.
+  void (*on_phase)(void* observer, KanPhase phase, bool begin) = nullptr;
+  void* observer = nullptr;
 };
 
 // Bytes of scratch kan_forward needs for this layer, batch and runner->threads (the work

@@ -39,3 +39,14 @@ def tiny_export(tmp_path_factory):
     stages = []
     report = export(TINY_EXPORT | {"out": str(out)}, lambda s, f: stages.append((s, f)))
     return out, report, stages
+
+
+@pytest.fixture(scope="session")
+def etrecord_export(tmp_path_factory):
+    """`lutham export --etrecord` of 3 heads of 64 -> 16 -> 5 (6 LuthamBackend layers): (directory, report)."""
+    from lutham.api import export
+
+    out = tmp_path_factory.mktemp("etrecord_export")
+    report = export({"backbone": "none", "heads": 3, "widths": [64, 16, 5], "grid": 5, "codebook_size": 64,
+                     "int8_baseline": False, "etrecord": True, "out": str(out)})
+    return out, report

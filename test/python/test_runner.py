@@ -154,3 +154,24 @@ def test_aarch64_kernel_matches_its_reference():
     r = subprocess.run([QEMU, "-L", str(ARM_SYSROOT), str(ROOT / "build" / "delegate-aarch64" / "lutham_kernel_test")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "kernel_test: ok" in r.stdout, r.stderr[-2000:]
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+def test_runner_etdump_parses_with_the_inspector(etrecord_export, tmp):
+    """lutham_runner --etdump: ExecuTorch's ETDumpGen in the C++ runner, read by the Inspector
+    with the export's ETRecord: every KAN layer by name, one call per run; same output bits."""
+    from lutham.run.profile import BACKEND_NAME, profile_table
+
+    out, _ = etrecord_export
+    etdump = tmp / "runner.etdp"
+    base = [str(RUNNER), "--model", str(out / "lutham.pte"), "--repeat", "4", "--warmup", "1", "--json"]
+    r = subprocess.run(base + ["--etdump", str(etdump)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    plain = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert json.loads(r.stdout)["fnv1a64"] == json.loads(plain.stdout)["fnv1a64"]
+    p = profile_table(etdump, out / "lutham.etrecord")
+    rows = [row for row in p["rows"] if row["backend"] == BACKEND_NAME]
+    assert sorted(row["layer"] for row in rows) == sorted(f"heads.{h}.layers.{l}" for h in range(3) for l in range(2))
+    assert p["runs"] == 5 and all(row["calls"] == 5 for row in rows)  # the warm-up run is recorded too
+    bad = subprocess.run(base + ["--etdump", str(tmp / "missing" / "x.etdp")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == f"lutham_runner: cannot write --etdump {tmp / 'missing' / 'x.etdp'}"

@@ -32,6 +32,7 @@ interface Args {
   'max-batch'?: number;
   'int8-baseline': boolean;
   'external-data': boolean;
+  etrecord: boolean;
   'codebooks-from'?: string;
   'finetune-codebook': boolean;
   calibration?: string;
@@ -74,6 +75,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('progress', { type: 'boolean', default: true, describe: 'show progress on stderr' })
       .option('max-batch', { alias: 'batch', type: 'number', describe: 'both .pte files serve any batch from 1 to N (dynamic batch dimension; default 1)' })
       .option('int8-baseline', { type: 'boolean', default: true, describe: 'also measure the size of the folded dense model on XNNPACK int8 (--no-int8-baseline skips it)' })
+      .option('etrecord', { type: 'boolean', default: false, describe: 'also write lutham.etrecord (ExecuTorch ETRecord): run --profile names the layers of its ETDump from it' })
       .option('external-data', { type: 'boolean', default: false, describe: 'write the codebooks to lutham.ptd (ExecuTorch external data) instead of lutham.pte; run it with --data' })
       .option('codebooks-from', { type: 'string', describe: 'reuse the codebooks of this .ptd instead of training new ones, so several programs share one .ptd' })
       .option('finetune-codebook', { type: 'boolean', default: false, describe: 'fine-tune the codebooks and gains to match the dense model\'s outputs on --calibration inputs before lowering (no labels needed)' })
@@ -109,6 +111,7 @@ const exportCommand: CommandModule<{}, Args> = {
           maxBatch: argv['max-batch'],
           int8Baseline: argv['int8-baseline'],
           externalData: argv['external-data'],
+          etrecord: argv.etrecord,
           codebooksFrom: argv['codebooks-from'],
           finetuneCodebook: argv['finetune-codebook'],
           calibration: argv.calibration,

@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { runProgram } from '../lib/run.js';
 import { formatRun, runWarnings } from '../render/run.js';
 import { jsonText, terminalText } from '../render/escape.js';
+import { LuthamError } from '../errors.js';
 
 interface Args {
   model: string;
@@ -11,6 +12,9 @@ interface Args {
   repeat: number;
   seed: number;
   json: boolean;
+  profile: boolean;
+  etdump?: string;
+  etrecord?: string;
 }
 
 const runCommand: CommandModule<{}, Args> = {
@@ -24,9 +28,15 @@ const runCommand: CommandModule<{}, Args> = {
       .option('output', { type: 'string', describe: 'write the first output here (.npy)' })
       .option('repeat', { type: 'number', default: 10, describe: 'runs to time (the median is printed)' })
       .option('seed', { type: 'number', default: 0, describe: 'seed of the random inputs' })
+      .option('profile', { type: 'boolean', default: false, describe: 'profile the runs with ExecuTorch (ETDump + Inspector) and print the per-layer table' })
+      .option('etdump', { type: 'string', describe: 'with --profile: where the ETDump goes (default: the .pte with .etdp)' })
+      .option('etrecord', { type: 'string', describe: 'with --profile: the ETRecord naming the layers (default: lutham.etrecord beside the .pte, written by export --etrecord)' })
+      .example('$0 run out/lutham.pte --profile', 'per-layer times from ExecuTorch\'s profiler; out/lutham.etdp for the Inspector')
       .option('json', { type: 'boolean', default: false, describe: 'print the result as JSON' }) as Argv<Args>,
   handler: async (argv) => {
-    const r = await runProgram({ model: argv.model, data: argv.data, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed });
+    if (!argv.profile && (argv.etdump !== undefined || argv.etrecord !== undefined)) throw new LuthamError('--etdump and --etrecord need --profile');
+    const etdump = argv.profile ? argv.etdump ?? argv.model.replace(/(\.pte)?$/, '.etdp') : undefined;
+    const r = await runProgram({ model: argv.model, data: argv.data, inputs: argv.input, output: argv.output, repeat: argv.repeat, seed: argv.seed, etdump, etrecord: argv.etrecord });
     if (argv.json) {
       process.stdout.write(jsonText(r) + '\n');
       return;

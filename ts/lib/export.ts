@@ -38,6 +38,8 @@ export interface ExportOptions {
   int8Baseline?: boolean;
   /** Put the codebooks in lutham.ptd (ExecuTorch external data) instead of lutham.pte. */
   externalData?: boolean;
+  /** Also write lutham.etrecord (the ETRecord run --profile names layers from). */
+  etrecord?: boolean;
   /** A .ptd whose codebooks are reused instead of trained (programs that share one .ptd). */
   codebooksFrom?: string;
   /** Fine-tune the codebooks and gains against the dense model's outputs on `calibration` before lowering. */
@@ -60,6 +62,8 @@ export interface ExportReport {
     path: string; file_bytes: number; kan_bytes: number; payload_bytes: number; codebook_bytes: number; codebook_segments: number; delegates: number;
     /** With --external-data: the .ptd holding the codebooks. */
     external_data?: { path: string; file_bytes: number };
+    /** With --etrecord: the ETRecord of lutham.pte. */
+    etrecord?: { path: string; file_bytes: number };
   };
   /** With --codebooks-from: the .ptd (relative to --out) and the key each codebook group reused. */
   codebooks_from?: { path: string; reused: Record<string, string> };
@@ -156,6 +160,7 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     max_batch: o.maxBatch ?? 1,
     int8_baseline: o.int8Baseline ?? true,
     external_data: o.externalData ?? false,
+    etrecord: o.etrecord ?? false,
     codebooks_from: o.codebooksFrom ? resolve(o.codebooksFrom) : null,
     finetune_codebook: o.finetuneCodebook ?? false,
     calibration: o.calibration ? resolve(o.calibration) : null,

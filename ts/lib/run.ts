@@ -15,6 +15,38 @@ export interface RunOptions {
   output?: string;
   repeat?: number;
   seed?: number;
+  /** Profile the runs with ExecuTorch's ETDump, written to this file (run --profile). */
+  etdump?: string;
+  /** The ETRecord naming the profile's layers (default: lutham.etrecord beside the .pte, if there). */
+  etrecord?: string;
+}
+
+/** One row of the profile: a LuthamBackend layer, another delegate call, or a portable operator. */
+export interface ProfileRow {
+  /** The module path of the row's graph node (heads.7.layers.1); "" for the top level. */
+  layer: string;
+  backend: string;
+  calls: number;
+  median_ms: number;
+  /** median_ms over the run's median (Method::execute). */
+  share: number;
+  /** LuthamBackend layers: the medians of its two phases (basis null when the layer reused a shared preparation). */
+  basis_ms: number | null;
+  tables_edges_ms: number | null;
+}
+
+/** ExecuTorch's Inspector over the ETDump of the runs (lutham.run.profile.profile_table). */
+export interface ProfileResult {
+  etdump: string;
+  etrecord: string | null;
+  runs: number;
+  run_median_ms: number;
+  rows: ProfileRow[];
+  lutham_layers: number;
+  /** Per run, the LuthamBackend layers summed: the median, its share of the run, every run's value. */
+  lutham_median_ms: number | null;
+  lutham_share: number | null;
+  lutham_run_ms: number[];
 }
 
 export interface RunResult {
@@ -35,6 +67,8 @@ export interface RunResult {
   /** NaN/Inf values per input, and in all outputs together. */
   non_finite_inputs: number[];
   non_finite_outputs: number;
+  /** With etdump: the per-layer profile. */
+  profile?: ProfileResult;
 }
 
 export async function runProgram(o: RunOptions): Promise<RunResult> {
@@ -59,5 +93,7 @@ export async function runProgram(o: RunOptions): Promise<RunResult> {
     output: o.output ? resolve(o.output) : null,
     repeat: o.repeat ?? 10,
     seed: o.seed ?? 0,
+    profile: o.etdump ? resolve(o.etdump) : null,
+    etrecord: o.etrecord ? resolve(o.etrecord) : null,
   })) as RunResult;
 }

@@ -29,6 +29,9 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     ...(r.lutham.external_data && f.external
       ? [`lutham.ptd ${at(r.lutham.external_data.path)} (${formatBytes(f.external.fileBytes)}: the codebooks; run lutham.pte with --data this file)`]
       : []),
+    ...(r.lutham.etrecord
+      ? [`lutham.etrecord ${at(r.lutham.etrecord.path)} (${formatBytes(r.lutham.etrecord.file_bytes)}: ETRecord; run --profile names the layers from it)`]
+      : []),
     ...(r.codebooks_from ? [`codebooks reused from ${at(r.codebooks_from.path)}: ${Object.entries(r.codebooks_from.reused).map(([g, k]) => `${escapeText(g)} ${escapeText(k.slice(-12))}`).join(', ')}`] : []),
     `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
     `R^2 of the coefficients per codebook: ${r2}`,

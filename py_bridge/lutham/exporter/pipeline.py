@@ -46,13 +46,14 @@ def to_executorch_files(model: torch.nn.Module, example: torch.Tensor, delegate:
 
 
 def lower_program(model: torch.nn.Module, example: torch.Tensor, delegate: bool, max_batch: int = 1,
-                  backbone_xnnpack: bool = True, external_data: bool = False, step: Callable[[str], None] | None = None):
+                  backbone_xnnpack: bool = True, external_data: bool = False, step: Callable[[str], None] | None = None,
+                  etrecord: bool = False):
     """The ExecutorchProgramManager of `model` (write it with its write_to_file); step(name) hears
-    of each step before it starts."""
+    of each step before it starts; with etrecord it also holds the ETRecord (export --etrecord)."""
     if step is not None:
         step("torch.export")
     exported = lowering.export_program(model, example, max_batch)
-    return lowering.lower_program(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data), step)
+    return lowering.lower_program(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data), step, etrecord)
 
 
 def _steps(report: Callable[[str, float], None], label: str, start: float, end: float, count: int = 3) -> Callable[[str], None]:
@@ -104,7 +105,7 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
              external_data (bool: codebooks in lutham.ptd), codebooks_from (a .ptd whose codebooks
              are reused instead of trained), finetune_codebook (bool) with calibration (a .npz of
              inputs) and finetune_epochs: the codebooks and gains distilled against the dense
-             model's outputs on those inputs before lowering (compress/finetune.py);
+             model's outputs on those inputs before lowering (compress/finetune.py); etrecord (bool: lutham.etrecord for the Inspector);
              or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model,
              trust_pickle (unpickle Python objects from those files, which runs their code).
     Returns the report (also written as report.json; its paths are relative to out, it holds no
@@ -145,7 +146,9 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     if reused and not int8:
         raise ValueError("--codebooks-from cannot be used with --fp32 (the given codebooks fix the storage)")
     finetune = _finetune_options(options, reused)
-    names = ("dense.pte", "lutham.pte", "report.json") + (("lutham.ptd",) if external_data else ())
+    etrecord = bool(options.get("etrecord"))
+    names = (("dense.pte", "lutham.pte", "report.json") + (("lutham.ptd",) if external_data else ())
+             + (("lutham.etrecord",) if etrecord else ()))
     outputs = OutputSet(out, names)
     outputs.prepare()
 
@@ -202,10 +205,13 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
                                              lambda label, fraction: dense_progress(label, 0.6 + 0.4 * fraction))
     _stage_progress(progress, "lutham")("export lutham.pte", 0.0)
     program = lower_program(compressed, example, delegate=True, max_batch=max_batch, external_data=external_data,
-                            step=_steps(_stage_progress(progress, "lutham"), "export lutham.pte", 0.0, 0.9))
+                            step=_steps(_stage_progress(progress, "lutham"), "export lutham.pte", 0.0, 0.9), etrecord=etrecord)
     _stage_progress(progress, "lutham")("write lutham.pte", 0.9)
     lutham_file = outputs.write("lutham.pte", program.write_to_file)
     lutham_ptd = external_data_of(program) if external_data else None
+    etrecord_bytes = lowering.etrecord_bytes(program) if etrecord else None
+    if etrecord_bytes is not None:
+        outputs.add("lutham.etrecord", etrecord_bytes)
     del program
     gc.collect()
     if external_data:
@@ -236,6 +242,8 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
         report["lutham"]["external_data"] = {"path": "lutham.ptd", "file_bytes": len(lutham_ptd)}
     if finetune_report:
         report["finetune"] = finetune_report
+    if etrecord_bytes is not None:  # lutham run --profile names the layers of its ETDump from it
+        report["lutham"]["etrecord"] = {"path": "lutham.etrecord", "file_bytes": len(etrecord_bytes)}
     if reused:
         report["codebooks_from"] = {"path": os.path.relpath(options["codebooks_from"], out),
                                     "reused": compression_report.reused}

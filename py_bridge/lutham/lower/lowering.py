@@ -116,13 +116,15 @@ def export_program(model: torch.nn.Module, example: torch.Tensor, max_batch: int
     return torch.export.export(model, (x,), dynamic_shapes=dynamic_batch_shapes(x, max_batch), strict=False)
 
 
-def lower_program(exported: ExportedProgram, partitioner_list: Iterable, step: Callable[[str], None] | None = None):
+def lower_program(exported: ExportedProgram, partitioner_list: Iterable, step: Callable[[str], None] | None = None,
+                  etrecord: bool = False):
     """The ExecutorchProgramManager, memory-planned; write it with `write_to_file` (no contiguous
     copy of the program: a 3 GB dense.pte is never held as bytes) and `external_data`.
-    step(name) hears of each step before it starts (lowering ResNet-50 takes minutes)."""
+    step(name) hears of each step before it starts (lowering ResNet-50 takes minutes). With
+    `etrecord`, the manager also holds the ETRecord (`etrecord_bytes`)."""
     step = step or (lambda name: None)
     step("edge dialect + partitioners")
-    edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None)
+    edge = to_edge_transform_and_lower(exported, partitioner=list(partitioner_list) or None, generate_etrecord=etrecord)
     step("emit + memory plan")
     return edge.to_executorch(ExecutorchBackendConfig(memory_planning_pass=MemoryPlanningPass(alloc_graph_input=True, alloc_graph_output=True)))
 
@@ -137,10 +139,28 @@ def external_data(program) -> dict[str, bytes]:
         return {f.stem: f.read_bytes() for f in sorted(Path(d).glob("*.ptd"))}
 
 
+def etrecord_bytes(program) -> bytes:
+    """The ETRecord of a manager lowered with etrecord=True (executorch.devtools): the graphs and
+    the delegates' debug-handle maps with which Inspector names the events of an ETDump."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="lutham-etrecord-") as d:
+        path = Path(d) / "lutham.etrecord"
+        program.get_etrecord().save(str(path))
+        return _reproducible_etrecord(path.read_bytes())
+
+
 def lower(exported: ExportedProgram, partitioner_list: Iterable) -> tuple[bytes, dict[str, bytes]]:
     """The .pte bytes and the external data files ({tag: .ptd bytes}; empty unless a partitioner asks)."""
     program = lower_program(exported, partitioner_list)
     return program.buffer, external_data(program)
+
+
+def lower_with_etrecord(exported: ExportedProgram, partitioner_list: Iterable) -> tuple[bytes, dict[str, bytes], bytes]:
+    """lower(), plus the ETRecord bytes."""
+    program = lower_program(exported, partitioner_list, etrecord=True)
+    return program.buffer, external_data(program), etrecord_bytes(program)
 
 
 def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> bytes:
@@ -148,3 +168,30 @@ def lower_to_bytes(exported: ExportedProgram, partitioner_list: Iterable) -> byt
     if data:
         raise ValueError(f"lower_to_bytes: the program has external data {sorted(data)}: use lower()")
     return pte
+
+
+def _reproducible_etrecord(archive: bytes) -> bytes:
+    """The ETRecord zip with what differs between identical exports fixed: ETRecord.save stamps
+    each entry with the current time, and the graphs' "graph_id" (and export_graph_id) are
+    Python object ids. Entries are dated 1980-01-01; graph ids are renumbered 1, 2, ... in order
+    of first appearance, the same mapping in every entry, so the references between them hold."""
+    import io
+    import re
+    import zipfile
+
+    ids: dict[bytes, bytes] = {}
+
+    def renumber(m: re.Match) -> bytes:
+        return m.group(1) + ids.setdefault(m.group(2), str(len(ids) + 1).encode())
+
+    graph_id = re.compile(rb'(\\*"graph_id\\*": )(\d+)')
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = graph_id.sub(renumber, src.read(info))
+            if info.filename == "export_graph_id":
+                data = ids.setdefault(data.strip(), str(len(ids) + 1).encode())
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+            dst.writestr(fixed, data)
+    return out.getvalue()

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from executorch.exir._serialize._named_data_store import NamedDataStore
 from executorch.exir.backend.backend_details import BackendDetails, PreprocessResult
+from executorch.exir.backend.utils import DelegateMappingBuilder
 from torch._export.utils import get_buffer, get_lifted_tensor_constant, get_param
 from torch.export import ExportedProgram
 
@@ -16,6 +17,12 @@ from ..compress.quant import Quantized
 from ..model.kan import BSPLINE
 from .partitioner import external_tag, is_kan_linear
 from .serialization.payload import CODEBOOK_ALIGNMENT, LayerData, codebook_key, write_codebook, write_payload
+
+# The delegate events LuthamBackend logs to ExecuTorch's event tracer, by integer id (the same
+# ids in delegate/runtime/LuthamBackend.cpp): each maps to the partition's kan_linear node, so
+# executorch.devtools.Inspector attributes it to that layer.
+DELEGATE_EVENTS = {0: "layer", 1: "basis", 2: "tables+edges"}
+
 
 def _constant(program: ExportedProgram, node: torch.fx.Node) -> np.ndarray:
     for getter in (get_param, get_buffer, get_lifted_tensor_constant):
@@ -66,11 +73,14 @@ class LuthamBackend(BackendDetails):
         if len(kan) != 1 or len(nodes) != 1:
             raise ValueError(f"LuthamBackend takes exactly one lutham::kan_linear per partition, got {[str(n.target) for n in nodes]}")
         layer, codebook = layer_from_node(edge_program, kan[0])
+        debug_handles = DelegateMappingBuilder(generated_identifiers=False)
+        for identifier in DELEGATE_EVENTS:
+            debug_handles.insert_delegate_mapping_entry(nodes=kan[0], identifier=identifier)
         store = NamedDataStore()
         store.add_named_data(layer.codebook_key, write_codebook(codebook), alignment=CODEBOOK_ALIGNMENT,
                              external_tag=external_tag(compile_specs))
         return PreprocessResult(
             processed_bytes=write_payload(layer),
-            debug_handle_map={},
+            debug_handle_map=debug_handles.get_delegate_mapping(),
             data_store_output=store.get_named_data_store_output(),
         )

@@ -72,16 +72,18 @@ def codebook_cache_stats() -> dict:
     return dict(loads=out[0], hits=out[1], live=out[2], copies=out[3])
 
 
-def load_method(path: str | os.PathLike, method: str = "forward", data: str | os.PathLike | None = None):
+def load_method(path: str | os.PathLike, method: str = "forward", data: str | os.PathLike | None = None,
+                enable_etdump: bool = False):
     """(program, method) for a .pte file (and the .ptd holding its external data, if any); keep
-    the program alive while using the method."""
+    the program alive while using the method. enable_etdump: ExecuTorch records an ETDump of
+    the runs (program.write_etdump_result_to_file writes it)."""
     load_backend()
     from executorch.runtime import Runtime, Verification
 
     # The flatbuffers verifier over the whole program (ExecuTorch's default here, asked for
     # explicitly): a corrupted offset is refused instead of followed in Method::init.
     program = Runtime.get().load_program(Path(path), verification=Verification.InternalConsistency,
-                                         data_path=None if data is None else Path(data))
+                                         data_path=None if data is None else Path(data), enable_etdump=enable_etdump)
     return program, program.load_method(method)
 
 
@@ -207,12 +209,16 @@ def executorch_message(e: Exception) -> str:
 
 
 def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str | None = None,
-             repeat: int = 10, seed: int = 0, data: str | os.PathLike | None = None) -> dict:
+             repeat: int = 10, seed: int = 0, data: str | os.PathLike | None = None,
+             profile: str | os.PathLike | None = None, etrecord: str | os.PathLike | None = None) -> dict:
     """Runs a .pte like lutham_runner: returns output shapes, a checksum and the median time.
 
     `inputs` are .npy files, one per program input; without them, seeded uniform inputs in
     [-1.1, 1.1) of the program's input shapes. `output` saves the first output as .npy.
     `data`: the .ptd holding the program's external data (export --external-data).
+    `profile`: write the runs' ETDump there and return ExecuTorch's per-layer profile of them
+    (run/profile.py) as "profile"; `etrecord` names its layers (default: lutham.etrecord beside
+    the .pte, if there).
     """
     if repeat < 1:
         raise RunError(f"--repeat must be at least 1, got {repeat}")
@@ -223,17 +229,51 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
         check_pte_header(data, PTD_IDENTIFIER, ".ptd")
     if output and not Path(output).parent.is_dir():
         raise RunError(f"cannot write --output {output}: no such directory {Path(output).parent}")
+    if profile is not None:
+        from .profile import default_etrecord
+
+        if not Path(profile).parent.is_dir():
+            raise RunError(f"cannot write --etdump {profile}: no such directory {Path(profile).parent}")
+        if etrecord is not None and not Path(etrecord).is_file():
+            raise RunError(f"--etrecord: no such file {etrecord}")
+        etrecord = etrecord if etrecord is not None else default_etrecord(model)
     with capture_native_log() as log:
-        return _run_file(model, inputs, output, repeat, seed, data, log)
+        result = _run_file(model, inputs, output, repeat, seed, data, log, profile)
+    if profile is not None:
+        from .profile import profile_table
+
+        result["profile"] = profile_table(profile, etrecord)
+    return result
 
 
-def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog) -> dict:
+def _write_etdump(program, path) -> None:
+    """The program's ETDump to exactly `path`, via a temp file + rename (the debug buffer is not kept)."""
+    import tempfile
+
+    directory = Path(path).parent
+    fd, temp = tempfile.mkstemp(prefix=".lutham-etdump-", dir=directory)
+    os.close(fd)
+    debug = temp + ".debug"
+    try:
+        program.write_etdump_result_to_file(temp, debug)
+        os.replace(temp, path)
+    except Exception as e:
+        raise RunError(f"cannot write --etdump {path}: {e}") from None
+    finally:
+        for leftover in (temp, debug):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
+
+
+def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog, profile=None) -> dict:
     import time
 
     import numpy as np
 
     try:
-        program, method = load_method(model, data=data)
+        program, method = load_method(model, data=data, enable_etdump=profile is not None)
     except BackendNotBuilt:
         raise
     except Exception as e:  # ExecuTorch reports load failures as RuntimeError; details are in its log
@@ -282,6 +322,8 @@ def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog) -> dict
     flat = np.concatenate([o.detach().numpy().astype(np.float32).reshape(-1) for o in outputs])
     if output:
         _save_npy(output, outputs[0].detach().numpy())
+    if profile is not None:
+        _write_etdump(program, profile)
     del program
     # NaN/Inf inputs are allowed (they show what the model does with them) and are reported.
     non_finite_inputs = [int((~torch.isfinite(t)).sum()) for t in tensors]
