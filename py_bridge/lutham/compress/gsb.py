@@ -11,6 +11,7 @@ least-squares gain g = <c - b, w> / ||w||^2 against the codeword w as it is stor
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,6 +27,43 @@ KMEANS_ITERATIONS = 20
 MAX_POINTS_PER_CODEWORD = 256
 
 Progress = Callable[[str, float], None]
+
+# Above this many codewords, exact k-means (every training shape against every codeword, each
+# iteration) costs hours on two cores (K = 65,536: ~90 s per iteration per million shapes), so
+# the codebook is trained in two levels instead (faiss.contrib.clustering's scheme): sqrt(K)
+# coarse cells, then within each cell exact k-means for its share of the K codewords. Edges are
+# then assigned through the coarse cells (an IVF index). Below it nothing changes (same files).
+TWO_LEVEL_MIN_CODEBOOK = 4096
+# Two-level training set: this many shapes per codeword (a seeded sample), e.g. 2.1M at K = 65,536.
+TWO_LEVEL_POINTS_PER_CODEWORD = 32
+# Coarse cells searched per edge when assigning against a two-level codebook; measured R^2
+# against exact assignment to the same codebook in BENCHMARKS.md.
+TWO_LEVEL_PROBES = 2
+# The coarse k-means trains on at most this many shapes per cell (faiss.contrib.clustering's choice).
+COARSE_POINTS_PER_CELL = 2000
+
+
+class RateProgress:
+    """Reports `done` of `total` items with rate and ETA in the label, at most every few
+    seconds (the label is all the CLI prints when stderr is not a terminal)."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, progress: Progress | None, what: str, total: int, unit: str, lo: float = 0.0, hi: float = 1.0):
+        self.progress, self.what, self.total, self.unit, self.lo, self.hi = progress, what, total, unit, lo, hi
+        self.start = self.last = time.monotonic()
+        if progress:
+            progress(f"{what} (0/{total} {unit})", lo)
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.progress or (now - self.last < self.EVERY_S and done < self.total):
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        self.progress(f"{self.what} ({done}/{self.total} {self.unit}, {rate:,.0f}/s, ETA {eta:.0f} s)",
+                      self.lo + (self.hi - self.lo) * done / self.total)
 
 
 @dataclass
@@ -96,31 +134,147 @@ def distinct_shapes(canon: np.ndarray, limit: int, tol: float = DISTINCT_TOLERAN
     return np.asarray(leaders, dtype=np.float32).reshape(-1, d), assignment
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _spherical_kmeans(points: np.ndarray, size: int, seed: int, max_points: int = MAX_POINTS_PER_CODEWORD) -> np.ndarray:
+    import faiss
+
+    kmeans = faiss.Kmeans(points.shape[1], size, niter=KMEANS_ITERATIONS, seed=seed, spherical=True,
+                          max_points_per_centroid=max_points, min_points_per_centroid=1, verbose=False)
+    kmeans.train(np.ascontiguousarray(points, dtype=np.float32))
+    return _unit_rows(kmeans.centroids)
+
+
+@dataclass
+class TwoLevelCodebook:
+    words: np.ndarray  # (K, d) unit codewords, grouped by coarse cell
+    coarse: np.ndarray  # (cells, d) unit coarse centroids
+    bounds: np.ndarray  # (cells + 1,) cell c's codewords are words[bounds[c]:bounds[c + 1]]
+
+
+class _OneThread:
+    """faiss on one OpenMP thread: the two-level path runs many small k-means and searches,
+    where thread start-up and spin-waiting cost more than a second core gives (measured 5x
+    slower with 2 threads on the shared 2-core machine); results do not depend on it."""
+
+    def __enter__(self):
+        import faiss
+
+        self.threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import faiss
+
+        faiss.omp_set_num_threads(self.threads)
+
+
+def train_two_level(canon: np.ndarray, size: int, seed: int, progress: Progress | None = None) -> TwoLevelCodebook:
+    """K codewords in two levels: sqrt(K) coarse cells on a seeded sample of
+    TWO_LEVEL_POINTS_PER_CODEWORD * K shapes, then each cell's shapes clustered exactly into
+    its share of K (proportional to the shapes it holds). Cost per iteration ~ sample x sqrt(K)."""
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    wanted = TWO_LEVEL_POINTS_PER_CODEWORD * size
+    sample = canon if len(canon) <= wanted else canon[np.sort(rng.choice(len(canon), wanted, replace=False))]
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    cells = int(round(np.sqrt(size)))
+    with _OneThread():
+        coarse = _spherical_kmeans(sample, cells, seed, max_points=COARSE_POINTS_PER_CELL)
+        index = faiss.IndexFlatIP(sample.shape[1])
+        index.add(coarse)
+        _, cell_of = index.search(sample, 1)
+        cell_of = cell_of[:, 0]
+        counts = np.bincount(cell_of, minlength=cells)
+        # Each cell's share of the K codewords, proportional to its shapes, summing to exactly K.
+        cumulative = np.cumsum(counts)
+        shares = np.diff(np.concatenate([[0], cumulative * size // cumulative[-1]]))
+        order = np.argsort(cell_of, kind="stable")
+        starts = np.concatenate([[0], cumulative])
+        words, sizes = [], []
+        meter = RateProgress(progress, "k-means (two-level)", cells, "cells")
+        for c in range(cells):
+            members = sample[order[starts[c] : starts[c + 1]]]
+            share = int(shares[c])
+            if share == 0:
+                cell_words = members[:0]
+            elif len(members) <= share:  # no more shapes than codewords: the shapes themselves
+                cell_words = members
+            else:
+                cell_words = _spherical_kmeans(members, share, seed + 1 + c)
+            words.append(cell_words)
+            sizes.append(len(cell_words))
+            meter.update(c + 1)
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return TwoLevelCodebook(np.ascontiguousarray(np.concatenate(words), dtype=np.float32), coarse, bounds)
+
+
+# Edges per pass of the two-level assignment (bounds its (edges x probes) temporaries).
+TWO_LEVEL_CHUNK_EDGES = 1 << 22
+
+
+def nearest_codewords_two_level(shapes: np.ndarray, codebook: np.ndarray, two_level: TwoLevelCodebook,
+                                progress: Progress | None = None) -> np.ndarray:
+    """Index of the codeword of largest cosine for each sign-canonical shape among the
+    codewords of its TWO_LEVEL_PROBES nearest coarse cells (what an IVF index with that nprobe
+    finds), searched cell by cell so each search is one matrix product. Only +w is searched:
+    canonical shapes and their k-means codewords lie on the same side."""
+    import faiss
+
+    d = codebook.shape[1]
+    unit = _unit_rows(codebook)
+    bounds = two_level.bounds
+    cells = len(two_level.coarse)
+    probes = min(TWO_LEVEL_PROBES, cells)
+    out = np.zeros(len(shapes), dtype=np.int64)
+    meter = RateProgress(progress, "assign", len(shapes), "edges")
+    with _OneThread():
+        coarse_index = faiss.IndexFlatIP(d)
+        coarse_index.add(np.ascontiguousarray(two_level.coarse, dtype=np.float32))
+        cell_index = []
+        for c in range(cells):
+            index = faiss.IndexFlatIP(d)
+            index.add(unit[bounds[c] : bounds[c + 1]])
+            cell_index.append(index)
+        for start in range(0, len(shapes), TWO_LEVEL_CHUNK_EDGES):
+            part = np.ascontiguousarray(shapes[start : start + TWO_LEVEL_CHUNK_EDGES], dtype=np.float32)
+            _, probed = coarse_index.search(part, probes)
+            probed = probed.ravel()
+            edge_of = np.repeat(np.arange(len(part)), probes)
+            order = np.argsort(probed, kind="stable")
+            edges_by_cell = np.split(edge_of[order], np.cumsum(np.bincount(probed, minlength=cells))[:-1])
+            best_score = np.full(len(part), -np.inf, np.float32)
+            best = np.zeros(len(part), np.int64)
+            for c, edges in enumerate(edges_by_cell):
+                if len(edges) == 0 or cell_index[c].ntotal == 0:
+                    continue
+                score, found = cell_index[c].search(part[edges], 1)
+                better = score[:, 0] > best_score[edges]  # an edge appears once per cell
+                best_score[edges[better]] = score[better, 0]
+                best[edges[better]] = found[better, 0] + bounds[c]
+            out[start : start + len(part)] = best
+            meter.update(start + len(part))
+    return out
+
+
 def train_codebook(canon: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """K unit codewords for sign-canonical shapes. When the distinct shapes number <= K the
     codebook is those shapes and the second value maps every shape to its codeword (exact GSB);
-    otherwise k-means codewords and None."""
+    otherwise k-means codewords and None, or (None, None) when K is large enough for
+    train_two_level."""
     if len(canon) <= size:  # one codeword per edge: exact, no clustering at all
         return canon.astype(np.float32), np.arange(len(canon), dtype=np.int64)
     found = distinct_shapes(canon, size)
     if found is not None:
         return found
-    import faiss
-
-    kmeans = faiss.Kmeans(
-        canon.shape[1],
-        size,
-        niter=KMEANS_ITERATIONS,
-        seed=seed,
-        spherical=True,
-        max_points_per_centroid=MAX_POINTS_PER_CODEWORD,
-        min_points_per_centroid=1,  # small layers are fine; don't print faiss's warning
-        verbose=False,
-    )
-    kmeans.train(np.ascontiguousarray(canon))
-    centroids = kmeans.centroids.astype(np.float32)
-    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
-    return np.divide(centroids, norms, out=np.zeros_like(centroids), where=norms > 0), None
+    if size >= TWO_LEVEL_MIN_CODEBOOK:
+        return None, None  # the caller trains in two levels (train_two_level)
+    return _spherical_kmeans(canon, size, seed), None
 
 
 def nearest_codewords(shapes: np.ndarray, codebook: np.ndarray, seed: int, progress: Progress | None = None) -> np.ndarray:
@@ -144,12 +298,12 @@ def nearest_codewords(shapes: np.ndarray, codebook: np.ndarray, seed: int, progr
     index.add(both)
     out = np.empty(len(shapes), dtype=np.int64)
     chunk = 1 << 18
+    meter = RateProgress(progress, "assign", len(shapes), "edges")
     for start in range(0, len(shapes), chunk):
         part = np.ascontiguousarray(shapes[start : start + chunk], dtype=np.float32)
         _, found = index.search(part, 1)
         out[start : start + chunk] = found[:, 0]
-        if progress:
-            progress("assign", min(1.0, (start + chunk) / len(shapes)))
+        meter.update(min(len(shapes), start + chunk))
     out[out < 0] = 0  # IVF may find nothing for an all-zero shape: any codeword, gain 0
     return out % len(unit)
 
@@ -192,18 +346,26 @@ def gsb_encode(coeffs: np.ndarray, codebook_size: int, seed: int, codebook_bits:
         raise ValueError(f"gsb_encode takes a non-empty (edges, coefficients) matrix, got {coeffs.shape}")
     biases, shapes = biases_and_canonical_shapes(coeffs)
     assignment = None
+    two_level = None
     if codebook is None:
         if progress:
             progress("kmeans", 0.0)
         words, assignment = train_codebook(shapes, codebook_size, seed)
+        if words is None:  # too many distinct shapes for exact k-means at this K
+            half = None if progress is None else (lambda what, frac: progress(what, 0.5 * frac))
+            two_level = train_two_level(shapes, codebook_size, seed, half)
+            words = two_level.words
         if progress:
-            progress("kmeans", 1.0)
+            progress("kmeans", 1.0 if two_level is None else 0.5)
         codebook = quantize_rows(words, codebook_bits)
     elif codebook.values.ndim != 2 or codebook.values.shape[1] != coeffs.shape[1]:
         raise ValueError(f"a codebook of {codebook.values.shape[1]}-value words cannot encode {coeffs.shape[1]} coefficients per edge")
     stored = codebook.dequantize()
     if assignment is not None:
         indices = assignment.astype(np.int64)  # every shape is (up to float noise) a codeword
+    elif two_level is not None:
+        rest = None if progress is None else (lambda what, frac: progress(what, 0.5 + 0.5 * frac))
+        indices = nearest_codewords_two_level(shapes, stored, two_level, rest)
     else:
         indices = nearest_codewords(shapes, stored, seed, progress)
     del shapes
