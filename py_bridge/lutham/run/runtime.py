@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from ..files import write_atomic
+from ..files import file_mode, write_atomic
 
 BACKEND_NAME = "LuthamBackend"
 LIBRARY_NAME = "liblutham_backend.so"
@@ -256,6 +256,7 @@ def _write_etdump(program, path) -> None:
     debug = temp + ".debug"
     try:
         program.write_etdump_result_to_file(temp, debug)
+        os.chmod(temp, file_mode())  # mkstemp creates 0600; give the usual file mode
         os.replace(temp, path)
     except Exception as e:
         raise RunError(f"cannot write --etdump {path}: {e}") from None
