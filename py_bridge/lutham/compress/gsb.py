@@ -347,16 +347,18 @@ def gsb_encode(coeffs: np.ndarray, codebook_size: int, seed: int, codebook_bits:
     biases, shapes = biases_and_canonical_shapes(coeffs)
     assignment = None
     two_level = None
+    # The caller's fraction: k-means takes the first half, the assignment the second (monotonic).
+    half = None if progress is None else (lambda what, frac: progress(what, 0.5 * frac))
+    rest = None if progress is None else (lambda what, frac: progress(what, 0.5 + 0.5 * frac))
     if codebook is None:
         if progress:
             progress("kmeans", 0.0)
         words, assignment = train_codebook(shapes, codebook_size, seed)
         if words is None:  # too many distinct shapes for exact k-means at this K
-            half = None if progress is None else (lambda what, frac: progress(what, 0.5 * frac))
             two_level = train_two_level(shapes, codebook_size, seed, half)
             words = two_level.words
         if progress:
-            progress("kmeans", 1.0 if two_level is None else 0.5)
+            progress("kmeans", 0.5)
         codebook = quantize_rows(words, codebook_bits)
     elif codebook.values.ndim != 2 or codebook.values.shape[1] != coeffs.shape[1]:
         raise ValueError(f"a codebook of {codebook.values.shape[1]}-value words cannot encode {coeffs.shape[1]} coefficients per edge")
@@ -364,10 +366,9 @@ def gsb_encode(coeffs: np.ndarray, codebook_size: int, seed: int, codebook_bits:
     if assignment is not None:
         indices = assignment.astype(np.int64)  # every shape is (up to float noise) a codeword
     elif two_level is not None:
-        rest = None if progress is None else (lambda what, frac: progress(what, 0.5 + 0.5 * frac))
         indices = nearest_codewords_two_level(shapes, stored, two_level, rest)
     else:
-        indices = nearest_codewords(shapes, stored, seed, progress)
+        indices = nearest_codewords(shapes, stored, seed, rest)
     del shapes
     gains = least_squares_gains(coeffs, biases, stored, indices)
     return GSBCode(codebook, indices, gains, biases, assignment is not None)
