@@ -145,7 +145,8 @@ describe('bridge: signals end Python with the CLI', function () {
       } else {
         assert.equal(r.code, status, r.stderr);
         assert.match(r.stderr, new RegExp(`lutham: interrupted \\(${signal}\\)\\n$`));
-        assert.equal(r.stderr.split('\n').filter((l) => l && !/^lutham: (build model|starting)/.test(l)).length, 1, r.stderr);
+        // Progress lines before the signal: how far the export got depends on the machine.
+        assert.equal(r.stderr.split('\n').filter((l) => l && !/^lutham: (starting|.* \(\d+%\)$)/.test(l)).length, 1, r.stderr);
       }
       assert.doesNotMatch(r.stderr, /Traceback|    at /);
       assert.deepEqual(listDir(outs[i]), befores[i]);

@@ -23,6 +23,14 @@ warnings.filterwarnings("ignore")
 # torchao (imported by executorch) warns through torch's pytree logger at import time.
 logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
+import importlib.util  # noqa: E402
+
+# api imports its stages on first use, so an interpreter without our packages would only fail
+# inside the first call: find them now (no import) so the CLI says "did not start" at once.
+for _package in ("numpy", "torch", "executorch"):
+    if importlib.util.find_spec(_package) is None:
+        raise ModuleNotFoundError(f"No module named '{_package}'", name=_package)
+
 from .. import api  # noqa: E402
 from . import lifeline  # noqa: E402
 

@@ -96,7 +96,7 @@ def dense_int8_xnnpack_size(model: nn.Module, example: torch.Tensor, max_batch: 
     Every head adds the same tensors (same widths, one int8 weight + one scale per row), so for
     many heads the size is size(1 head) + (heads - 1) * (one head's bytes). One head's bytes are
     measured on the folded heads alone, without the backbone (programs of the backbone's features
-    with 1 and 2 heads: seconds), so the backbone (~100 s to quantize and lower ResNet-50) is
+    with 1 and 2 heads: seconds; without a backbone the first program is the 1-head one), so the backbone (~100 s to quantize and lower ResNet-50) is
     exported once, not twice, and 50 folded heads (~10 GB) never are.
     progress(label, fraction) hears of each program before it is built.
     """
@@ -104,15 +104,19 @@ def dense_int8_xnnpack_size(model: nn.Module, example: torch.Tensor, max_batch: 
     heads = len(getattr(model, "heads", []))
     if heads <= EXTRAPOLATE_ABOVE_HEADS:
         return {"file_bytes": len(folded_xnnpack_bytes(model, example, True, max_batch)), "method": "exported"}
-    report("size of dense int8 (XNNPACK): 1 head with the backbone (program 1/3)", 0.0)
+    backbone = getattr(model, "backbone", None) is not None
+    programs = 3 if backbone else 2
+    report(f"size of dense int8 (XNNPACK): 1 head{' with the backbone' if backbone else ''} (program 1/{programs})", 0.0)
     one = len(folded_xnnpack_bytes(_with_heads(model, 1), example, True, max_batch))
     features = example
-    if getattr(model, "backbone", None) is not None:
+    if backbone:
         with torch.no_grad():
             features = model.backbone(example).detach().contiguous()
-    alone = []
-    for n in (1, 2):
-        report(f"size of dense int8 (XNNPACK): {n} head(s) alone (program {n + 1}/3)", (0.8, 0.9)[n - 1])
+    # Without a backbone the 1-head program is the 1-head-alone one: built once.
+    alone = [] if backbone else [one]
+    for n in (1, 2)[len(alone):]:
+        step = n + 1 if backbone else n
+        report(f"size of dense int8 (XNNPACK): {n} head(s) alone (program {step}/{programs})", (0.8, 0.9)[n - 1] if backbone else 0.5)
         alone.append(len(folded_xnnpack_bytes(_with_heads(model, n, backbone=False), features, True, max_batch)))
     per_head = alone[1] - alone[0]
     return {"file_bytes": one + (heads - 1) * per_head,
