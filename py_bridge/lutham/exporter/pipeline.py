@@ -18,16 +18,16 @@ from typing import Callable
 
 import torch
 
+# lower/lowering.py and int8_baseline.py import ExecuTorch's compiler (~3 s): the functions that
+# lower import them, so an export with bad options fails before paying for it.
 from ..compress import CompressionConfig, compress_model, relative_output_error
 from ..compress.finetune import DISTILL_EPOCHS, distill_codebooks, load_calibration
-from ..lower import lowering
 from ..lower.serialization.external_data import read_codebooks
 from ..measure import kan_parameter_bytes, lutham_part_bytes
 from ..limits import check_layer
 from ..model.convert import convert, kan_layer_names
 from ..model.kan import KANLinear
 from ..model.multihead import ModelConfig, build_model, check_memory
-from .int8_baseline import dense_int8_xnnpack_size
 from .outputs import OutputSet, releases_directory_on_failure
 
 
@@ -52,6 +52,8 @@ def lower_program(model: torch.nn.Module, example: torch.Tensor, delegate: bool,
     of each step before it starts; with etrecord it also holds the ETRecord (export --etrecord)."""
     if step is not None:
         step("torch.export")
+    from ..lower import lowering
+
     exported = lowering.export_program(model, example, max_batch)
     return lowering.lower_program(exported, lowering.partitioners(delegate, backbone_xnnpack, external_data), step, etrecord)
 
@@ -69,6 +71,8 @@ def _steps(report: Callable[[str, float], None], label: str, start: float, end: 
 
 def external_data_of(program) -> bytes | None:
     """The lutham.ptd bytes holding every codebook (None if the program has no external data)."""
+    from ..lower import lowering
+
     data = lowering.external_data(program)
     if set(data) - {lowering.EXTERNAL_DATA_TAG}:
         raise RuntimeError(f"unexpected external data files {sorted(data)}")
@@ -199,6 +203,8 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     gc.collect()
     dense_int8 = None
     if options.get("int8_baseline", True):
+        from .int8_baseline import dense_int8_xnnpack_size
+
         _stage_progress(progress, "dense")("size of dense int8 (XNNPACK)", 0.6)
         dense_progress = _stage_progress(progress, "dense")
         dense_int8 = dense_int8_xnnpack_size(dense, example, max_batch,
@@ -209,8 +215,11 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     _stage_progress(progress, "lutham")("write lutham.pte", 0.9)
     lutham_file = outputs.write("lutham.pte", program.write_to_file)
     lutham_ptd = external_data_of(program) if external_data else None
-    etrecord_bytes = lowering.etrecord_bytes(program) if etrecord else None
-    if etrecord_bytes is not None:
+    etrecord_bytes = None
+    if etrecord:
+        from ..lower.lowering import etrecord_bytes as etrecord_of
+
+        etrecord_bytes = etrecord_of(program)
         outputs.add("lutham.etrecord", etrecord_bytes)
     del program
     gc.collect()
