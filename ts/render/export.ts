@@ -36,7 +36,7 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
     `R^2 of the coefficients per codebook: ${r2}`,
     ...(r.dense_int8_xnnpack
-      ? [`Dense int8 (XNNPACK): what users ship today, the heads folded to one matmul per layer with dynamic int8 weights (PT2E XNNPACKQuantizer, per-channel), backbone fp32; size ${r.dense_int8_xnnpack.method}, not written`]
+      ? [`Dense int8 (XNNPACK): what users ship today, the heads folded to one matmul per layer with dynamic int8 weights (PT2E XNNPACKQuantizer, per-channel; the backbone as that quantizer's dynamic patterns take it); size ${r.dense_int8_xnnpack.method}, not written`]
       : []),
     ...(r.max_batch > 1 ? [`both programs take any batch from 1 to ${r.max_batch}`] : []),
     `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
