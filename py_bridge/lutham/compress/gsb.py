@@ -219,9 +219,9 @@ TWO_LEVEL_CHUNK_EDGES = 1 << 22
 
 
 def nearest_codewords_two_level(shapes: np.ndarray, codebook: np.ndarray, two_level: TwoLevelCodebook,
-                                progress: Progress | None = None) -> np.ndarray:
+                                progress: Progress | None = None, probes: int = TWO_LEVEL_PROBES) -> np.ndarray:
     """Index of the codeword of largest cosine for each sign-canonical shape among the
-    codewords of its TWO_LEVEL_PROBES nearest coarse cells (what an IVF index with that nprobe
+    codewords of its `probes` nearest coarse cells (what an IVF index with that nprobe
     finds), searched cell by cell so each search is one matrix product. Only +w is searched:
     canonical shapes and their k-means codewords lie on the same side."""
     import faiss
@@ -230,7 +230,7 @@ def nearest_codewords_two_level(shapes: np.ndarray, codebook: np.ndarray, two_le
     unit = _unit_rows(codebook)
     bounds = two_level.bounds
     cells = len(two_level.coarse)
-    probes = min(TWO_LEVEL_PROBES, cells)
+    probes = min(probes, cells)
     out = np.zeros(len(shapes), dtype=np.int64)
     meter = RateProgress(progress, "assign", len(shapes), "edges")
     with _OneThread():
