@@ -274,7 +274,7 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
     if profile is not None:
         from .profile import profile_table
 
-        result["profile"] = profile_table(profile, etrecord)
+        result["profile"] = profile_table(profile, etrecord, method)
     return result
 
 
