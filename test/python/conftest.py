@@ -54,14 +54,17 @@ def etrecord_export(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def per_head_model(tmp, int8_model):
-    """int8_model's compressed model lowered with `export --methods per-head`: head_0..head_2 and
-    forward in one program (no backbone method: --backbone none). Its path."""
+    """int8_model's compressed model lowered with `export --methods per-head --etrecord`: head_0..head_2
+    and forward in one program (no backbone method: --backbone none). Its path; the ETRecord is
+    int8.per-head.etrecord beside it."""
     from lutham.exporter.pipeline import lower_program
     from lutham.files import write_atomic
+    from lutham.lower.lowering import etrecord_bytes
 
     path = tmp / "int8.per-head.pte"
-    program = lower_program(int8_model.compressed, int8_model.cfg.example_input(), delegate=True, methods="per-head")
+    program = lower_program(int8_model.compressed, int8_model.cfg.example_input(), delegate=True, methods="per-head", etrecord=True)
     write_atomic(path, program.buffer)
+    write_atomic(path.with_suffix(".etrecord"), etrecord_bytes(program))
     return path
 
 
