@@ -29,6 +29,9 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     ...(r.lutham.external_data && f.external
       ? [`lutham.ptd ${at(r.lutham.external_data.path)} (${formatBytes(f.external.fileBytes)}: the codebooks; run lutham.pte with --data this file)`]
       : []),
+    ...(r.lutham.methods
+      ? [`methods    ${methodList(r.lutham.methods)} (every weight and codebook stored once; run one with --method NAME)`]
+      : []),
     ...(r.lutham.etrecord
       ? [`lutham.etrecord ${at(r.lutham.etrecord.path)} (${formatBytes(r.lutham.etrecord.file_bytes)}: ETRecord; run --profile names the layers from it)`]
       : []),
@@ -44,6 +47,15 @@ export function formatExport(r: ExportReport, outDir?: string): string {
   ];
   for (const w of r.warnings) lines.push(`warning: ${escapeText(w)}`);
   return lines.join('\n');
+}
+
+/** backbone, forward, head_0 .. head_49: a run of numbered methods as one range. */
+export function methodList(names: string[]): string {
+  const heads = names.filter((n) => /^head_\d+$/.test(n)).map((n) => Number(n.slice(5))).sort((a, b) => a - b);
+  const others = names.filter((n) => !/^head_\d+$/.test(n)).map(escapeText);
+  const contiguous = heads.length > 2 && heads.every((k, i) => k === heads[0] + i);
+  const headText = contiguous ? [`head_${heads[0]} .. head_${heads[heads.length - 1]}`] : heads.map((k) => `head_${k}`);
+  return [...others, ...headText].join(', ');
 }
 
 /** --finetune-codebook: the output error on the calibration inputs before and after. */
