@@ -416,9 +416,12 @@ def train_codebook(edges, size: int, seed: int, progress: Progress | None = None
     if n <= size:  # one codeword per edge: exact, no clustering at all
         return shapes_of(edges, 0, n), np.arange(n, dtype=np.int64), None
     scan = DistinctScan(size, edges.d)
+    # Usually over within the first few thousand shapes; all of them when the shapes do repeat.
+    meter = RateProgress(progress, "distinct shapes", n, "edges", hi=0.0)
     for a, b in _pieces(0, n):
         if not scan.feed(canonical_shapes(edges.rows(a, b))):
             break
+        meter.update(b)
     found = scan.finish()
     if found is not None:
         return found[0], found[1], None
