@@ -1,10 +1,12 @@
 // lutham_runner: runs a .pte (lutham.pte or dense.pte) with ExecuTorch and LuthamBackend.
 //
-//   lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]
+//   lutham_runner --model m.pte [--data m.ptd] [--method NAME] [--input x.bin ...] [--output y.bin]
 //                 [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]
 //                 [--etdump out.etdp] [--json]
 //
-// The program is mmap-loaded. Inputs are raw little-endian float32 files holding exactly
+// The program is mmap-loaded; --method runs one of its methods (default forward; `lutham export
+// --methods per-head` writes backbone, head_0..head_{N-1} and forward). A name the program lacks
+// is refused before any run, listing the methods it has. Inputs are raw little-endian float32 files holding exactly
 // the input's element count (one --input per program input, in order); without --input,
 // every input is filled with seeded uniform values in [-1.1, 1.1). Prints each output's
 // shape, a checksum (sum, sum of |v|, FNV-1a 64 of the float32 bytes) and the median
@@ -25,7 +27,8 @@
 // --etdump FILE attaches ExecuTorch's ETDumpGen to the program and writes its ETDump (every
 // run, warm-up included: operator, delegate-call and LuthamBackend layer/phase events) to
 // FILE through a temp file + rename; executorch.devtools.Inspector reads it (with the
-// ETRecord of `lutham export --etrecord` for layer names).
+// ETRecord of `lutham export --etrecord` for layer names). The folders of --etdump and
+// --output are checked before the program is loaded: a run never ends in a write that cannot be.
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -35,7 +38,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <string>
+#include <sys/stat.h>
 #include <vector>
 
 #include <executorch/devtools/etdump/etdump_flatcc.h>
@@ -64,6 +69,7 @@ using executorch::runtime::EValue;
 struct Args {
   std::string model;
   std::string data;
+  std::string method = "forward";
   std::vector<std::string> inputs;
   std::string output;
   int repeat = 10;
@@ -77,7 +83,7 @@ struct Args {
 };
 
 constexpr const char* kUsage =
-    "usage: lutham_runner --model m.pte [--data m.ptd] [--input x.bin ...] [--output y.bin]\n"
+    "usage: lutham_runner --model m.pte [--data m.ptd] [--method NAME] [--input x.bin ...] [--output y.bin]\n"
     "                     [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]\n"
     "                     [--etdump out.etdp] [--json]\n";
 
@@ -104,6 +110,16 @@ uint64_t parse_number(const std::string& flag, const std::string& text, uint64_t
   return value;
 }
 
+// A file to be written at the end of the runs: its folder must exist now (an empty path: no file).
+void check_writable_folder(const std::string& flag, const std::string& path) {
+  if (path.empty()) return;
+  const size_t slash = path.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  struct stat st {};
+  if (stat(folder.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    bad_argument("cannot write " + flag + " " + path + ": no such directory " + folder);
+}
+
 Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i < argc; ++i) {
@@ -114,6 +130,7 @@ Args parse(int argc, char** argv) {
     };
     if (k == "--model") a.model = value();
     else if (k == "--data") a.data = value();
+    else if (k == "--method") a.method = value();
     else if (k == "--input") a.inputs.push_back(value());
     else if (k == "--output") a.output = value();
     else if (k == "--repeat") a.repeat = static_cast<int>(parse_number(k, value(), 1, 1000000000));
@@ -131,6 +148,9 @@ Args parse(int argc, char** argv) {
   }
   if (a.model.empty()) bad_argument("--model is required (--help lists the arguments)");
   if (a.evict_mib != 0 && !a.cold) bad_argument("--evict-mib needs --cold");
+  if (a.method.empty()) bad_argument("--method needs a name (e.g. forward, head_0)");
+  check_writable_folder("--etdump", a.etdump);
+  check_writable_folder("--output", a.output);
   return a;
 }
 
@@ -220,10 +240,26 @@ int main(int argc, char** argv) {
   // corrupted offset in the program (outside our payloads) is followed blindly in Method::init.
   if (Error e = module->load(executorch::runtime::Program::Verification::InternalConsistency); e != Error::Ok)
     return fail("loading the program (verified)", e);
-  if (Error e = module->load_method("forward"); e != Error::Ok) return fail("loading method 'forward'", e);
+  const std::string& method = args.method;
+  if (auto names = module->method_names(); !names.ok() || names->count(method) == 0) {
+    if (!names.ok()) return fail("reading the method names", names.error());
+    // In reading order: head_2 before head_10.
+    std::vector<std::string> sorted(names->begin(), names->end());
+    auto key = [](const std::string& n) {
+      const size_t digits = n.find_last_not_of("0123456789") + 1;
+      return std::make_pair(n.substr(0, digits), digits < n.size() && n.size() - digits < 10 ? std::stoul(n.substr(digits)) : 0ul);
+    };
+    std::sort(sorted.begin(), sorted.end(), [&](const std::string& a, const std::string& b) {
+      return key(a) != key(b) ? key(a) < key(b) : a < b;
+    });
+    std::string known;
+    for (const std::string& n : sorted) known += (known.empty() ? "" : ", ") + n;
+    bad_argument(args.model + " has no method '" + method + "' (it has: " + known + ")");
+  }
+  if (Error e = module->load_method(method); e != Error::Ok) return fail(("loading method '" + method + "'").c_str(), e);
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load0).count();
-  auto meta = module->method_meta("forward");
+  auto meta = module->method_meta(method);
   if (!meta.ok()) return fail("reading method meta", meta.error());
   // MethodMeta checks each input/output value index against the plan; Method::get_output does
   // not (ET_CHECK: abort), so an in-bounds-but-wrong index from a flipped byte stops here.
@@ -290,7 +326,7 @@ int main(int argc, char** argv) {
     uint64_t before[2], after[2];
     lutham_execute_stats(before);
     const auto t0 = std::chrono::steady_clock::now();
-    auto result = module->execute("forward", inputs);
+    auto result = module->execute(method, inputs);
     const auto t1 = std::chrono::steady_clock::now();
     lutham_execute_stats(after);
     if (!result.ok()) return fail("execute", result.error());
@@ -335,7 +371,7 @@ int main(int argc, char** argv) {
   if (!args.etdump.empty() && !write_etdump(*module, args.etdump)) return 2;
 
   if (args.json) {
-    std::printf("{\"model\": \"%s\", \"outputs\": [", args.model.c_str());
+    std::printf("{\"model\": \"%s\", \"method\": \"%s\", \"outputs\": [", args.model.c_str(), method.c_str());
     for (size_t o = 0; o < shapes.size(); ++o) std::printf("%s%s", o ? ", " : "", shapes[o].c_str());
     std::printf("], \"sum\": %.9g, \"abs_sum\": %.9g, \"fnv1a64\": \"%016" PRIx64
                 "\", \"load_ms\": %.3f, \"median_ms\": %.6f, \"repeat\": %d",
@@ -346,6 +382,7 @@ int main(int argc, char** argv) {
                 args.fresh_inputs ? "true" : "false");
   } else {
     std::printf("model: %s (mmap, loaded in %.2f ms)\n", args.model.c_str(), load_ms);
+    if (method != "forward") std::printf("method: %s\n", method.c_str());
     for (size_t o = 0; o < shapes.size(); ++o) std::printf("output %zu: float32 %s\n", o, shapes[o].c_str());
     std::printf("checksum: sum=%.9g abs_sum=%.9g fnv1a64=%016" PRIx64 "\n", sum, abs_sum, hash);
     std::printf("median: %.4f ms over %d runs\n", median, args.repeat);

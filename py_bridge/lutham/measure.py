@@ -3,6 +3,8 @@ benchmarks compare)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from .lower.serialization.external_data import named_data_of
@@ -20,22 +22,29 @@ def kan_parameter_bytes(model: torch.nn.Module) -> int:
 
 
 def lutham_part_bytes(pte: bytes, ptd: bytes | None = None) -> dict:
-    """Bytes of the LuthamBackend payloads and of the (deduplicated) codebooks in a .pte, or in
-    its .ptd (`ptd`: the external data the codebooks were moved to)."""
+    """Bytes of the LuthamBackend payloads (each stored payload once) and of the (deduplicated)
+    codebooks in a .pte, or in its .ptd (`ptd`: the external data the codebooks were moved to);
+    delegates counts every LuthamBackend delegate of every method."""
     from executorch.exir._serialize._program import deserialize_pte_binary
 
     pte_file = deserialize_pte_binary(pte)
     program = pte_file.program
     payload = 0
     delegates = 0
+    stored: set = set()  # a payload used by several methods (export --methods per-head) is in the file once
     for plan in program.execution_plan:
         for d in plan.delegates:
             if d.id == "LuthamBackend":
                 delegates += 1
                 ref = d.processed
                 if int(ref.location) == 0:
-                    payload += len(program.backend_delegate_data[ref.index].data)
-                else:
+                    data = program.backend_delegate_data[ref.index].data
+                    digest = hashlib.sha256(data).digest()  # the serializer stores equal payloads once
+                    if digest not in stored:
+                        stored.add(digest)
+                        payload += len(data)
+                elif ("segment", ref.index) not in stored:
+                    stored.add(("segment", ref.index))
                     payload += program.segments[ref.index].size
     # Codebook keys are content hashes: one key per distinct codebook, one buffer per key.
     if ptd is not None:

@@ -100,3 +100,45 @@ def test_kan_linear_matches_efficient_kan_definition():
     # Inside the grid range the bases are a partition of unity.
     inside = torch.rand(7, 6) * 1.98 - 0.99
     torch.testing.assert_close(b_splines(inside, layer.grid, 3).sum(-1), torch.ones(7, 6))
+
+
+def _random_layer(edges: int, seed: int = 3) -> np.ndarray:
+    """Coefficient vectors of `edges` edges with more distinct shapes than any codebook here."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((edges, 8)) * rng.uniform(0.1, 2, (edges, 1)) + rng.normal(0, 0.3, (edges, 1))).astype(np.float32)
+
+
+def test_two_level_assignment_is_the_best_codeword_of_the_probed_cells():
+    from lutham.compress.gsb import TWO_LEVEL_MIN_CODEBOOK, TwoLevelSearch, _unit_rows, canonical_shapes, train_two_level
+
+    coeffs = _random_layer(12_000)
+    shapes = canonical_shapes(coeffs)
+    two_level = train_two_level(shapes, TWO_LEVEL_MIN_CODEBOOK, seed=0)  # 12,000 shapes: all of them train
+    assert two_level.words.shape == (TWO_LEVEL_MIN_CODEBOOK, 8) and two_level.bounds[-1] == TWO_LEVEL_MIN_CODEBOOK
+    unit = _unit_rows(two_level.words)
+    sample = shapes[:500]
+    for probes in (1, 2):
+        found = TwoLevelSearch(two_level.words, two_level, probes).search(sample)
+        # Brute force: the `probes` coarse cells of largest cosine, then the best +w codeword in them.
+        cells = np.argsort(-(sample @ two_level.coarse.T), axis=1, kind="stable")[:, :probes]
+        for e in range(len(sample)):
+            candidates = np.concatenate([np.arange(two_level.bounds[c], two_level.bounds[c + 1]) for c in cells[e]])
+            scores = unit[candidates] @ sample[e]
+            assert np.isclose(unit[found[e]] @ sample[e], scores.max(), atol=1e-5), (probes, e)
+            assert found[e] in candidates
+
+
+def test_gsb_encode_above_the_two_level_threshold_is_seeded_and_costs_little_r2():
+    from lutham.compress.gsb import TWO_LEVEL_MIN_CODEBOOK
+    from lutham.compress.two_level_check import two_level_cost
+
+    coeffs = _random_layer(12_000)
+    a = gsb_encode(coeffs, TWO_LEVEL_MIN_CODEBOOK, seed=5)
+    b = gsb_encode(coeffs, TWO_LEVEL_MIN_CODEBOOK, seed=5)
+    assert not a.exact and len(a.codebook.values) == TWO_LEVEL_MIN_CODEBOOK
+    assert np.array_equal(a.indices, b.indices) and np.array_equal(a.codebook.values, b.codebook.values)
+    cost = two_level_cost(coeffs, TWO_LEVEL_MIN_CODEBOOK, seed=5, sample_edges=4000, probes=(1, 2, 4))
+    costs = [p["r2_cost"] for p in cost["probes"]]
+    # Exact assignment is the per-edge optimum, and more probed cells only add candidates.
+    assert all(c >= -1e-9 for c in costs) and costs[0] >= costs[1] >= costs[2] - 1e-9, costs
+    assert costs[1] < 0.05 and cost["probes"][1]["same_codeword"] > 0.5, cost

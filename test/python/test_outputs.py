@@ -145,6 +145,57 @@ def test_output_set_sigterm_during_renames_exits_after_the_set_is_whole(tmp_path
     assert _listing(tmp_path) == {n: f"new {n}".encode() for n in NAMES}
 
 
+def _set_with_a_stale_ptd(directory):
+    """An earlier --external-data export's files (with its lutham.ptd), and the next export's set without one."""
+    before = _old_set(directory)
+    (directory / "lutham.ptd").write_bytes(b"old codebooks")
+    outputs = OutputSet(directory, NAMES, remove=("lutham.ptd",))
+    outputs.prepare()
+    for n in NAMES:
+        outputs.add(n, f"new {n}".encode())
+    return outputs, before | {"lutham.ptd": b"old codebooks"}
+
+
+def test_output_set_commit_removes_an_old_file_the_new_set_has_not(tmp_path):
+    outputs, _ = _set_with_a_stale_ptd(tmp_path)
+    outputs.commit()
+    assert _listing(tmp_path) == {n: f"new {n}".encode() for n in NAMES}  # lutham.ptd went with the commit
+
+
+def test_output_set_failed_commit_keeps_the_old_file_it_would_remove(tmp_path, monkeypatch):
+    outputs, before = _set_with_a_stale_ptd(tmp_path)
+    real_unlink = os.unlink
+
+    def unlink(path, *a, **kw):
+        if os.path.basename(path) == "lutham.ptd":
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(path, *a, **kw)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    with pytest.raises(ValueError, match="Permission denied"):
+        outputs.commit()
+    monkeypatch.undo()
+    assert _listing(tmp_path) == before  # the three renames were rolled back, lutham.ptd kept
+
+
+def test_output_set_killed_before_the_removal_is_finished_by_the_next_export(tmp_path):
+    """The journal of a commit a SIGKILL cut short (its process gone) names the renames and the
+    removal of the old lutham.ptd: the next export's prepare() finishes both."""
+    _old_set(tmp_path)
+    (tmp_path / "lutham.ptd").write_bytes(b"old codebooks")
+    dead = _dead_pid()
+    temps = {n: tmp_path / f".{n}.{dead}.0badc0de.tmp" for n in NAMES}
+    for n, temp in temps.items():
+        temp.write_bytes(f"new {n}".encode())
+    backup = tmp_path / f".lutham.ptd.{dead}.0badc0de.old"
+    os.link(tmp_path / "lutham.ptd", backup)
+    (tmp_path / f".lutham-commit.{dead}.0badc0de.json").write_text(json.dumps(
+        {"renames": [{"target": n, "temp": temps[n].name, "backup": None} for n in NAMES]
+         + [{"target": "lutham.ptd", "temp": None, "backup": backup.name}]}))
+    OutputSet(tmp_path, NAMES, remove=("lutham.ptd",)).prepare()
+    assert _listing(tmp_path) == {n: f"new {n}".encode() for n in NAMES}
+
+
 def test_output_set_torn_and_live_journals(tmp_path):
     before = _old_set(tmp_path)
     dead, live = _dead_pid(), os.getppid()

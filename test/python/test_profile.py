@@ -78,3 +78,13 @@ def test_etrecord_is_byte_identical_for_the_same_inputs():
     records = [lowering.lower_with_etrecord(lowering.export_program(compressed.eval(), cfg.example_input()),
                                             lowering.partitioners(True, True))[2] for _ in range(2)]
     assert records[0] == records[1]
+
+
+def test_profile_of_one_method_of_a_per_head_program_names_its_layers(per_head_model, tmp_path):
+    """ExecuTorch 1.5.1's Inspector reads only "forward" of a multi-method ETRecord: run --profile
+    --method head_1 hands it head_1's graph, so the rows are head_1's layers, by name."""
+    etrecord = per_head_model.with_suffix(".etrecord")
+    p = runtime.run_file(per_head_model, repeat=3, method="head_1", profile=tmp_path / "h.etdp", etrecord=etrecord)["profile"]
+    assert sorted(row["layer"] for row in p["rows"] if row["backend"] == BACKEND_NAME) == ["heads.1.layers.0", "heads.1.layers.1"]
+    p = runtime.run_file(per_head_model, repeat=2, profile=tmp_path / "f.etdp", etrecord=etrecord)["profile"]
+    assert sorted(row["layer"] for row in p["rows"] if row["backend"] == BACKEND_NAME) == sorted(LAYERS)

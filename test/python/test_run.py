@@ -65,3 +65,23 @@ def test_run_file_reads_npy_inputs_and_writes_the_output(int8_model, tmp_path):
         ref = int8_model.compressed(x)
     assert info["outputs"] == [list(ref.shape)] and info["repeat"] == 2
     assert rel_l2(torch.from_numpy(np.load(tmp_path / "run_y.npy")), ref) < 1e-5
+
+
+@needs_backend
+def test_run_file_runs_one_method_and_names_the_others(per_head_model, int8_model, tmp_path):
+    """`lutham run --method head_1 --input features.npy`: that head's logits, forward's slice;
+    an unknown method or a wrong input shape is one line naming the method."""
+    x = inputs_for(int8_model.cfg, 4)
+    np.save(tmp_path / "features.npy", x.numpy())
+    full = runtime.run_file(per_head_model, [str(tmp_path / "features.npy")], str(tmp_path / "all.npy"), repeat=1)
+    head = runtime.run_file(per_head_model, [str(tmp_path / "features.npy")], str(tmp_path / "h1.npy"), repeat=2, method="head_1")
+    assert full["method"] == "forward" and head["method"] == "head_1"
+    assert head["outputs"] == [[1, 5]] and full["outputs"] == [[1, 3, 5]]
+    assert np.array_equal(np.load(tmp_path / "h1.npy"), np.load(tmp_path / "all.npy")[:, 1])
+    with pytest.raises(runtime.RunError, match=rf"^{per_head_model} has no method 'head_3' \(it has: forward, head_0 \.\. head_2\)$"):
+        runtime.run_file(per_head_model, repeat=1, method="head_3")
+    with pytest.raises(runtime.RunError, match=r"has no method 'backbone' \(it has: forward\)$"):
+        runtime.run_file(int8_model.lutham_pte, repeat=1, method="backbone")
+    np.save(tmp_path / "narrow.npy", np.zeros((1, 12), np.float32))  # the hidden width, not the head's input
+    with pytest.raises(runtime.RunError, match=r"narrow\.npy has shape \(1, 12\), input 0 needs \(1, 32\) \(method head_2\)$"):
+        runtime.run_file(per_head_model, [str(tmp_path / "narrow.npy")], repeat=1, method="head_2")

@@ -173,5 +173,35 @@ def test_runner_etdump_parses_with_the_inspector(etrecord_export, tmp):
     rows = [row for row in p["rows"] if row["backend"] == BACKEND_NAME]
     assert sorted(row["layer"] for row in rows) == sorted(f"heads.{h}.layers.{l}" for h in range(3) for l in range(2))
     assert p["runs"] == 5 and all(row["calls"] == 5 for row in rows)  # the warm-up run is recorded too
-    bad = subprocess.run(base + ["--etdump", str(tmp / "missing" / "x.etdp")], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == f"lutham_runner: cannot write --etdump {tmp / 'missing' / 'x.etdp'}"
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+def test_runner_checks_the_folders_it_writes_into_before_running(int8_model, tmp):
+    """--etdump/--output into a folder that does not exist: one line and exit 2 (like the other
+    flag errors) before the program is loaded, not after every run."""
+    for flag, name in (("--etdump", "x.etdp"), ("--output", "y.bin")):
+        target = tmp / "missing" / name
+        r = subprocess.run([str(RUNNER), "--model", str(int8_model.lutham_pte), flag, str(target), "--repeat", "1000000000"],
+                           capture_output=True, text=True, timeout=60)  # a billion runs would not end within the timeout
+        assert (r.returncode, r.stdout) == (2, "")
+        assert r.stderr.strip() == f"lutham_runner: cannot write {flag} {target}: no such directory {tmp / 'missing'}"
+
+
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+def test_runner_runs_one_method_of_a_per_head_program(per_head_model, int8_model, tmp):
+    """lutham_runner --method head_2: the Python runtime's bits for that method; an unknown
+    name is refused before any run, listing the program's methods in reading order."""
+    x = inputs_for(int8_model.cfg, 5)
+    xin, yout = tmp / "x_method.bin", tmp / "y_method.bin"
+    x.numpy().astype("<f4").tofile(xin)
+    r = subprocess.run([str(RUNNER), "--model", str(per_head_model), "--method", "head_2", "--input", str(xin),
+                        "--output", str(yout), "--repeat", "2", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads(r.stdout)
+    assert info["method"] == "head_2" and info["outputs"] == [[1, 5]]
+    ref = runtime.run_program(per_head_model, [x], method="head_2")[0]
+    assert torch.equal(torch.from_numpy(np.fromfile(yout, dtype="<f4")).reshape(ref.shape), ref)
+    assert torch.equal(ref, runtime.run_program(per_head_model, [x])[0][:, 2])
+    bad = subprocess.run([str(RUNNER), "--model", str(per_head_model), "--method", "head_3"], capture_output=True, text=True, timeout=60)
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr.strip() == f"lutham_runner: {per_head_model} has no method 'head_3' (it has: forward, head_0, head_1, head_2)"

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import { HANG_GUARD_MS, luthamAsync, npyFloat32 } from './helpers/cli.js';
 import { ROOT, VENV_PYTHON } from './helpers/pte.js';
-import { smallPtes, SMALL } from './helpers/session.js';
+import { appExport, smallPtes, SMALL } from './helpers/session.js';
 
 const CMAKE = join(ROOT, '.venv', 'bin', 'cmake');
 const QEMU_SYSROOT = '/usr/aarch64-linux-gnu';
@@ -59,6 +59,8 @@ describe('cpp_app: an ExecuTorch application linking lutham::backend through CMa
   let pte: string;
   let xBin: string;
   let reference: Float32Array;
+  let appOut: string; // the per-head export (--external-data --methods per-head)
+  let headReference: Float32Array; // lutham run --method head_1 on it
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'lutham-cpp-app-'));
     pte = (await smallPtes()).lutham;
@@ -66,9 +68,17 @@ describe('cpp_app: an ExecuTorch application linking lutham::backend through CMa
     writeFileSync(join(dir, 'x.npy'), npyFloat32([1, SMALL.widths[0]], x));
     xBin = join(dir, 'x.bin');
     writeFileSync(xBin, Buffer.from(new Float32Array(x).buffer));
+    const features = Array.from({ length: 16 }, (_, i) => Math.cos(i * 0.4)); // the app export's input width
+    writeFileSync(join(dir, 'x16.npy'), npyFloat32([1, 16], features));
+    writeFileSync(join(dir, 'x16.bin'), Buffer.from(new Float32Array(features).buffer));
     const run = await luthamAsync(['run', pte, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy'), '--repeat', '1']);
     assert.equal(run.status, 0, run.stderr);
     reference = npyValues(join(dir, 'y.npy'));
+    appOut = (await appExport()).out;
+    const head = await luthamAsync(['run', join(appOut, 'lutham.pte'), '--data', join(appOut, 'lutham.ptd'), '--method', 'head_1',
+      '--input', join(dir, 'x16.npy'), '--output', join(dir, 'h1.npy'), '--repeat', '1']);
+    assert.equal(head.status, 0, head.stderr);
+    headReference = npyValues(join(dir, 'h1.npy'));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -97,6 +107,13 @@ describe('cpp_app: an ExecuTorch application linking lutham::backend through CMa
     const noMethod = sh(app, ['--model', pte, '--method', 'head_9']);
     assert.equal(noMethod.status, 2);
     assert.match(noMethod.stderr, /lutham_app: the program has no method 'head_9' \(it has: forward\)/);
+    // One head of a per-head program with its .ptd: `lutham run --method head_1`'s bits.
+    const head = sh(app, ['--model', join(appOut, 'lutham.pte'), '--data', join(appOut, 'lutham.ptd'), '--method', 'head_1',
+      '--input', join(dir, 'x16.bin')]);
+    assert.equal(head.status, 0, head.stderr);
+    const got = parseApp(head.stdout);
+    assert.equal(got.values.length, 4);
+    assert.equal(bits(got.values), bits(headReference));
   });
 
   it('aarch64: cross-built against the aarch64 packages, the same bits under qemu', function () {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,23 +7,26 @@ import { LuthamError } from '../../ts/errors.js';
 import { inspectPte } from '../../ts/pte/inspect.js';
 import { readPtd } from '../../ts/pte/ptd.js';
 import { luthamAsync } from './helpers/cli.js';
+import { appExport } from './helpers/session.js';
 
 const SMALL = ['--backbone', 'none', '--widths', '16,8,4', '--grid', '5', '--codebook-size', '16', '--no-int8-baseline', '--no-progress'];
 
 describe('external data: export --external-data, --codebooks-from, run --data, inspect a .ptd', function () {
   this.timeout(600_000); // three small exports through the CLI
   let dir: string;
-  let a: string; // 2 heads, codebooks in a/lutham.ptd
-  let b: string; // 3 other heads reusing a's codebooks, all in b/lutham.pte
+  let a: string; // 2 heads, codebooks in a/lutham.ptd, methods head_0, head_1, forward (the session's app export)
+  let b: string; // 3 other heads reusing a's codebooks, all in b/lutham.pte (over a stale .ptd and ETRecord)
   let other: string; // another model's .ptd
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lutham-ptd-'));
-    a = join(dir, 'a');
+    a = (await appExport()).out;
     b = join(dir, 'b');
     other = join(dir, 'other');
-    const first = await luthamAsync(['export', ...SMALL, '--heads', '2', '--external-data', '--out', a, '--json']);
-    assert.equal(first.status, 0, first.stderr);
+    // What an earlier `--external-data --etrecord` export into b left: the new set has neither.
+    await mkdir(b);
+    await copyFile(join(a, 'lutham.ptd'), join(b, 'lutham.ptd'));
+    await writeFile(join(b, 'lutham.etrecord'), 'an ETRecord of another program');
     const [second, third] = await Promise.all([
       luthamAsync(['export', ...SMALL, '--heads', '3', '--seed', '1', '--codebooks-from', join(a, 'lutham.ptd'), '--out', b, '--json']),
       luthamAsync(['export', ...SMALL, '--heads', '1', '--seed', '7', '--external-data', '--out', other]),
@@ -75,6 +78,10 @@ describe('external data: export --external-data, --codebooks-from, run --data, i
     const withData = await luthamAsync(['run', join(a, 'lutham.pte'), '--data', join(a, 'lutham.ptd'), '--json', '--repeat', '1']);
     assert.equal(withData.status, 0, withData.stderr);
     assert.deepEqual(JSON.parse(withData.stdout).outputs, [[1, 2, 4]]);
+  });
+
+  it('an export without --external-data removes the lutham.ptd (and lutham.etrecord) an earlier export left', async () => {
+    assert.deepEqual((await readdir(b)).sort(), ['dense.pte', 'lutham.pte', 'report.json']);
   });
 
   it('run without the .ptd, or with another one, fails with one line', async () => {

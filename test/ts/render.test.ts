@@ -46,7 +46,7 @@ describe('render: text building blocks', () => {
 
 describe('render: run, bench and eval from their data', () => {
   const run: RunResult = {
-    model: 'm.pte', outputs: [[1, 3, 4]], dtypes: ['float32'], sum: 1.2345678912345, abs_sum: 'NaN', median_ms: 0.123456,
+    model: 'm.pte', method: 'forward', outputs: [[1, 3, 4]], dtypes: ['float32'], sum: 1.2345678912345, abs_sum: 'NaN', median_ms: 0.123456,
     repeat: 10, output: null, head_ms: 0.1, backbone_ms: 0.02, split: 'head: ...', non_finite_inputs: [0, 2], non_finite_outputs: 3,
   };
 
@@ -61,6 +61,13 @@ describe('render: run, bench and eval from their data', () => {
     assert.deepEqual(runWarnings({ ...run, non_finite_inputs: [0, 0], non_finite_outputs: 0 }), []);
     assert.equal(formatRun({ ...run, head_ms: null, backbone_ms: null, non_finite_inputs: [0, 0], non_finite_outputs: 0, abs_sum: 2 }),
       'output 0: float32 [1, 3, 4]\nchecksum: sum=1.23456789 abs_sum=2\nmedian: 0.1235 ms over 10 runs');
+    // Another method is named first; a head has no backbone: the rest of its run is glue.
+    assert.equal(formatRun({ ...run, method: 'head_3', outputs: [[1, 4]] }).split('\n').filter((l) => !l.startsWith('checksum')).join('\n'), [
+      'method: head_3',
+      'output 0: float32 [1, 4]',
+      'median: 0.1235 ms over 10 runs',
+      '  outside LuthamBackend: 0.0200 ms, KAN heads (LuthamBackend): 0.1000 ms',
+    ].join('\n'));
   });
 
   it('benchMarkdown: one row per variant, batch and mode, sizes in SI units, each row against its own bound', () => {

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { BACKBONES, exportModels, type Backbone, type ExportReport } from '../lib/export.js';
+import { BACKBONES, EXPORT_METHODS, exportModels, type Backbone, type ExportMethods, type ExportReport } from '../lib/export.js';
 import { formatExport } from '../render/export.js';
 import { progressBar } from '../lib/progress.js';
 import { LuthamError } from '../errors.js';
@@ -37,6 +37,7 @@ interface Args {
   'finetune-codebook': boolean;
   calibration?: string;
   'finetune-epochs'?: number;
+  methods: ExportMethods;
 }
 
 function parseWidths(s: string | undefined): number[] | undefined {
@@ -81,8 +82,10 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('finetune-codebook', { type: 'boolean', default: false, describe: 'fine-tune the codebooks and gains to match the dense model\'s outputs on --calibration inputs before lowering (no labels needed)' })
       .option('calibration', { type: 'string', describe: 'a .npz with one float array of inputs shaped like the model\'s input (N first), for --finetune-codebook' })
       .option('finetune-epochs', { type: 'number', describe: 'passes over the calibration inputs for --finetune-codebook (default 20)' })
+      .option('methods', { choices: EXPORT_METHODS, default: 'forward' as ExportMethods, describe: 'forward: lutham.pte has one method, the whole model; per-head: also backbone (image -> features; none with --backbone none) and head_0..head_{N-1} (features -> logits), sharing one copy of every weight and codebook (run --method NAME)' })
       .example('$0 export --backbone none --heads 2 --external-data --out a', 'a/lutham.pte + a/lutham.ptd')
-      .example('$0 export --backbone none --heads 3 --seed 1 --external-data --codebooks-from a/lutham.ptd --out b', 'b/lutham.pte runs with a/lutham.ptd') as Argv<Args>,
+      .example('$0 export --backbone none --heads 3 --seed 1 --external-data --codebooks-from a/lutham.ptd --out b', 'b/lutham.pte runs with a/lutham.ptd')
+      .example('$0 export --heads 50 --external-data --methods per-head --out app', 'app/lutham.pte with backbone, head_0..head_49 and forward; run one with run --method head_3') as Argv<Args>,
   handler: async (argv) => {
     const bar = progressBar(argv.progress);
     const started = Date.now();
@@ -116,6 +119,7 @@ const exportCommand: CommandModule<{}, Args> = {
           finetuneCodebook: argv['finetune-codebook'],
           calibration: argv.calibration,
           finetuneEpochs: argv['finetune-epochs'],
+          methods: argv.methods,
         },
         bar.update,
       );

@@ -8,6 +8,9 @@ import { comparePte, type Comparison } from '../pte/compare.js';
 
 export const BACKBONES = ['resnet50', 'resnet18', 'mobilenet_v3_small', 'none'] as const;
 export type Backbone = (typeof BACKBONES)[number];
+/** lutham.pte's methods: forward only, or also backbone and head_k (py_bridge/lutham/exporter/methods.py). */
+export const EXPORT_METHODS = ['forward', 'per-head'] as const;
+export type ExportMethods = (typeof EXPORT_METHODS)[number];
 
 export interface ExportOptions {
   backbone: Backbone;
@@ -48,6 +51,8 @@ export interface ExportOptions {
   calibration?: string;
   /** Passes over the calibration inputs (default 20). */
   finetuneEpochs?: number;
+  /** per-head: lutham.pte also has backbone (unless --backbone none) and head_0..head_{N-1} (default forward only). */
+  methods?: ExportMethods;
 }
 
 export interface ExportReport {
@@ -64,6 +69,8 @@ export interface ExportReport {
     external_data?: { path: string; file_bytes: number };
     /** With --etrecord: the ETRecord of lutham.pte. */
     etrecord?: { path: string; file_bytes: number };
+    /** With --methods per-head: lutham.pte's methods (backbone, head_0.., forward). */
+    methods?: string[];
   };
   /** With --codebooks-from: the .ptd (relative to --out) and the key each codebook group reused. */
   codebooks_from?: { path: string; reused: Record<string, string> };
@@ -126,6 +133,8 @@ export function validateExportOptions(o: ExportOptions): void {
   if (o.finetuneCodebook && o.codebooksFrom !== undefined) throw new LuthamError('--finetune-codebook cannot be used with --codebooks-from (the shared codebooks are fixed)');
   if (o.calibration !== undefined && !existsSync(o.calibration)) throw new LuthamError(`--calibration: no such file ${o.calibration}`);
   if (o.codebooksFrom !== undefined && o.int8 === false) throw new LuthamError('--codebooks-from cannot be used with --fp32 (the given codebooks fix the storage)');
+  if (o.methods !== undefined && !EXPORT_METHODS.includes(o.methods)) throw new LuthamError(`--methods must be one of ${EXPORT_METHODS.join(', ')}, got '${o.methods}'`);
+  if (o.methods === 'per-head' && o.model) throw new LuthamError('--methods per-head needs the built backbone + heads model (--backbone/--heads); a --model has no heads LUTHAM can tell apart');
 }
 
 /** `file.py:fn` -> absolute file + `:fn`; a .pt/.pt2 path -> absolute path. Checks the file exists. */
@@ -165,6 +174,7 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     finetune_codebook: o.finetuneCodebook ?? false,
     calibration: o.calibration ? resolve(o.calibration) : null,
     finetune_epochs: o.finetuneEpochs ?? null,
+    methods: o.methods ?? 'forward',
   };
   const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
   // report.json's paths are relative to --out (the file is the same wherever it is written)

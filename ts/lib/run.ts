@@ -9,6 +9,8 @@ import type { JsonNumber } from '../render/text.js';
 
 export interface RunOptions {
   model: string;
+  /** The method to run (default forward; export --methods per-head adds backbone and head_k). */
+  method?: string;
   /** The .ptd holding the program's external data (its codebooks, with export --external-data). */
   data?: string;
   inputs?: string[];
@@ -51,6 +53,7 @@ export interface ProfileResult {
 
 export interface RunResult {
   model: string;
+  method: string;
   outputs: number[][];
   dtypes: string[];
   /** A number, or "NaN"/"Infinity"/"-Infinity" when the outputs hold non-finite values. */
@@ -88,6 +91,7 @@ export async function runProgram(o: RunOptions): Promise<RunResult> {
   }
   return (await callPython('run', {
     model: resolve(o.model),
+    method: o.method ?? 'forward',
     data: o.data ? resolve(o.data) : null,
     inputs: (o.inputs ?? []).map((p) => resolve(p)),
     output: o.output ? resolve(o.output) : null,

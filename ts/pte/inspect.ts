@@ -38,6 +38,16 @@ export interface PlanReport extends Omit<PlanDesc, 'constants' | 'delegates'> {
   constants: { count: number; buffers: number; bytes: number };
 }
 
+/** One method (execution plan) in brief: what `run --method NAME` takes and gives. */
+export interface MethodSummary {
+  name: string;
+  /** Shapes of the tensor inputs and outputs (null for a non-tensor value). */
+  inputs: (number[] | null)[];
+  outputs: (number[] | null)[];
+  delegates: number;
+  luthamDelegates: number;
+}
+
 export interface DelegateRef {
   plan: string;
   delegate: number;
@@ -70,6 +80,8 @@ export interface InspectReport {
   /** Size of the flatbuffer program (the file up to the extended header's program_size). */
   programBytes: number;
   extendedHeader: ExtendedHeader | null;
+  /** Every method in file order (export --methods per-head: backbone, forward, head_k). */
+  methods: MethodSummary[];
   plans: PlanReport[];
   segments: SegmentReport[];
   namedData: NamedDataReport[];
@@ -217,6 +229,13 @@ export async function inspectWithPlans(pte: PteFile, options: InspectOptions = {
     version: pte.program.version(),
     programBytes: pte.programSize,
     extendedHeader: pte.header,
+    methods: planReports.map((p) => ({
+      name: p.name,
+      inputs: p.inputs.map((v) => v.tensor?.shape ?? null),
+      outputs: p.outputs.map((v) => v.tensor?.shape ?? null),
+      delegates: p.delegates.length,
+      luthamDelegates: p.delegates.filter((d) => d.backendId === LUTHAM_BACKEND_ID).length,
+    })),
     plans: planReports,
     segments,
     namedData,

@@ -29,6 +29,9 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     ...(r.lutham.external_data && f.external
       ? [`lutham.ptd ${at(r.lutham.external_data.path)} (${formatBytes(f.external.fileBytes)}: the codebooks; run lutham.pte with --data this file)`]
       : []),
+    ...(r.lutham.methods
+      ? [`methods    ${methodList(r.lutham.methods)} (every weight and codebook stored once; run one with --method NAME)`]
+      : []),
     ...(r.lutham.etrecord
       ? [`lutham.etrecord ${at(r.lutham.etrecord.path)} (${formatBytes(r.lutham.etrecord.file_bytes)}: ETRecord; run --profile names the layers from it)`]
       : []),
@@ -36,7 +39,7 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     `KAN part: Dense KAN constants vs LuthamBackend payloads + codebooks; 'lutham compare' breaks the files down further`,
     `R^2 of the coefficients per codebook: ${r2}`,
     ...(r.dense_int8_xnnpack
-      ? [`Dense int8 (XNNPACK): what users ship today, the heads folded to one matmul per layer with dynamic int8 weights (PT2E XNNPACKQuantizer, per-channel), backbone fp32; size ${r.dense_int8_xnnpack.method}, not written`]
+      ? [`Dense int8 (XNNPACK): what users ship today, the heads folded to one matmul per layer with dynamic int8 weights (PT2E XNNPACKQuantizer, per-channel; the backbone as that quantizer's dynamic patterns take it); size ${r.dense_int8_xnnpack.method}, not written`]
       : []),
     ...(r.max_batch > 1 ? [`both programs take any batch from 1 to ${r.max_batch}`] : []),
     `output error: relative L2 of the head outputs, SHARe-KAN vs Dense, PyTorch eager, seeded inputs`,
@@ -44,6 +47,15 @@ export function formatExport(r: ExportReport, outDir?: string): string {
   ];
   for (const w of r.warnings) lines.push(`warning: ${escapeText(w)}`);
   return lines.join('\n');
+}
+
+/** backbone, forward, head_0 .. head_49: a run of numbered methods as one range. */
+export function methodList(names: string[]): string {
+  const heads = names.filter((n) => /^head_\d+$/.test(n)).map((n) => Number(n.slice(5))).sort((a, b) => a - b);
+  const others = names.filter((n) => !/^head_\d+$/.test(n)).map(escapeText);
+  const contiguous = heads.length > 2 && heads.every((k, i) => k === heads[0] + i);
+  const headText = contiguous ? [`head_${heads[0]} .. head_${heads[heads.length - 1]}`] : heads.map((k) => `head_${k}`);
+  return [...others, ...headText].join(', ');
 }
 
 /** --finetune-codebook: the output error on the calibration inputs before and after. */

@@ -15,6 +15,11 @@ function quantText(q: { bits: number; scaleCount: number }): string {
   return q.bits === 32 ? 'fp32' : `int${q.bits}/${q.scaleCount}s`;
 }
 
+/** head_2 before head_10: digit runs compare as numbers. */
+export function naturalOrder(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
+}
+
 /** The human-readable form of an InspectReport. */
 export function formatInspect(r: InspectReport): string {
   const out: string[] = [];
@@ -25,6 +30,11 @@ export function formatInspect(r: InspectReport): string {
       ? `  program ${bytesCell(r.programBytes)}; segment data ${bytesCell(eh.segmentDataSize)} at offset ${num(eh.segmentBaseOffset)}`
       : `  program ${bytesCell(r.programBytes)}; no extended header (no segments)`,
   );
+  out.push('');
+  out.push(`Methods (${r.methods.length}):`);
+  const shapes = (s: (number[] | null)[]) => s.map((t) => (t ? `[${t.join(', ')}]` : '(not a tensor)')).join(' ') || '-';
+  out.push(indent(table(['method', 'inputs', 'outputs', 'delegates', 'LuthamBackend'],
+    [...r.methods].sort((a, b) => naturalOrder(a.name, b.name)).map((m) => [escapeText(m.name), shapes(m.inputs), shapes(m.outputs), String(m.delegates), String(m.luthamDelegates)]), [3, 4])));
   for (const p of r.plans) {
     out.push('');
     out.push(`Plan "${escapeText(p.name)}": ${num(p.valueCount)} values, ${num(p.instructionCount)} instructions`);

@@ -5,11 +5,14 @@ import { formatG, table } from './text.js';
 
 /** The result lines (stdout); the warnings are runWarnings' (stderr). */
 export function formatRun(r: RunResult): string {
-  const lines = r.dtypes.map((d, i) => `output ${i}: ${d} [${r.outputs[i].join(', ')}]`);
+  const lines = r.method === 'forward' ? [] : [`method: ${escapeText(r.method)}`];
+  lines.push(...r.dtypes.map((d, i) => `output ${i}: ${d} [${r.outputs[i].join(', ')}]`));
   lines.push(`checksum: sum=${formatG(r.sum, 9)} abs_sum=${formatG(r.abs_sum, 9)}`);
   lines.push(`median: ${r.median_ms.toFixed(4)} ms over ${r.repeat} runs`);
   if (r.head_ms !== null && r.backbone_ms !== null) {
-    lines.push(`  backbone: ${r.backbone_ms.toFixed(4)} ms, KAN heads (LuthamBackend): ${r.head_ms.toFixed(4)} ms`);
+    // A head_k method has no backbone: what runs outside LuthamBackend there is glue.
+    const rest = r.method.startsWith('head_') ? 'outside LuthamBackend' : 'backbone';
+    lines.push(`  ${rest}: ${r.backbone_ms.toFixed(4)} ms, KAN heads (LuthamBackend): ${r.head_ms.toFixed(4)} ms`);
   }
   if (r.profile) lines.push('', formatProfile(r.profile));
   return lines.join('\n');

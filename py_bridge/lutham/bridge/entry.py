@@ -106,7 +106,7 @@ def run(args_json: str, callback=None) -> str:
     a = json.loads(args_json)
     try:
         info = runtime.run_file(a["model"], a.get("inputs") or [], a.get("output"), int(a.get("repeat", 10)), int(a.get("seed", 0)),
-                                   a.get("data"), a.get("profile"), a.get("etrecord"))
+                                   a.get("data"), a.get("profile"), a.get("etrecord"), a.get("method") or "forward")
     except runtime.BackendNotBuilt as e:
         raise ValueError(str(e)) from None
     return _dumps(info)  # the CLI renders it (ts/render/run.ts)

@@ -327,20 +327,20 @@ TWO_LEVEL_CHUNK_EDGES = 1 << 22
 
 class TwoLevelSearch:
     """Index of the codeword of largest cosine for each sign-canonical shape among the
-    codewords of its TWO_LEVEL_PROBES nearest coarse cells (what an IVF index with that nprobe
+    codewords of its `probes` nearest coarse cells (what an IVF index with that nprobe
     finds), searched cell by cell so each search is one matrix product. Only +w is searched:
     canonical shapes and their k-means codewords lie on the same side."""
 
     batch = TWO_LEVEL_CHUNK_EDGES
 
-    def __init__(self, codebook: np.ndarray, two_level: TwoLevelCodebook):
+    def __init__(self, codebook: np.ndarray, two_level: TwoLevelCodebook, probes: int = TWO_LEVEL_PROBES):
         import faiss
 
         d = codebook.shape[1]
         unit = _unit_rows(codebook)
         self.bounds = bounds = two_level.bounds
         self.cells = cells = len(two_level.coarse)
-        self.probes = min(TWO_LEVEL_PROBES, cells)
+        self.probes = min(probes, cells)
         self.coarse_index = faiss.IndexFlatIP(d)
         self.coarse_index.add(np.ascontiguousarray(two_level.coarse, dtype=np.float32))
         self.cell_index = []
@@ -427,12 +427,12 @@ def train_codebook(edges, size: int, seed: int, progress: Progress | None = None
         return found[0], found[1], None
     if size >= TWO_LEVEL_MIN_CODEBOOK:
         rows = two_level_sample_rows(n, size, seed)
-        two_level = train_two_level(_shapes_at(edges, rows), size, seed, progress)
+        two_level = train_two_level(shapes_at(edges, rows), size, seed, progress)
         return two_level.words, None, two_level
-    return _spherical_kmeans(_shapes_at(edges, faiss_training_rows(n, size, seed)), size, seed), None, None
+    return _spherical_kmeans(shapes_at(edges, faiss_training_rows(n, size, seed)), size, seed), None, None
 
 
-def _shapes_at(edges, rows: np.ndarray | None) -> np.ndarray:
+def shapes_at(edges, rows: np.ndarray | None) -> np.ndarray:
     """Canonical shapes of the given rows in that order (all rows for None)."""
     if rows is None:
         return shapes_of(edges, 0, edges.n)

@@ -8,7 +8,9 @@ in as one commit:
 
 1. each old file gets a hard link `.<name>.<pid>.<token>.old` (its backup, no copy);
 2. a journal `.lutham-commit.<pid>.<token>.json` names the renames; it is fsynced before any;
-3. the temps are renamed over the targets, with SIGINT/SIGTERM/SIGHUP held back;
+3. the temps are renamed over the targets, with SIGINT/SIGTERM/SIGHUP held back, and the old
+   files the new set no longer has (`remove`: e.g. the lutham.ptd of an earlier --external-data
+   export, which the new lutham.pte does not read) are unlinked;
 4. the journal and the backups are removed.
 
 A rename that fails puts the old files back from their backups. A process killed during step 3
@@ -164,22 +166,24 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
-def _journal_plan(directory: Path, journal_pid: int, text: str, names) -> list[tuple[Path, Path, Path | None]] | None:
-    """The (temp, target, backup) renames of a journal, or None unless every entry is one of ours."""
+def _journal_plan(directory: Path, journal_pid: int, text: str, names) -> list[tuple[Path | None, Path, Path | None]] | None:
+    """The (temp, target, backup) renames of a journal (temp None: the target is removed), or
+    None unless every entry is one of ours."""
     try:
         entries = json.loads(text)["renames"]
         plan = []
         for e in entries:
             target, temp, backup = e["target"], e["temp"], e["backup"]
-            if target not in names:
+            if target not in names or (temp is None and backup is None):
                 return None
             for name, kind in ((temp, "tmp"), (backup, "old")):
-                if name is None and kind == "old":
+                if name is None:
                     continue
                 m = _TEMP_NAME.match(name)
                 if not m or m["name"] != target or m["kind"] != kind or int(m["pid"]) != journal_pid:
                     return None
-            plan.append((directory / temp, directory / target, None if backup is None else directory / backup))
+            plan.append((None if temp is None else directory / temp, directory / target,
+                         None if backup is None else directory / backup))
         return plan
     except (ValueError, KeyError, TypeError):
         return None
@@ -207,7 +211,10 @@ def recover_interrupted_commits(directory: Path, names) -> list[Path]:
         if plan:
             try:
                 for temp, target, _ in plan:
-                    if temp.exists():
+                    if temp is None:  # a file the new set does not have
+                        if target.exists():
+                            os.unlink(target)
+                    elif temp.exists():
                         os.replace(temp, target)
             except OSError:
                 continue  # leave the journal for a later try; the stale-temp sweep must not run on it
@@ -253,9 +260,12 @@ def remove_stale_temporaries(directory: Path, names) -> list[Path]:
 class OutputSet:
     """Files of one run: `prepare()` before the work, `add()` each result, `commit()` at the end."""
 
-    def __init__(self, directory: str | os.PathLike, names) -> None:
+    def __init__(self, directory: str | os.PathLike, names, remove=()) -> None:
+        """names: the files of the set; remove: files an earlier set may have left that this one
+        has not, unlinked by the same commit (e.g. lutham.ptd when the new export has none)."""
         self.directory = Path(directory)
         self.names = tuple(names)
+        self.removed = tuple(n for n in remove if n not in self.names)
         self._data: dict[str, bytes] = {}
         self._written: dict[str, tuple[Path, int]] = {}  # name -> (its complete temp file, bytes)
         self._unlock = None  # closes the locked directory's descriptor, once (also when garbage-collected)
@@ -277,8 +287,8 @@ class OutputSet:
         self._lock_directory()
         try:
             self._check_targets()
-            recover_interrupted_commits(d, self.names)
-            remove_stale_temporaries(d, self.names)
+            recover_interrupted_commits(d, self.names + self.removed)
+            remove_stale_temporaries(d, self.names + self.removed)
         except BaseException:
             self.release()
             raise
@@ -312,7 +322,7 @@ class OutputSet:
             unlock()
 
     def _check_targets(self) -> None:
-        for name in self.names:
+        for name in self.names + self.removed:
             p = self.path(name)
             if p.is_symlink() or (p.exists() and not p.is_file()):
                 raise ValueError(f"--out: {p} exists and is not a regular file; remove it or choose another --out")
@@ -418,10 +428,11 @@ class OutputSet:
             return None  # e.g. a filesystem without hard links: that file cannot be rolled back
         return backup
 
-    def _write_journal(self, temps: dict[str, Path], backups: dict[str, Path | None]) -> Path:
+    def _write_journal(self, temps: dict[str, Path], backups: dict[str, Path | None], removing: list[str]) -> Path:
         journal = self.directory / f".lutham-commit.{os.getpid()}.{secrets.token_hex(4)}.json"
         text = json.dumps({"renames": [{"target": n, "temp": temps[n].name, "backup": None if backups[n] is None else backups[n].name}
-                                       for n in self.names]})
+                                       for n in self.names]
+                           + [{"target": n, "temp": None, "backup": backups[n].name} for n in removing]})
         fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             write_synced(fd, text.encode())
@@ -438,18 +449,28 @@ class OutputSet:
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS) if main else None
         backups: dict[str, Path | None] = {}
         absent = {name for name in self.names if not self.path(name).exists()}
+        # Old files to remove; one that cannot get a backup (no hard links) is left in place,
+        # since removing it could not be undone by a failed commit.
+        removing: list[str] = []
         journal = None
         try:
             try:
                 for name in self.names:
                     backups[name] = None if name in absent else self._backup(name)
-                journal = self._write_journal(temps, backups)
+                for name in self.removed:
+                    if self.path(name).exists() and (backup := self._backup(name)) is not None:
+                        backups[name] = backup
+                        removing.append(name)
+                journal = self._write_journal(temps, backups, removing)
             except OSError as e:
                 raise ValueError(f"cannot write {self.directory}: {e.strerror or e}") from None
             done: list[str] = []
             try:
                 for name in self.names:
                     os.replace(temps[name], self.path(name))
+                    done.append(name)
+                for name in removing:
+                    os.unlink(self.path(name))
                     done.append(name)
             except OSError as e:
                 self._roll_back(done, backups, absent)
@@ -459,6 +480,9 @@ class OutputSet:
                 for name in self.names:
                     if name not in done:
                         os.replace(temps[name], self.path(name))
+                for name in removing:
+                    if name not in done:
+                        _unlink_quietly(self.path(name))
                 raise
             finally:
                 _fsync_directory(self.directory)

@@ -41,9 +41,34 @@ def _ms(values) -> list[float]:
     return [float(v) for v in values]
 
 
-def profile_table(etdump: str | os.PathLike, etrecord: str | os.PathLike | None) -> dict:
+def _method_etrecord(etrecord: str | os.PathLike, method: str):
+    """The ETRecord as the Inspector can read it for `method`.
+
+    ExecuTorch 1.5.1's ETRecord saves every method of a multi-method program (export --methods
+    per-head), but its Inspector reads one: `_consume_etrecord` looks up the maps under "forward"
+    and `gen_graphs_from_etrecord` takes edge_dialect_program as one program
+    (devtools/inspector/_inspector.py, _inspector_utils.py). So the run method's graph and maps
+    are put where it looks; a single-method ETRecord is given as it is (its path)."""
+    from executorch.devtools.etrecord import parse_etrecord
+
+    record = parse_etrecord(str(etrecord))
+    programs = record.edge_dialect_program
+    if not isinstance(programs, dict):
+        return str(etrecord)
+    if method not in programs:
+        raise ValueError(f"{etrecord} has no method '{method}' (it is the ETRecord of another program)")
+    record.edge_dialect_program = programs[method]
+    for field in ("_debug_handle_map", "_delegate_map", "_instruction_id_to_num_outs_map"):
+        maps = getattr(record, field, None)
+        if isinstance(maps, dict) and method in maps:
+            maps["forward"] = maps[method]
+    return record
+
+
+def profile_table(etdump: str | os.PathLike, etrecord: str | os.PathLike | None, method: str = "forward") -> dict:
     """Rows of the ETDump's Execute block: one per LuthamBackend layer (with its phases), one per
-    other delegate call and one per portable operator; times in ms, shares of the run's median."""
+    other delegate call and one per portable operator; times in ms, shares of the run's median.
+    `method`: the method the ETDump ran (its graph in a multi-method ETRecord names the rows)."""
     import warnings
 
     import numpy as np
@@ -54,8 +79,8 @@ def profile_table(etdump: str | os.PathLike, etrecord: str | os.PathLike | None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Output Buffer not found": no debug buffer is asked for
         try:
-            inspector = Inspector(etdump_path=str(etdump), etrecord=None if etrecord is None else str(etrecord),
-                                  enable_module_hierarchy=etrecord is not None)
+            record = None if etrecord is None else _method_etrecord(etrecord, method)
+            inspector = Inspector(etdump_path=str(etdump), etrecord=record, enable_module_hierarchy=etrecord is not None)
         except Exception as e:  # a truncated or foreign file: flatc or the ETRecord's unzip says why
             raise ValueError(f"ExecuTorch's Inspector cannot read {etdump}" + (f" with {etrecord}" if etrecord else "")
                              + f": {type(e).__name__}") from None

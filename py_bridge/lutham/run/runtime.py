@@ -72,11 +72,39 @@ def codebook_cache_stats() -> dict:
     return dict(loads=out[0], hits=out[1], live=out[2], copies=out[3])
 
 
+def method_order(name: str) -> tuple:
+    """Sorts method names as a person reads them: head_2 before head_10."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name))
+
+
+def method_list(names) -> str:
+    """The names in method_order, a run of consecutive numbered ones as one range: "backbone,
+    forward, head_0 .. head_49"."""
+    runs: list[list] = []  # [prefix, first, last] or [name]
+    for name in sorted(names, key=method_order):
+        m = re.fullmatch(r"(.*?_)(\d+)", name)
+        last = runs[-1] if runs else None
+        if m and last and len(last) == 3 and last[0] == m[1] and int(m[2]) == last[2] + 1:
+            last[2] = int(m[2])
+        else:
+            runs.append([m[1], int(m[2]), int(m[2])] if m else [name])
+    def text(r: list) -> str:
+        if len(r) == 1:
+            return r[0]
+        prefix, first, last = r
+        if last - first < 2:
+            return ", ".join(f"{prefix}{k}" for k in range(first, last + 1))
+        return f"{prefix}{first} .. {prefix}{last}"
+
+    return ", ".join(text(r) for r in runs)
+
+
 def load_method(path: str | os.PathLike, method: str = "forward", data: str | os.PathLike | None = None,
                 enable_etdump: bool = False):
     """(program, method) for a .pte file (and the .ptd holding its external data, if any); keep
     the program alive while using the method. enable_etdump: ExecuTorch records an ETDump of
-    the runs (program.write_etdump_result_to_file writes it)."""
+    the runs (program.write_etdump_result_to_file writes it). A method the program lacks is a
+    RunError listing those it has (export --methods per-head writes backbone, head_k, forward)."""
     load_backend()
     from executorch.runtime import Runtime, Verification
 
@@ -84,6 +112,8 @@ def load_method(path: str | os.PathLike, method: str = "forward", data: str | os
     # explicitly): a corrupted offset is refused instead of followed in Method::init.
     program = Runtime.get().load_program(Path(path), verification=Verification.InternalConsistency,
                                          data_path=None if data is None else Path(data), enable_etdump=enable_etdump)
+    if method not in program.method_names:
+        raise RunError(f"{path} has no method '{method}' (it has: {method_list(program.method_names)})")
     return program, program.load_method(method)
 
 
@@ -210,15 +240,17 @@ def executorch_message(e: Exception) -> str:
 
 def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str | None = None,
              repeat: int = 10, seed: int = 0, data: str | os.PathLike | None = None,
-             profile: str | os.PathLike | None = None, etrecord: str | os.PathLike | None = None) -> dict:
-    """Runs a .pte like lutham_runner: returns output shapes, a checksum and the median time.
+             profile: str | os.PathLike | None = None, etrecord: str | os.PathLike | None = None,
+             method: str = "forward") -> dict:
+    """Runs a method of a .pte like lutham_runner: returns output shapes, a checksum and the median time.
 
     `inputs` are .npy files, one per program input; without them, seeded uniform inputs in
     [-1.1, 1.1) of the program's input shapes. `output` saves the first output as .npy.
     `data`: the .ptd holding the program's external data (export --external-data).
     `profile`: write the runs' ETDump there and return ExecuTorch's per-layer profile of them
     (run/profile.py) as "profile"; `etrecord` names its layers (default: lutham.etrecord beside
-    the .pte, if there).
+    the .pte, if there). `method`: which of the program's methods (export --methods per-head
+    writes backbone, head_k and forward); an unknown name is a RunError listing them.
     """
     if repeat < 1:
         raise RunError(f"--repeat must be at least 1, got {repeat}")
@@ -238,11 +270,11 @@ def run_file(model: str | os.PathLike, inputs: Sequence[str] = (), output: str |
             raise RunError(f"--etrecord: no such file {etrecord}")
         etrecord = etrecord if etrecord is not None else default_etrecord(model)
     with capture_native_log() as log:
-        result = _run_file(model, inputs, output, repeat, seed, data, log, profile)
+        result = _run_file(model, inputs, output, repeat, seed, data, log, profile, method)
     if profile is not None:
         from .profile import profile_table
 
-        result["profile"] = profile_table(profile, etrecord)
+        result["profile"] = profile_table(profile, etrecord, method)
     return result
 
 
@@ -268,14 +300,14 @@ def _write_etdump(program, path) -> None:
                 pass
 
 
-def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog, profile=None) -> dict:
+def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog, profile=None, method_name: str = "forward") -> dict:
     import time
 
     import numpy as np
 
     try:
-        program, method = load_method(model, data=data, enable_etdump=profile is not None)
-    except BackendNotBuilt:
+        program, method = load_method(model, method_name, data, enable_etdump=profile is not None)
+    except (BackendNotBuilt, RunError):
         raise
     except Exception as e:  # ExecuTorch reports load failures as RuntimeError; details are in its log
         detail = log.first_line()
@@ -299,7 +331,7 @@ def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog, profile
             # A dynamic-batch program (export --max-batch N) reports its upper bound: fewer rows are fine.
             smaller_batch = arr.ndim == len(shape) >= 1 and arr.shape[1:] == shape[1:] and 1 <= arr.shape[0] <= shape[0]
             if arr.shape != shape and not smaller_batch:
-                raise RunError(f"{inputs[i]} has shape {arr.shape}, input {i} needs {shape}")
+                raise RunError(f"{inputs[i]} has shape {arr.shape}, input {i} needs {shape} (method {method_name})")
             tensors.append(torch.from_numpy(arr))
         else:
             tensors.append(torch.rand(shape, generator=gen) * 2.2 - 1.1)
@@ -328,7 +360,7 @@ def _run_file(model, inputs, output, repeat, seed, data, log: NativeLog, profile
     del program
     # NaN/Inf inputs are allowed (they show what the model does with them) and are reported.
     non_finite_inputs = [int((~torch.isfinite(t)).sum()) for t in tensors]
-    return dict(model=str(model), outputs=[list(o.shape) for o in outputs],
+    return dict(model=str(model), method=method_name, outputs=[list(o.shape) for o in outputs],
                 dtypes=[str(o.dtype).replace("torch.", "") for o in outputs],
                 sum=float(flat.sum(dtype=np.float64)), abs_sum=float(np.abs(flat).sum(dtype=np.float64)),
                 median_ms=float(np.median(times)), repeat=repeat, output=output,

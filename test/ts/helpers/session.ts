@@ -116,3 +116,29 @@ export function userModel(): Promise<UserModel> {
   })();
   return userModelFiles;
 }
+
+/** What "Use it in your app" exports: 2 heads of 16 -> 8 -> 4, --external-data --methods per-head. */
+export const APP_FLAGS = ['--backbone', 'none', '--widths', '16,8,4', '--grid', '5', '--codebook-size', '16', '--no-int8-baseline',
+  '--no-progress', '--heads', '2', '--external-data', '--methods', 'per-head'];
+
+export interface AppExport {
+  /** --out: dense.pte, lutham.pte (methods head_0, head_1, forward), lutham.ptd, report.json. */
+  out: string;
+  /** The export's --json report. */
+  report: ExportReport;
+}
+
+let app: Promise<AppExport> | null = null;
+
+/** The per-head, external-data export of this mocha run (external_data, methods and cpp_app tests read it). */
+export function appExport(): Promise<AppExport> {
+  app ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lutham-test-app-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const out = join(dir, 'a');
+    const cli = await luthamAsync(['export', ...APP_FLAGS, '--out', out, '--json']);
+    if (cli.status !== 0) throw new Error(`the per-head export failed (${cli.status}):\n${cli.stderr}`);
+    return { out, report: JSON.parse(cli.stdout) as ExportReport };
+  })();
+  return app;
+}
