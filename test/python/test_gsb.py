@@ -109,17 +109,16 @@ def _random_layer(edges: int, seed: int = 3) -> np.ndarray:
 
 
 def test_two_level_assignment_is_the_best_codeword_of_the_probed_cells():
-    from lutham.compress.gsb import (TWO_LEVEL_MIN_CODEBOOK, _unit_rows, biases_and_canonical_shapes,
-                                     nearest_codewords_two_level, train_two_level)
+    from lutham.compress.gsb import TWO_LEVEL_MIN_CODEBOOK, TwoLevelSearch, _unit_rows, canonical_shapes, train_two_level
 
     coeffs = _random_layer(12_000)
-    _, shapes = biases_and_canonical_shapes(coeffs)
-    two_level = train_two_level(shapes, TWO_LEVEL_MIN_CODEBOOK, seed=0)
+    shapes = canonical_shapes(coeffs)
+    two_level = train_two_level(shapes, TWO_LEVEL_MIN_CODEBOOK, seed=0)  # 12,000 shapes: all of them train
     assert two_level.words.shape == (TWO_LEVEL_MIN_CODEBOOK, 8) and two_level.bounds[-1] == TWO_LEVEL_MIN_CODEBOOK
     unit = _unit_rows(two_level.words)
     sample = shapes[:500]
     for probes in (1, 2):
-        found = nearest_codewords_two_level(sample, two_level.words, two_level, probes=probes)
+        found = TwoLevelSearch(two_level.words, two_level, probes).search(sample)
         # Brute force: the `probes` coarse cells of largest cosine, then the best +w codeword in them.
         cells = np.argsort(-(sample @ two_level.coarse.T), axis=1, kind="stable")[:, :probes]
         for e in range(len(sample)):

@@ -19,7 +19,10 @@ from ..limits import MAX_CODEBOOK_SIZE
 from ..model.kan import KANLinear
 from ..model.modules import replace_module
 from .layer import SharedKANLinear
-from .gsb import Progress, RSquared, gsb_encode, r_squared
+from .edges import LayerEdges
+from . import gsb
+from .gsb import Encoder, Progress, RateProgress, RSquared, edge_biases, gsb_encode, r_squared
+from .reductions import PairwiseSum, SlotMeans
 from .quant import FLOAT_BITS, Quantized, quantize_rows
 
 # Edges (a seeded sample of the group) on which given codebooks are compared to pick one.
@@ -80,17 +83,19 @@ class CompressionReport:
         return out
 
 
-def choose_codebook(coeffs: np.ndarray, codebooks: dict[str, Quantized], seed: int) -> str:
-    """Key of the given codebook that reconstructs a seeded sample of `coeffs` best (R^2); the
-    first key wins a tie. Only codebooks whose words have the edges' coefficient count qualify."""
-    fitting = [k for k, q in codebooks.items() if q.values.shape[1] == coeffs.shape[1]]
+def choose_codebook(edges, codebooks: dict[str, Quantized], seed: int) -> str:
+    """Key of the given codebook that reconstructs a seeded sample of the edges (ArrayEdges,
+    LayerEdges) best (R^2); the first key wins a tie. Only codebooks whose words have the
+    edges' coefficient count qualify."""
+    fitting = [k for k, q in codebooks.items() if q.values.shape[1] == edges.d]
     if not fitting:
         dims = sorted({q.values.shape[1] for q in codebooks.values()})
-        raise ValueError(f"no given codebook has {coeffs.shape[1]}-value words (they have {dims})")
+        raise ValueError(f"no given codebook has {edges.d}-value words (they have {dims})")
     if len(fitting) == 1:
         return fitting[0]
     rng = np.random.default_rng(seed)
-    sample = coeffs if len(coeffs) <= CODEBOOK_CHOICE_SAMPLE else coeffs[np.sort(rng.choice(len(coeffs), CODEBOOK_CHOICE_SAMPLE, replace=False))]
+    sample = (edges.rows(0, edges.n) if edges.n <= CODEBOOK_CHOICE_SAMPLE
+              else edges.gather(np.sort(rng.choice(edges.n, CODEBOOK_CHOICE_SAMPLE, replace=False))))
     def fit(key: str) -> float:
         code = gsb_encode(sample, 0, seed, codebook=codebooks[key])
         stored = code.codebook.dequantize()
@@ -115,6 +120,104 @@ def _kan_groups(model: nn.Module, scope: str) -> list[tuple[str, list[tuple[str,
     return list(groups.items())
 
 
+class _LayerWriter:
+    """One KAN layer of a group, finished row by row as the group's codeword indices arrive:
+    its gains and biases are computed again from its coefficients (a function of each row) and
+    quantized per row, its R^2 sums accumulated in numpy's order, so no (edges, d) matrix of
+    the group is ever held."""
+
+    def __init__(self, name: str, m: KANLinear, edges: LayerEdges, layer: int, encoder: Encoder, config: CompressionConfig,
+                 group_means: np.ndarray, layer_means: np.ndarray):
+        self.name, self.m, self.edges, self.layer, self.encoder, self.config = name, m, edges, layer, encoder, config
+        out, inp = m.out_features, m.in_features
+        self.n = out * inp
+        self.indices = np.empty((out, inp), np.int32)
+        self.known = 0  # edges whose index has arrived
+        self.rows_done = 0
+        kind = lambda bits: np.float32 if bits == FLOAT_BITS else np.int8
+        self.gains = np.empty((out, inp), kind(config.gain_bits))
+        self.biases = np.empty((out, inp), kind(config.bias_bits))
+        self.gain_scales = np.empty(out, np.float32)
+        self.bias_scales = np.empty(out, np.float32)
+        self.group_means = group_means.astype(np.float64)
+        self.layer_means = layer_means.astype(np.float64)
+        values = self.n * edges.d  # r_squared's sums run over the layer's (edges, d) arrays
+        self.sse, self.sst_group, self.sst_layer = PairwiseSum(values), PairwiseSum(values), PairwiseSum(values)
+
+    def take(self, start: int, indices: np.ndarray) -> None:
+        """Indices of this layer's edges start.. (its own numbering), the next ones in order."""
+        self.indices.reshape(-1)[start : start + len(indices)] = indices
+        self.known = start + len(indices)
+        inp = self.m.in_features
+        complete = self.known // inp
+        rows = max(1, gsb.CHUNK_EDGES // inp)
+        while self.rows_done < complete:
+            r0, r1 = self.rows_done, min(complete, self.rows_done + rows)
+            self._rows(r0, r1)
+            self.rows_done = r1
+
+    def _rows(self, r0: int, r1: int) -> None:
+        inp, config, encoder = self.m.in_features, self.config, self.encoder
+        coeffs = self.edges.layer_rows(self.layer, r0 * inp, r1 * inp)
+        indices = self.indices[r0:r1].reshape(-1)
+        biases = edge_biases(coeffs)
+        gains = quantize_rows(encoder.gains(coeffs, biases, indices).reshape(-1, inp), config.gain_bits)
+        biases = quantize_rows(biases.reshape(-1, inp), config.bias_bits)
+        self.gains[r0:r1], self.gain_scales[r0:r1] = gains.values, gains.scales
+        self.biases[r0:r1], self.bias_scales[r0:r1] = biases.values, biases.scales
+        approx = biases.dequantize().reshape(-1, 1) + gains.dequantize().reshape(-1, 1) * encoder.stored[indices]
+        original = coeffs.astype(np.float64)
+        self.sse.add((original - approx) ** 2)
+        self.sst_group.add((original - self.group_means) ** 2)
+        self.sst_layer.add((original - self.layer_means) ** 2)
+
+    @property
+    def done(self) -> bool:
+        return self.rows_done == self.m.out_features
+
+    def finish(self, k: int, index_bits: int, group_r2: RSquared) -> SharedKANLinear:
+        """The compressed layer; adds this layer's sums to its group's R^2."""
+        m, config, codebook = self.m, self.config, self.encoder.codebook
+        sse = self.sse.value()
+        group_r2.add_sums(sse, self.sst_group.value())
+        layer_r2 = RSquared(self.layer_means)
+        layer_r2.add_sums(sse, self.sst_layer.value())
+        base = quantize_rows(m.base_weight.detach().numpy(), config.base_bits)
+        return SharedKANLinear(
+            knots=m.grid.detach().clone(),
+            codebook=torch.from_numpy(codebook.values.copy()),
+            codebook_scales=torch.from_numpy(codebook.scales.copy()),
+            indices=torch.from_numpy(self.indices),
+            gains=torch.from_numpy(self.gains), gain_scales=torch.from_numpy(self.gain_scales),
+            biases=torch.from_numpy(self.biases), bias_scales=torch.from_numpy(self.bias_scales),
+            base_weight=torch.from_numpy(base.values), base_scales=torch.from_numpy(base.scales),
+            spline_order=m.spline_order, codebook_bits=codebook.bits, index_bits=index_bits,
+            gain_bits=config.gain_bits, bias_bits=config.bias_bits, base_bits=config.base_bits,
+            r2=layer_r2.value(), basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator,
+        )
+
+
+def _slot_means(edges: LayerEdges, progress: Progress | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """np.mean(axis=0) of the group's coefficient matrix and of each layer's part, in one pass."""
+    group = SlotMeans()
+    layers = []
+    meter = RateProgress(progress, "coefficient means", edges.n, "edges")
+    for layer in range(len(edges.layers)):
+        means = SlotMeans()
+        offset, size = int(edges.offsets[layer]), int(edges.offsets[layer + 1] - edges.offsets[layer])
+        for a in range(0, size, gsb.CHUNK_EDGES):
+            rows = edges.layer_rows(layer, a, min(size, a + gsb.CHUNK_EDGES))
+            group.add(rows)
+            means.add(rows)
+            meter.update(offset + a + len(rows))
+        layers.append(means.value())
+    return group.value(), layers
+
+
+# Share of a group's progress the coefficient means take (the codebook and assignment the rest).
+_MEANS_SHARE = 0.1
+
+
 def compress_model(model: nn.Module, config: CompressionConfig, progress: Progress | None = None,
                    codebooks: dict[str, Quantized] | None = None):
     """Returns (compressed copy of the model, CompressionReport). The input model is untouched.
@@ -135,62 +238,49 @@ def compress_model(model: nn.Module, config: CompressionConfig, progress: Progre
         for _, m in members:
             if (m.grid_size, m.spline_order, m.basis_kind) != (first.grid_size, first.spline_order, first.basis_kind):
                 raise ValueError(f"layers sharing a codebook ({group_name}) must have the same grid, order and basis kind")
-        edges = sum(m.out_features * m.in_features for _, m in members)
-        all_coeffs = np.empty((edges, first.coefficients_per_edge), np.float32)
-        start = 0
-        with torch.no_grad():
-            for _, m in members:
-                n = m.out_features * m.in_features
-                all_coeffs[start : start + n] = m.scaled_spline_weight().reshape(n, -1).numpy()
-                start += n
+        edges = LayerEdges([m for _, m in members])
         size = config.codebook_size
         given = None
         if codebooks:
-            key = choose_codebook(all_coeffs, codebooks, config.seed)
+            key = choose_codebook(edges, codebooks, config.seed)
             given, size = codebooks[key], len(codebooks[key].values)
             report.reused[group_name] = key
-        elif size > edges:
-            msg = f"{group_name}: codebook size {size} > {edges} edges, clamped to {edges}"
+        elif size > edges.n:
+            msg = f"{group_name}: codebook size {size} > {edges.n} edges, clamped to {edges.n}"
             warnings.warn(msg)
             report.warnings.append(msg)
-            size = edges
+            size = edges.n
 
-        def stage(what, frac, gi=gi):
+        def stage(what, frac, gi=gi, lo=0.0, hi=1.0):
             if progress:
-                progress(f"compress {group_name}: {what}", (gi + frac) / len(groups))
+                progress(f"compress {group_name}: {what}", (gi + lo + (hi - lo) * frac) / len(groups))
 
-        code = gsb_encode(all_coeffs, size, config.seed, config.codebook_bits, stage, codebook=given)
-        k = len(code.codebook.values)
+        group_means, layer_means = _slot_means(edges, lambda what, frac: stage(what, frac, hi=_MEANS_SHARE))
+        encoder = Encoder(edges, size, config.seed, config.codebook_bits,
+                          lambda what, frac: stage(what, frac, lo=_MEANS_SHARE), codebook=given)
+        k = len(encoder.codebook.values)
         index_bits = max(1, math.ceil(math.log2(k)))
-        words_stored = code.codebook.dequantize()
-        group_r2 = RSquared(all_coeffs.mean(axis=0))
-        start = 0
-        for name, m in members:
-            n = m.out_features * m.in_features
-            sl = slice(start, start + n)
-            start += n
-            gains = quantize_rows(code.gains[sl].reshape(m.out_features, m.in_features), config.gain_bits)
-            biases = quantize_rows(code.biases[sl].reshape(m.out_features, m.in_features), config.bias_bits)
-            base = quantize_rows(m.base_weight.detach().numpy(), config.base_bits)
-            approx = biases.dequantize().reshape(-1, 1) + gains.dequantize().reshape(-1, 1) * words_stored[code.indices[sl]]
-            group_r2.add(all_coeffs[sl], approx)
-            layer_r2 = r_squared(all_coeffs[sl], approx)
-            del approx
-            layer = SharedKANLinear(
-                knots=m.grid.detach().clone(),
-                codebook=torch.from_numpy(code.codebook.values.copy()),
-                codebook_scales=torch.from_numpy(code.codebook.scales.copy()),
-                indices=torch.from_numpy(code.indices[sl].reshape(m.out_features, m.in_features).astype(np.int32)),
-                gains=torch.from_numpy(gains.values), gain_scales=torch.from_numpy(gains.scales),
-                biases=torch.from_numpy(biases.values), bias_scales=torch.from_numpy(biases.scales),
-                base_weight=torch.from_numpy(base.values), base_scales=torch.from_numpy(base.scales),
-                spline_order=m.spline_order, codebook_bits=code.codebook.bits, index_bits=index_bits,
-                gain_bits=config.gain_bits, bias_bits=config.bias_bits, base_bits=config.base_bits,
-                r2=layer_r2, basis_kind=m.basis_kind, rbf_denominator=m.rbf_denominator,
-            )
-            replace_module(compressed, name, layer)
-        del all_coeffs
-        report.layers.append(LayerReport(group_name, edges, first.coefficients_per_edge, k, index_bits, code.exact, group_r2.value()))
+        group_r2 = RSquared(group_means)
+        writers = [_LayerWriter(name, m, edges, i, encoder, config, group_means, layer_means[i]) for i, (name, m) in enumerate(members)]
+        pending = list(range(len(writers)))  # layers not finished yet, in order
+
+        def assigned(start: int, indices: np.ndarray) -> None:
+            stop = start + len(indices)
+            while pending:
+                i = pending[0]
+                lo, hi = int(edges.offsets[i]), int(edges.offsets[i + 1])
+                a, b = max(start, lo), min(stop, hi)
+                if a < b:
+                    writers[i].take(a - lo, indices[a - start : b - start])
+                if not writers[i].done:
+                    return
+                replace_module(compressed, writers[i].name, writers[i].finish(k, index_bits, group_r2))
+                writers[i] = None
+                pending.pop(0)
+
+        encoder.assign(assigned)
+        assert not pending
+        report.layers.append(LayerReport(group_name, edges.n, first.coefficients_per_edge, k, index_bits, encoder.exact, group_r2.value()))
         stage("done", 1.0)
     assert not any(isinstance(m, nn.Identity) and n in originals for n, m in compressed.named_modules())
     return compressed.eval(), report

@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from .gsb import (TWO_LEVEL_PROBES, _unit_rows, biases_and_canonical_shapes, least_squares_gains, nearest_codewords_two_level, r_squared,
-                  train_two_level)
+from .edges import ArrayEdges
+from .gsb import (TWO_LEVEL_PROBES, TwoLevelSearch, shapes_at, _unit_rows, canonical_shapes, edge_biases, edge_gains, r_squared,
+                  train_two_level, two_level_sample_rows)
 from .quant import quantize_rows
 
 
@@ -33,16 +34,18 @@ def two_level_cost(coeffs: np.ndarray, codebook_size: int, seed: int, sample_edg
     """R^2 of a seeded sample of `sample_edges` edges of (n, d) `coeffs`, assigned exactly and
     through each number of probed coarse cells in `probes` (export uses TWO_LEVEL_PROBES), to
     the same two-level codebook of `codebook_size` words trained on all of them."""
-    biases, shapes = biases_and_canonical_shapes(coeffs)
-    two_level = train_two_level(shapes, codebook_size, seed, progress)
+    edges = ArrayEdges(coeffs)
+    two_level = train_two_level(shapes_at(edges, two_level_sample_rows(edges.n, codebook_size, seed)), codebook_size, seed, progress)
     stored = quantize_rows(two_level.words, codebook_bits).dequantize()
+    energy = np.einsum("kd,kd->k", stored, stored)
     rng = np.random.default_rng(seed + 1)
     pick = np.sort(rng.choice(len(coeffs), min(sample_edges, len(coeffs)), replace=False))
-    sample, sample_biases, sample_shapes = coeffs[pick], biases[pick], shapes[pick]
+    sample = coeffs[pick]
+    sample_biases, sample_shapes = edge_biases(sample), canonical_shapes(sample)
     result = {"edges": len(coeffs), "sample_edges": len(pick), "codebook_size": len(stored)}
 
     def r2(indices: np.ndarray) -> float:
-        gains = least_squares_gains(sample, sample_biases, stored, indices)
+        gains = edge_gains(sample, sample_biases, stored, energy, indices)
         return r_squared(sample, sample_biases[:, None] + gains[:, None] * stored[indices])
 
     exact = exact_nearest_codewords(sample_shapes, stored)
@@ -50,7 +53,7 @@ def two_level_cost(coeffs: np.ndarray, codebook_size: int, seed: int, sample_edg
     result["probes"] = []
     for p in probes:
         started = time.monotonic()
-        found = nearest_codewords_two_level(sample_shapes, stored, two_level, probes=p)
+        found = TwoLevelSearch(stored, two_level, probes=p).search(sample_shapes)
         seconds = time.monotonic() - started
         value = r2(found)
         result["probes"].append({"probes": p, "r2": value, "r2_cost": result["r2_exact"] - value,
