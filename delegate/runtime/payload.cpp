@@ -202,6 +202,13 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
   crc = crc_of(crc, k->gain()->scales());
   crc = crc_of(crc, k->bias()->scales());
   crc = crc_of(crc, k->base()->scales());
+  const fb::ComputeMode compute = k->compute();
+  if (compute != fb::ComputeMode::Float && compute != fb::ComputeMode::Int8)
+    return fail(why, "unknown compute mode %llu", static_cast<unsigned>(compute));
+  if (compute != fb::ComputeMode::Float) {
+    const uint8_t mode = static_cast<uint8_t>(compute);
+    crc = crc32(crc, &mode, 1);
+  }
   if (verify_checksum && crc != k->checksum())
     return fail(why, "payload checksum mismatch (stored %08llx, computed %08llx): the data is corrupt", k->checksum(), crc);
   if (floats) {
@@ -215,6 +222,13 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
     }
   }
   if (!check_indices(L, why)) return false;
+  if (compute == fb::ComputeMode::Int8) {
+    L.compute = Compute::Int8;
+    if (const char* reason = int8_unsupported(L)) {
+      if (why) *why = std::string("compute int8: ") + reason;
+      return false;
+    }
+  }
   out->codebook_key = std::string_view(k->codebook_key()->c_str(), k->codebook_key()->size());
   return true;
 }

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import flatbuffers
 import numpy as np
 
+from ...compress.int8 import int8_unsupported
 from ...compress.quant import FLOAT_BITS, Quantized, pack_bits, unpack_bits
 from ...limits import check_layer
-from ...payload import BasisKind, Codebook, EdgePanels, EdgeValues, Grid, KanLayer, Payload, QuantTensor
+from ...payload import BasisKind, Codebook, ComputeMode, EdgePanels, EdgeValues, Grid, KanLayer, Payload, QuantTensor
 
 SCHEMA_VERSION = 2
 PAYLOAD_IDENTIFIER = b"LTHM"
@@ -26,6 +27,9 @@ CODEBOOK_ALIGNMENT = 16
 # two AVX2 registers, four NEON registers of float32.
 PANEL_WIDTH = 16
 BSPLINE, GAUSSIAN_RBF = BasisKind.BasisKind.BSpline, BasisKind.BasisKind.GaussianRBF
+# KanLayer.compute: how LuthamBackend computes the layer (lutham export --compute).
+COMPUTE_FLOAT, COMPUTE_INT8 = ComputeMode.ComputeMode.Float, ComputeMode.ComputeMode.Int8
+COMPUTE_NAMES = {COMPUTE_FLOAT: "float", COMPUTE_INT8: "int8"}
 
 
 @dataclass
@@ -46,6 +50,7 @@ class LayerData:
     r2: float = float("nan")
     basis_kind: int = BSPLINE  # or GAUSSIAN_RBF: knots then hold the (in, G) centers
     rbf_denominator: float = 0.0  # h of the RBF exp(-((x - c) / h)^2); unused for B-splines
+    compute: int = COMPUTE_FLOAT  # or COMPUTE_INT8: the runtime's integer mode (compress/int8.py)
 
     @property
     def n_knots(self) -> int:
@@ -221,18 +226,27 @@ def _write_edge_values(builder: flatbuffers.Builder, q: Quantized, out_padded: i
     return EdgeValues.End(builder)
 
 
-def payload_checksum(knots: np.ndarray, panels: np.ndarray, scales: list[np.ndarray]) -> int:
-    """KanLayer.checksum: CRC-32 of knots, panel data and the scales, as stored."""
+def payload_checksum(knots: np.ndarray, panels: np.ndarray, scales: list[np.ndarray], compute: int = COMPUTE_FLOAT) -> int:
+    """KanLayer.checksum: CRC-32 of knots, panel data and the scales, as stored, then the compute
+    byte when it is not float (so float payloads keep the checksum they always had)."""
     crc = zlib.crc32(np.ascontiguousarray(knots, "<f4").tobytes())
     crc = zlib.crc32(np.ascontiguousarray(panels, np.uint8).tobytes(), crc)
     for s in scales:
         crc = zlib.crc32(np.ascontiguousarray(s, "<f4").tobytes(), crc)
+    if compute != COMPUTE_FLOAT:
+        crc = zlib.crc32(bytes([compute]), crc)
     return crc
 
 
 def write_payload(layer: LayerData) -> bytes:
     check_layer("a LuthamBackend layer", layer.in_features, layer.out_features, layer.grid_size, layer.spline_order,
                 layer.codebook_size)  # the last guard: never write a payload the runtime refuses
+    if layer.compute not in COMPUTE_NAMES:
+        raise ValueError(f"unknown compute mode {layer.compute}")
+    if layer.compute == COMPUTE_INT8:
+        reason = int8_unsupported(layer.basis_kind, layer.gains.bits, layer.codebook_size, layer.index_bits, layer.in_features)
+        if reason:
+            raise ValueError(f"--compute int8: {reason}")
     record_bytes, panels = encode_panels(layer)
     out_padded = -(-layer.out_features // PANEL_WIDTH) * PANEL_WIDTH
     knots_stored = _knots_to_store(layer.knots)
@@ -268,7 +282,8 @@ def write_payload(layer: LayerData) -> bytes:
     KanLayer.AddBase(builder, edge_values[2])
     KanLayer.AddPanels(builder, edge_panels)
     KanLayer.AddR2(builder, layer.r2)
-    KanLayer.AddChecksum(builder, payload_checksum(knots_stored, panels, scales))
+    KanLayer.AddChecksum(builder, payload_checksum(knots_stored, panels, scales, layer.compute))
+    KanLayer.AddCompute(builder, layer.compute)  # the default (float) is not written: float files stay as they were
     kan = KanLayer.End(builder)
     Payload.Start(builder)
     Payload.AddSchemaVersion(builder, SCHEMA_VERSION)
@@ -310,6 +325,7 @@ def read_payload(data: bytes) -> tuple[int, LayerData]:
         r2=k.R2(),
         basis_kind=grid.Kind(),
         rbf_denominator=grid.RbfDenominator(),
+        compute=k.Compute(),
     )
     n_knots = layer.n_knots
     layer.knots = np.broadcast_to(grid.KnotsAsNumpy().astype(np.float32).reshape(-1, n_knots), (layer.in_features, n_knots)).copy()
