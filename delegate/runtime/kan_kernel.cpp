@@ -375,49 +375,22 @@ struct Int8Call {
   }
 };
 
-inline uint8_t quantize_u8(float t) { return static_cast<uint8_t>(int8_rne(int8_clamp(t, 0.0f, 255.0f))); }
-
 // Phase A of the int8 mode, rows [r0, r1) of (sample, input).
 void prepare_rows_int8(const Int8Call& c, size_t r0, size_t r1) {
   const KanLayerView& L = *c.L;
   const Int8Layout& s = *c.s;
   const size_t in = L.in_features;
-  const uint32_t width = L.spline_order + 1, bw = s.b8_width;
-  float* silu = c.at<float>(s.silu);
   uint8_t* b8 = c.at<uint8_t>(s.b8);
   uint32_t* start = c.at<uint32_t>(s.start);
   uint8_t* bsum8 = c.at<uint8_t>(s.bsum8);
-  c.ops->silu_q8(c.x + r0, r1 - r0, silu + r0);
-  const bool by8 = L.knot_stride == 0;
-  float values[8 * (kMaxSplineOrder + 1)], sums[8];
-  uint32_t starts[8];
-  for (size_t r = r0; r < r1;) {
-    const size_t n8 = by8 ? std::min<size_t>(8, r1 - r) : 1;
-    if (n8 == 8) {
-      c.ops->bspline8(L.knots, L.n_knots, L.spline_order, c.x + r, values, starts, sums);
-    } else {
-      for (size_t q = 0; q < n8; ++q) {
-        const size_t i = (r + q) % in;
-        sums[q] = bspline_window(L.knots + i * L.knot_stride, L.n_knots, L.spline_order, c.x[r + q], values + q * width,
-                                 starts + q);
-      }
-    }
-    for (size_t q = 0; q < n8; ++q, ++r) {
-      uint8_t* b = b8 + r * bw;
-      for (uint32_t k = 0; k < width; ++k) b[k] = quantize_u8(values[q * width + k] * 256.0f);
-      for (uint32_t k = width; k < bw; ++k) b[k] = 0;
-      start[r] = starts[q];
-      const size_t n = r / in, i = r % in;
-      bsum8[n * s.in4 + i] = quantize_u8(sums[q] * 255.0f);
-      if (i + 1 == in)
-        for (size_t j = in; j < s.in4; ++j) bsum8[n * s.in4 + j] = 0;
-    }
-  }
+  c.ops->int8_rows(L, c.x, r0, r1, c.at<float>(s.silu), b8, start, bsum8);
+  for (size_t r = r0; r < r1; ++r)  // the padding of each sample's bsum8, by the task with its last row
+    if (r % in + 1 == in) std::memset(bsum8 + (r / in) * s.in4 + in, 0, s.in4 - in);
   if (!s.batch_path) {
     uint8_t* table = c.at<uint8_t>(s.table);
     for (size_t r = r0; r < r1;) {
       const size_t n = r / in, i = r % in, run = std::min(r1 - r, in - i);
-      c.ops->int8_table(L, b8 + r * bw, start + r, run, table + (n * s.in4 + i) * L.int8.table_stride);
+      c.ops->int8_table(L, b8 + r * s.b8_width, start + r, run, table + (n * s.in4 + i) * L.int8.table_stride);
       r += run;
     }
   }
@@ -567,6 +540,7 @@ const char* int8_unsupported(const KanLayerView& L) {
   if (L.word_bytes == 0) return "the int8 mode needs integer gains, biases and base weights (the layer stores float32)";
   if (L.codebook_size > kInt8MaxCodebook) return "the int8 mode needs a codebook of at most 256 words";
   if (L.index_bytes != 1) return "the int8 mode needs one-byte indices (index_bits <= 8)";
+  if (L.group != kInt8Group) return "the int8 mode needs its grouped edge records (EdgePanels.group 4)";
   if (L.in_features > kInt8MaxInputs) return "the int8 mode takes at most 65536 inputs per layer";
   return nullptr;
 }
@@ -576,7 +550,9 @@ size_t kan_int8_bytes(const KanLayerView& L) {
   const size_t stride = K <= 32 ? 32 : K <= 64 ? 64 : K <= 128 ? 128 : 256;
   const size_t pairs = (L.spline_order + 2) / 2, starts = L.grid_size;
   auto up = [](size_t b) { return (b + 63) & ~static_cast<size_t>(63); };
-  return up(K * dim) + up(starts * pairs * stride * 2) + 2 * up(padded * 4) + 2 * up(padded * 4);
+  const size_t knot_rows = L.knot_stride ? L.in_features : 1;
+  return up(K * dim) + up(starts * pairs * stride * 2) + 2 * up(padded * 4) + 2 * up(padded * 4) +
+         up(knot_rows * L.spline_order * L.n_knots * 4);
 }
 
 void kan_int8_prepare(KanLayerView* layer, void* memory) {
@@ -599,6 +575,15 @@ void kan_int8_prepare(KanLayerView* layer, void* memory) {
   float* gain_scale = reinterpret_cast<float*>(p);
   p += up(padded * 4);
   float* bias_scale = reinterpret_cast<float*>(p);
+  p += up(padded * 4);
+  float* knot_inv = reinterpret_cast<float*>(p);
+  const size_t knot_rows = L.knot_stride ? in : 1, n_knots = L.n_knots;
+  for (size_t i = 0; i < knot_rows; ++i) {
+    const float* t = L.knots + i * L.knot_stride;
+    for (uint32_t pw = 1; pw <= L.spline_order; ++pw)
+      for (size_t m = 0; m < n_knots; ++m)
+        knot_inv[(i * L.spline_order + pw - 1) * n_knots + m] = m + pw < n_knots ? 1.0f / (t[m + pw] - t[m]) : 0.0f;
+  }
   // One scale for the whole codebook: max |value| / qmax (a zero codebook: scale 0, all 0).
   const int32_t qmax = int8_codebook_qmax(L.spline_order);
   float amax = 0.0f;
@@ -621,14 +606,15 @@ void kan_int8_prepare(KanLayerView* layer, void* memory) {
         }
   // Per-output sums of the gain and base ints (the u8 offset corrections) and the scales.
   const uint32_t gs = 32 - L.gain.bits, bs = 32 - L.gain.bits - L.bias.bits - L.base.bits;
+  const size_t groups = (in + kInt8Group - 1) / kInt8Group;
   for (uint32_t o = 0; o < padded; ++o) {
     const uint32_t pnl = o / kPanelWidth, lane = o % kPanelWidth;
     int64_t sg = 0, sw = 0;
     for (uint32_t i = 0; i < in; ++i) {
-      const uint8_t* word = L.edges + (static_cast<size_t>(pnl) * in + i) * L.record_bytes + kPanelWidth * L.index_bytes +
-                            static_cast<size_t>(lane) * L.word_bytes;
+      // Group records (EdgePanels.group 4): byte b of the word in plane 1 + b, at 4 lane + i % 4.
+      const uint8_t* rec = L.edges + (pnl * groups + i / kInt8Group) * L.record_bytes + 4 * lane + i % kInt8Group;
       uint32_t v = 0;
-      std::memcpy(&v, word, L.word_bytes);
+      for (uint32_t b = 0; b < L.word_bytes; ++b) v |= static_cast<uint32_t>(rec[64 * (1 + b)]) << (8 * b);
       sg += static_cast<int32_t>(v << gs) >> (32 - L.gain.bits);
       sw += static_cast<int32_t>(v << bs) >> (32 - L.base.bits);
     }
@@ -643,6 +629,7 @@ void kan_int8_prepare(KanLayerView* layer, void* memory) {
   q.base_sum = base_sum;
   q.gain_scale = gain_scale;
   q.bias_scale = bias_scale;
+  q.knot_inv = knot_inv;
 }
 
 float kan_silu_q8(float x) { return silu_q8_scalar(x); }

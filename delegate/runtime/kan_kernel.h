@@ -31,7 +31,8 @@ namespace lutham {
 // Int8 compute mode (opt-in per layer, schema KanLayer.compute = Int8; see kan_int_prepare):
 //   table    T[i][c] = clamp((P16 + 128) >> 8, -128, 127) + 128   (u8), where
 //            P16 = wrap16(sum over pairs p of sat16(B8[2p] cq[c][s+2p] + B8[2p+1] cq[c][s+2p+1])),
-//            B8[r] = min(255, rne(B_{s+r}(x_i) * 256)) (the k+1 window values of x_i, start s),
+//            B8[r] = min(255, rne(B_{s+r}(x_i) * 256)) (the k+1 window values of x_i, start s,
+//            from bspline_window_q8: Cox-de Boor with reciprocal knot differences),
 //            cq the codebook requantized to one scale (codebook_scale);
 //   bsum8[i] = min(255, rne(bsum_i * 255));  silu8[i] = rne((silu_i - lo) * 255 / (hi - lo)),
 //            lo/hi = min/max over the sample's inputs of silu_q8 (a float-only exp, kan_silu_q8);
@@ -84,6 +85,7 @@ struct KanInt8View {
   const int32_t* base_sum = nullptr;    // the same for the base weights
   const float* gain_scale = nullptr;    // gain.scales[o] * codebook_scale
   const float* bias_scale = nullptr;    // bias.scales[o] / 255
+  const float* knot_inv = nullptr;      // [input or 0][p - 1][n_knots]: 1 / (t[m + p] - t[m]) (0 past the row)
   uint32_t table_stride = 0;            // bytes per table row: K rounded up to 32, 64, 128 or 256
   uint32_t pairs = 0;                   // ceil((order + 1) / 2)
 };
@@ -103,8 +105,9 @@ struct KanLayerView {
   uint32_t codebook_size = 0;  // K
   uint32_t codebook_dim = 0;   // B-spline: G + k; RBF: G
   uint32_t index_bits = 0;
-  const uint8_t* edges = nullptr;  // panels * in_features records
+  const uint8_t* edges = nullptr;  // panels * in_features records (group 4: panels * ceil(in / 4))
   uint32_t record_bytes = 0;
+  uint32_t group = 1;  // inputs per record: 1, or 4 (the int8 mode's [lane][input] byte planes)
   uint32_t index_bytes = 1;  // 1 or 2
   uint32_t word_bytes = 2;   // 2 or 4 for integer values; 0 for float32 values
   EdgeValuesView gain, bias, base;

@@ -343,6 +343,7 @@ const KernelOps& ops() {
         with_layout<ymm::Sample>(L, table, S, group, p0, p1, scratch, y, batch);
       },
       &int8_silu_block,
+      &int8_rows,
       &int8_quantize_silu,
       &int8_table_rows,
       &int8_lane,

@@ -5,10 +5,12 @@
 // Same integers as kan_kernel_int8.h, by construction (exact int32 sums, wrapping as there),
 // and the same float operations in the same order, so the outputs are bit-identical to the
 // generic variant. The schedule (kan_kernel.h describes the math):
-//  - 4 consecutive records of a panel (4 inputs x 16 outputs, 192 bytes, three loads) are
-//    rearranged with vpermi2b into [output][input] byte order: the indices, the low and the high
-//    bytes of the value words; vgf2p8affineqb picks each field's bits out of those bytes and
-//    sign-extends them (one bit matrix per byte), so gain, bias and base are signed bytes;
+//  - a group record (EdgePanels.group 4: 4 inputs x 16 outputs, 192 bytes, three loads) holds
+//    the indices and the low and high bytes of the value words in [output][input] byte order;
+//    vgf2p8affineqb picks each field's bits out of those bytes and sign-extends them (one bit
+//    matrix per byte), so gain, bias and base are signed bytes in place (no rearranging:
+//    reading the records of schema version 2 needed 6 vpermi2b/vpermb per group, which made
+//    the loop twice as slow, port 5 bound);
 //  - the table row of each of the 4 inputs (K <= 128: two registers) is read with one merge-
 //    masked vpermi2b per input (K <= 64: two inputs per vpermi2b, K <= 32: all four at once);
 //  - vpdpbusd adds the 4 products of each output (one per input) into its int32 lane: 64
@@ -97,6 +99,123 @@ void quantize_silu(const float* silu, uint32_t in, uint8_t* silu8, float* lo_out
   *sx_out = range / 255.0f;
 }
 
+// ---- Phase A rows: 16 rows at a time when the knots are shared (bspline_window_q8, 16 lanes:
+// the interval by counting knots <= x, knot and reciprocal reads by vpermt2ps from registers).
+constexpr uint32_t kVectorKnots = 32;
+constexpr uint32_t kVectorOrder = 7;
+
+struct Knots16 {
+  __m512 t0, t1;
+  __m512 i0[kVectorOrder], i1[kVectorOrder];
+  explicit Knots16(const KanLayerView& L) {
+    alignas(64) float pad[kVectorKnots] = {0};
+    std::memcpy(pad, L.knots, L.n_knots * sizeof(float));
+    t0 = _mm512_load_ps(pad);
+    t1 = _mm512_load_ps(pad + 16);
+    for (uint32_t p = 0; p < L.spline_order; ++p) {
+      std::memset(pad, 0, sizeof pad);
+      std::memcpy(pad, L.int8.knot_inv + static_cast<size_t>(p) * L.n_knots, L.n_knots * sizeof(float));
+      i0[p] = _mm512_load_ps(pad);
+      i1[p] = _mm512_load_ps(pad + 16);
+    }
+  }
+};
+
+inline __m512i clamp_index(__m512i v, int hi) {
+  return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_setzero_si512()), _mm512_set1_epi32(hi));
+}
+
+void rows16(const KanLayerView& L, const Knots16& K, const float* xs, uint32_t* starts, uint8_t* b8, __m512& sum_out) {
+  const int n = static_cast<int>(L.n_knots), k = static_cast<int>(L.spline_order), kp1 = k + 1;
+  const __m512 x = _mm512_loadu_ps(xs);
+  const __mmask16 inside = _mm512_cmp_ps_mask(x, _mm512_set1_ps(L.knots[0]), _CMP_GE_OQ) &
+                           _mm512_cmp_ps_mask(x, _mm512_set1_ps(L.knots[n - 1]), _CMP_LT_OQ);
+  __m512i j = _mm512_setzero_si512();
+  for (int q = 1; q + 1 < n; ++q)
+    j = _mm512_mask_add_epi32(j, _mm512_cmp_ps_mask(x, _mm512_set1_ps(L.knots[q]), _CMP_GE_OQ), j, _mm512_set1_epi32(1));
+  j = _mm512_maskz_mov_epi32(inside, j);
+  const __m512i jmk = _mm512_sub_epi32(j, _mm512_set1_epi32(k));
+  __m512 tk[2 * kVectorOrder + 2];
+  for (int o = 0; o <= 2 * k + 1; ++o)
+    tk[o] = _mm512_permutex2var_ps(K.t0, clamp_index(_mm512_add_epi32(jmk, _mm512_set1_epi32(o)), n - 1), K.t1);
+  __m512 local[kVectorOrder + 2];
+  for (int r = 0; r <= kp1; ++r) local[r] = _mm512_setzero_ps();
+  local[k] = _mm512_set1_ps(1.0f);
+  for (int p = 1; p <= k; ++p) {
+    for (int r = 0; r < kp1; ++r) {
+      const __m512i m = _mm512_add_epi32(jmk, _mm512_set1_epi32(r));
+      const __mmask16 valid = _mm512_cmp_epi32_mask(m, _mm512_setzero_si512(), _MM_CMPINT_NLT) &
+                              _mm512_cmp_epi32_mask(m, _mm512_set1_epi32(n - 2 - p), _MM_CMPINT_LE);
+      const __m512 im = _mm512_permutex2var_ps(K.i0[p - 1], clamp_index(m, n - 1), K.i1[p - 1]);
+      const __m512 im1 = _mm512_permutex2var_ps(K.i0[p - 1], clamp_index(_mm512_add_epi32(m, _mm512_set1_epi32(1)), n - 1),
+                                                K.i1[p - 1]);
+      const __m512 left = _mm512_mul_ps(_mm512_sub_ps(x, tk[r]), im);
+      const __m512 right = _mm512_mul_ps(_mm512_sub_ps(tk[r + p + 1], x), im1);
+      const __m512 v = _mm512_add_ps(_mm512_mul_ps(left, local[r]), _mm512_mul_ps(right, local[r + 1]));
+      local[r] = _mm512_maskz_mov_ps(valid, v);
+    }
+  }
+  const int n_bases = n - 1 - k;
+  const __m512i st = _mm512_maskz_mov_epi32(inside, clamp_index(jmk, n_bases - kp1));
+  const __m512i shift = _mm512_sub_epi32(st, jmk);  // values[q] = local[q + shift]; 0 inside the grid
+  __m512 values[kVectorOrder + 1];
+  if ((_mm512_test_epi32_mask(shift, shift) & inside) == 0) {
+    for (int q = 0; q < kp1; ++q) values[q] = _mm512_maskz_mov_ps(inside, local[q]);
+  } else {
+    for (int q = 0; q < kp1; ++q) {
+      values[q] = _mm512_setzero_ps();
+      for (int r = 0; r < kp1; ++r)
+        values[q] = _mm512_mask_mov_ps(values[q], inside & _mm512_cmpeq_epi32_mask(shift, _mm512_set1_epi32(r - q)), local[r]);
+    }
+  }
+  __m512 sum = _mm512_setzero_ps();
+  for (int q = 0; q < kp1; ++q) sum = _mm512_add_ps(sum, values[q]);
+  sum_out = sum;
+  _mm512_storeu_si512(starts, st);
+  const __m512 top = _mm512_set1_ps(255.0f), scale = _mm512_set1_ps(256.0f);
+  __m512i u[kVectorOrder + 1];
+  for (int q = 0; q < kp1; ++q)
+    u[q] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(values[q], scale), _mm512_setzero_ps()), top));
+  const uint32_t bw = 2 * L.int8.pairs;
+  if (bw == 4) {
+    __m512i d = u[0];
+    for (int q = 1; q < kp1; ++q) d = _mm512_or_si512(d, _mm512_slli_epi32(u[q], 8 * q));
+    _mm512_storeu_si512(b8, d);
+  } else {
+    alignas(64) uint8_t tmp[kVectorOrder + 1][16];
+    for (int q = 0; q < kp1; ++q) _mm_store_si128(reinterpret_cast<__m128i*>(tmp[q]), _mm512_cvtepi32_epi8(u[q]));
+    for (int l = 0; l < 16; ++l) {
+      for (int q = 0; q < kp1; ++q) b8[l * bw + q] = tmp[q][l];
+      for (uint32_t q = kp1; q < bw; ++q) b8[l * bw + q] = 0;
+    }
+  }
+}
+
+void rows(const KanLayerView& L, const float* x, size_t r0, size_t r1, float* silu, uint8_t* b8, uint32_t* start,
+          uint8_t* bsum8) {
+  if (L.knot_stride != 0 || L.n_knots > kVectorKnots || L.spline_order > kVectorOrder || L.spline_order == 0)
+    return int8_rows(L, x, r0, r1, silu, b8, start, bsum8);
+  silu_block(x + r0, r1 - r0, silu + r0);
+  const Knots16 K(L);
+  const size_t in = L.in_features, in4 = int8_padded_inputs(L), bw = 2 * L.int8.pairs;
+  size_t r = r0;
+  for (; r + 16 <= r1; r += 16) {
+    __m512 sum;
+    rows16(L, K, x + r, start + r, b8 + r * bw, sum);
+    const __m128i q8 = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(
+        _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(sum, _mm512_set1_ps(255.0f)), _mm512_setzero_ps()), _mm512_set1_ps(255.0f))));
+    const size_t i = r % in;
+    if (i + 16 <= in) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(bsum8 + (r / in) * in4 + i), q8);
+    } else {
+      alignas(16) uint8_t tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), q8);
+      for (size_t l = 0; l < 16; ++l) bsum8[((r + l) / in) * in4 + (r + l) % in] = tmp[l];
+    }
+  }
+  for (; r < r1; ++r) int8_window_row(L, x, r, b8, start, bsum8);
+}
+
 // ---- Table rows: vpmaddubsw of the broadcast B8 pairs with the codebook windows, vpaddw,
 // vpmulhrsw by 128 (= (x + 128) >> 8, exactly), vpacksswb (the clamp), vpermq (the order
 // vpacksswb interleaves), xor 0x80.
@@ -130,40 +249,14 @@ void table_rows(const KanLayerView& L, const uint8_t* b8, const uint32_t* start,
   }
 }
 
-// ---- Record decode: 4 records of a panel -> indices, gains, biases, base weights as bytes in
-// [output][input] order (byte 4 l + j: output lane l, input j of the group).
-
-// vpermi2b controls picking one byte per (l, j) from the 192 bytes A|B|C of 4 records: bytes
-// below 128 from A|B, the others (mask) from C.
-struct Gather3 {
-  __m512i ab, c;
-  __mmask64 from_c;
-  // offset(l, j): the byte's offset in the group.
-  template <typename F>
-  explicit Gather3(F offset) {
-    alignas(64) uint8_t ab_b[64], c_b[64];
-    uint64_t m = 0;
-    for (uint32_t l = 0; l < 16; ++l)
-      for (uint32_t j = 0; j < 4; ++j) {
-        const uint32_t k = 4 * l + j, src = offset(l, j);
-        ab_b[k] = static_cast<uint8_t>(src < 128 ? src : 0);
-        c_b[k] = static_cast<uint8_t>(src >= 128 ? src - 128 : 0);
-        if (src >= 128) m |= 1ull << k;
-      }
-    ab = _mm512_load_si512(ab_b);
-    c = _mm512_load_si512(c_b);
-    from_c = m;
-  }
-  inline __m512i pick(__m512i A, __m512i B, __m512i C) const {
-    return _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(A, ab, B), from_c, c, C);
-  }
-};
+// ---- Record decode: a group record (EdgePanels.group 4) holds 4 inputs x 16 outputs as byte
+// planes in [output][input] order (byte 4 l + j): indices, low and high bytes of the words.
 
 // One field (bits [pos, pos + bits) of the 16-bit word) as a signed byte: output bit i is word
-// bit pos + min(i, bits - 1), from the low byte L or the high byte H (GF(2) bit matrices).
+// bit pos + min(i, bits - 1), from the low byte L or the high byte H (GF(2) bit matrices; a
+// plane the field does not touch has the zero matrix).
 struct Field {
   __m512i from_lo, from_hi;
-  bool uses_lo = false, uses_hi = false;
   Field(uint32_t pos, uint32_t bits) {
     uint64_t ml = 0, mh = 0;
     for (uint32_t i = 0; i < 8; ++i) {
@@ -172,54 +265,30 @@ struct Field {
       if (w < 8) ml |= (1ull << w) << row;
       else mh |= (1ull << (w - 8)) << row;
     }
-    uses_lo = ml != 0;
-    uses_hi = mh != 0;
     from_lo = _mm512_set1_epi64(static_cast<long long>(ml));
     from_hi = _mm512_set1_epi64(static_cast<long long>(mh));
   }
-  inline __m512i get(__m512i lo, __m512i hi) const {
-    if (uses_lo && uses_hi)
-      return _mm512_xor_si512(_mm512_gf2p8affine_epi64_epi8(lo, from_lo, 0), _mm512_gf2p8affine_epi64_epi8(hi, from_hi, 0));
-    if (uses_lo) return _mm512_gf2p8affine_epi64_epi8(lo, from_lo, 0);
-    return _mm512_gf2p8affine_epi64_epi8(hi, from_hi, 0);
-  }
+  inline __m512i lo(__m512i l) const { return _mm512_gf2p8affine_epi64_epi8(l, from_lo, 0); }
+  inline __m512i hi(__m512i h) const { return _mm512_gf2p8affine_epi64_epi8(h, from_hi, 0); }
+  inline __m512i both(__m512i l, __m512i h) const { return _mm512_xor_si512(lo(l), hi(h)); }
 };
 
-constexpr uint32_t kRecord = kPanelWidth * 3;  // u8 indices + u16 words
-constexpr uint32_t kGroupBytes = kInt8Group * kRecord;
+constexpr uint32_t kGroupBytes = kPanelWidth * kInt8Group * 3;  // index plane + two word planes
 
+// kBaseBoth: the base weight has bits in the low byte too (gain + bias bits < 8); otherwise
+// (the default 6/4/5) it is all in the high byte: one vgf2p8affineqb. The gain is always in
+// the low byte, the bias is taken from both (a zero matrix where it has no bits).
+template <bool kBaseBoth>
 struct Decoder {
-  Gather3 idx, lo, hi;
   Field gain, bias, base;
   explicit Decoder(const KanLayerView& L)
-      : idx([](uint32_t l, uint32_t j) { return kRecord * j + l; }),
-        lo([](uint32_t l, uint32_t j) { return kRecord * j + 16 + 2 * l; }),
-        hi([](uint32_t l, uint32_t j) { return kRecord * j + 17 + 2 * l; }),
-        gain(0, L.gain.bits),
-        bias(L.gain.bits, L.bias.bits),
-        base(L.gain.bits + L.bias.bits, L.base.bits) {}
-
-  // The group of `rows` (1..4) records at rec.
-  inline void decode(const uint8_t* rec, uint32_t rows, __m512i& X, __m512i& G, __m512i& B, __m512i& W) const {
-    __m512i A, Bv, C;
-    if (rows == kInt8Group) {
-      A = _mm512_loadu_si512(rec);
-      Bv = _mm512_loadu_si512(rec + 64);
-      C = _mm512_loadu_si512(rec + 128);
-    } else {
-      const uint32_t bytes = rows * kRecord;
-      auto mask = [bytes](uint32_t at) -> __mmask64 {
-        return bytes <= at ? 0 : bytes - at >= 64 ? ~0ull : (1ull << (bytes - at)) - 1;
-      };
-      A = _mm512_maskz_loadu_epi8(mask(0), rec);
-      Bv = _mm512_maskz_loadu_epi8(mask(64), rec + 64);
-      C = _mm512_maskz_loadu_epi8(mask(128), rec + 128);
-    }
-    X = idx.pick(A, Bv, C);
-    const __m512i l = lo.pick(A, Bv, C), h = hi.pick(A, Bv, C);
-    G = gain.get(l, h);
-    B = bias.get(l, h);
-    W = base.get(l, h);
+      : gain(0, L.gain.bits), bias(L.gain.bits, L.bias.bits), base(L.gain.bits + L.bias.bits, L.base.bits) {}
+  inline void decode(const uint8_t* rec, __m512i& X, __m512i& G, __m512i& B, __m512i& W) const {
+    X = _mm512_loadu_si512(rec);
+    const __m512i l = _mm512_loadu_si512(rec + 64), h = _mm512_loadu_si512(rec + 128);
+    G = gain.lo(l);
+    B = bias.both(l, h);
+    W = kBaseBoth ? base.both(l, h) : base.hi(h);
   }
 };
 
@@ -282,23 +351,22 @@ inline void store_outputs(const KanLayerView& L, uint32_t p, __m512i ag, __m512i
 
 constexpr size_t kPrefetchAhead = 1024;
 
-// ---- Lane path: NP panels over the groups of inputs [i0, i1), accumulators in acc (3 x 16
-// int32 per panel: gain, bias, base).
-template <uint32_t kStride, int NP>
-void lane_block(const KanLayerView& L, const Decoder& dec, const Int8Sample& S, uint32_t p, uint32_t i0, uint32_t i1,
-                int32_t* acc) {
-  const uint32_t in = L.in_features;
+// ---- Lane path: NP panels over the groups of inputs [i0, i1) (i0 a multiple of 4), the
+// accumulators in acc (3 x 16 int32 per panel: gain, bias, base).
+template <uint32_t kStride, bool kBaseBoth, int NP>
+void lane_block(const KanLayerView& L, const Decoder<kBaseBoth>& dec, const Int8Sample& S, uint32_t p, uint32_t i0,
+                uint32_t i1, int32_t* acc) {
+  const size_t groups = (L.in_features + kInt8Group - 1) / kInt8Group;
   __m512i ag[NP], ab[NP], aw[NP];
   const uint8_t* rec[NP];
   for (int q = 0; q < NP; ++q) {
     ag[q] = _mm512_loadu_si512(acc + (3 * q + 0) * 16);
     ab[q] = _mm512_loadu_si512(acc + (3 * q + 1) * 16);
     aw[q] = _mm512_loadu_si512(acc + (3 * q + 2) * 16);
-    rec[q] = L.edges + (static_cast<size_t>(p + q) * in + i0) * kRecord;
+    rec[q] = L.edges + ((p + q) * groups + i0 / kInt8Group) * kGroupBytes;
   }
   Lookup<kStride> table;
   for (uint32_t g = i0; g < i1; g += kInt8Group) {
-    const uint32_t rows = std::min(kInt8Group, in - g);
     table.load(S.table + static_cast<size_t>(g) * kStride);
     const __m512i bs = broadcast4(S.bsum8 + g), us = broadcast4(S.silu8 + g);
     for (int q = 0; q < NP; ++q) {
@@ -306,7 +374,7 @@ void lane_block(const KanLayerView& L, const Decoder& dec, const Int8Sample& S, 
       _mm_prefetch(reinterpret_cast<const char*>(rec[q] + kPrefetchAhead + 64), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(rec[q] + kPrefetchAhead + 128), _MM_HINT_T0);
       __m512i X, G, B, W;
-      dec.decode(rec[q], rows, X, G, B, W);
+      dec.decode(rec[q], X, G, B, W);
       ag[q] = _mm512_dpbusd_epi32(ag[q], table.get(X), G);
       ab[q] = _mm512_dpbusd_epi32(ab[q], bs, B);
       aw[q] = _mm512_dpbusd_epi32(aw[q], us, W);
@@ -322,11 +390,11 @@ void lane_block(const KanLayerView& L, const Decoder& dec, const Int8Sample& S, 
 
 constexpr int kLanePanels = 4;
 
-template <uint32_t kStride>
+template <uint32_t kStride, bool kBaseBoth>
 void lane_panels(const KanLayerView& L, const Int8Sample& S, uint32_t p0, uint32_t p1, float* y) {
   const uint32_t in = L.in_features;
   const uint32_t IB = std::max<uint32_t>(kInt8Group, (32768 / kStride) / kInt8Group * kInt8Group);
-  const Decoder dec(L);
+  const Decoder<kBaseBoth> dec(L);
   alignas(64) int32_t acc[kLaneChunkPanels * 3 * 16];
   for (uint32_t c0 = p0; c0 < p1; c0 += kLaneChunkPanels) {
     const uint32_t c1 = std::min(p1, c0 + kLaneChunkPanels);
@@ -335,8 +403,8 @@ void lane_panels(const KanLayerView& L, const Int8Sample& S, uint32_t p0, uint32
       const uint32_t i1 = std::min(in, i0 + IB);
       uint32_t p = c0;
       for (; p + kLanePanels <= c1; p += kLanePanels)
-        lane_block<kStride, kLanePanels>(L, dec, S, p, i0, i1, acc + (p - c0) * 48);
-      for (; p < c1; ++p) lane_block<kStride, 1>(L, dec, S, p, i0, i1, acc + (p - c0) * 48);
+        lane_block<kStride, kBaseBoth, kLanePanels>(L, dec, S, p, i0, i1, acc + (p - c0) * 48);
+      for (; p < c1; ++p) lane_block<kStride, kBaseBoth, 1>(L, dec, S, p, i0, i1, acc + (p - c0) * 48);
     }
     for (uint32_t p = c0; p < c1; ++p) {
       const int32_t* a = acc + (p - c0) * 48;
@@ -345,23 +413,31 @@ void lane_panels(const KanLayerView& L, const Int8Sample& S, uint32_t p0, uint32
   }
 }
 
+// The value words' base weight reaches into the low byte.
+inline bool base_both(const KanLayerView& L) { return L.gain.bits + L.bias.bits < 8; }
+
+template <bool kBaseBoth>
+void lane_any(const KanLayerView& L, const Int8Sample& S, uint32_t p0, uint32_t p1, float* y) {
+  switch (L.int8.table_stride) {
+    case 32: return lane_panels<32, kBaseBoth>(L, S, p0, p1, y);
+    case 64: return lane_panels<64, kBaseBoth>(L, S, p0, p1, y);
+    case 128: return lane_panels<128, kBaseBoth>(L, S, p0, p1, y);
+    default: return lane_panels<256, kBaseBoth>(L, S, p0, p1, y);
+  }
+}
+
 void lane(const KanLayerView& L, const Int8Sample& S, uint32_t p0, uint32_t p1, float* y) {
   if (L.word_bytes != 2) return int8_lane(L, S, p0, p1, y);  // 32-bit words: the portable loops
-  switch (L.int8.table_stride) {
-    case 32: return lane_panels<32>(L, S, p0, p1, y);
-    case 64: return lane_panels<64>(L, S, p0, p1, y);
-    case 128: return lane_panels<128>(L, S, p0, p1, y);
-    default: return lane_panels<256>(L, S, p0, p1, y);
-  }
+  if (base_both(L)) lane_any<true>(L, S, p0, p1, y);
+  else lane_any<false>(L, S, p0, p1, y);
 }
 
 // ---- Batch path: per block of kInt8BatchBlock inputs, the group's table rows are built into
 // the scratch, each group of kInt8BatchPanels panels is decoded once into the scratch, and
 // every sample then streams the decoded block with its own table rows.
 template <uint32_t kStride, int NP>
-void batch_panels_block(const KanLayerView& L, const Int8Batch& Bt, const Int8BatchScratch& sc, uint32_t np, uint32_t pq,
-                        uint32_t i0, uint32_t ib, uint32_t in4) {
-  const uint32_t groups = (ib + kInt8Group - 1) / kInt8Group;
+void batch_panels_block(const Int8Batch& Bt, const Int8BatchScratch& sc, uint32_t np, uint32_t pq, uint32_t i0,
+                        uint32_t groups, uint32_t in4) {
   for (uint32_t s = 0; s < Bt.samples; ++s) {
     int32_t* acc = reinterpret_cast<int32_t*>(sc.acc) + (static_cast<size_t>(s) * np + pq) * 48;
     __m512i ag[NP], ab[NP], aw[NP];
@@ -392,10 +468,11 @@ void batch_panels_block(const KanLayerView& L, const Int8Batch& Bt, const Int8Ba
   }
 }
 
-template <uint32_t kStride>
+template <uint32_t kStride, bool kBaseBoth>
 void batch_panels(const KanLayerView& L, const Int8Batch& Bt, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y) {
   const uint32_t in = L.in_features, np = p1 - p0, in4 = int8_padded_inputs(L), out = L.out_features;
-  const Decoder dec(L);
+  const size_t all_groups = in4 / kInt8Group;
+  const Decoder<kBaseBoth> dec(L);
   const Int8BatchScratch sc = carve_int8_batch(L, Bt.samples, np, scratch);
   std::memset(sc.acc, 0, static_cast<size_t>(Bt.samples) * np * 48 * sizeof(int32_t));
   for (uint32_t i0 = 0; i0 < in; i0 += kInt8BatchBlock) {
@@ -407,10 +484,10 @@ void batch_panels(const KanLayerView& L, const Int8Batch& Bt, uint32_t p0, uint3
     for (uint32_t pq = 0; pq < np; pq += kInt8BatchPanels) {
       const uint32_t nq = std::min(kInt8BatchPanels, np - pq);
       for (uint32_t q = 0; q < nq; ++q) {
-        const uint8_t* rec = L.edges + (static_cast<size_t>(p0 + pq + q) * in + i0) * kRecord;
+        const uint8_t* rec = L.edges + ((p0 + pq + q) * all_groups + i0 / kInt8Group) * kGroupBytes;
         for (uint32_t g = 0; g < groups; ++g, rec += kGroupBytes) {
           __m512i X, G, B, W;
-          dec.decode(rec, std::min(kInt8Group, ib - g * kInt8Group), X, G, B, W);
+          dec.decode(rec, X, G, B, W);
           uint8_t* d = sc.decoded + (static_cast<size_t>(q) * (kInt8BatchBlock / kInt8Group) + g) * 256;
           _mm512_store_si512(d, X);
           _mm512_store_si512(d + 64, G);
@@ -419,10 +496,10 @@ void batch_panels(const KanLayerView& L, const Int8Batch& Bt, uint32_t p0, uint3
         }
       }
       switch (nq) {
-        case 4: batch_panels_block<kStride, 4>(L, Bt, sc, np, pq, i0, ib, in4); break;
-        case 3: batch_panels_block<kStride, 3>(L, Bt, sc, np, pq, i0, ib, in4); break;
-        case 2: batch_panels_block<kStride, 2>(L, Bt, sc, np, pq, i0, ib, in4); break;
-        default: batch_panels_block<kStride, 1>(L, Bt, sc, np, pq, i0, ib, in4); break;
+        case 4: batch_panels_block<kStride, 4>(Bt, sc, np, pq, i0, groups, in4); break;
+        case 3: batch_panels_block<kStride, 3>(Bt, sc, np, pq, i0, groups, in4); break;
+        case 2: batch_panels_block<kStride, 2>(Bt, sc, np, pq, i0, groups, in4); break;
+        default: batch_panels_block<kStride, 1>(Bt, sc, np, pq, i0, groups, in4); break;
       }
     }
   }
@@ -434,14 +511,20 @@ void batch_panels(const KanLayerView& L, const Int8Batch& Bt, uint32_t p0, uint3
     }
 }
 
+template <bool kBaseBoth>
+void batch_any(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y) {
+  switch (L.int8.table_stride) {
+    case 32: return batch_panels<32, kBaseBoth>(L, B, p0, p1, scratch, y);
+    case 64: return batch_panels<64, kBaseBoth>(L, B, p0, p1, scratch, y);
+    case 128: return batch_panels<128, kBaseBoth>(L, B, p0, p1, scratch, y);
+    default: return batch_panels<256, kBaseBoth>(L, B, p0, p1, scratch, y);
+  }
+}
+
 void batch(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y) {
   if (L.word_bytes != 2) return int8_batch(L, B, p0, p1, scratch, y);
-  switch (L.int8.table_stride) {
-    case 32: return batch_panels<32>(L, B, p0, p1, scratch, y);
-    case 64: return batch_panels<64>(L, B, p0, p1, scratch, y);
-    case 128: return batch_panels<128>(L, B, p0, p1, scratch, y);
-    default: return batch_panels<256>(L, B, p0, p1, scratch, y);
-  }
+  if (base_both(L)) batch_any<true>(L, B, p0, p1, scratch, y);
+  else batch_any<false>(L, B, p0, p1, scratch, y);
 }
 
 }  // namespace
@@ -450,6 +533,7 @@ const KernelOps& ops() {
   static const KernelOps k = [] {
     KernelOps o = avx512::ops();
     o.silu_q8 = &silu_block;
+    o.int8_rows = &rows;
     o.int8_quantize = &quantize_silu;
     o.int8_table = &table_rows;
     o.int8_lane = &lane;

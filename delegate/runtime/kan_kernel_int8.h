@@ -9,6 +9,28 @@ inline void int8_silu_block(const float* x, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) out[i] = silu_q8_scalar(x[i]);
 }
 
+// The window, its start, B8 and bsum8 of one row (row = sample * in + input).
+inline void int8_window_row(const KanLayerView& L, const float* x, size_t r, uint8_t* b8, uint32_t* start, uint8_t* bsum8) {
+  const size_t in = L.in_features, in4 = int8_padded_inputs(L), bw = 2 * L.int8.pairs, i = r % in;
+  const uint32_t width = L.spline_order + 1;
+  const size_t inv_stride = L.knot_stride ? static_cast<size_t>(L.spline_order) * L.n_knots : 0;
+  float values[kMaxSplineOrder + 1];
+  const float sum = bspline_window_q8(L.knots + i * L.knot_stride, L.int8.knot_inv + i * inv_stride, L.n_knots,
+                                      L.spline_order, x[r], values, start + r);
+  uint8_t* b = b8 + r * bw;
+  for (uint32_t q = 0; q < width; ++q) b[q] = int8_u8(values[q] * 256.0f);
+  for (uint32_t q = width; q < bw; ++q) b[q] = 0;
+  bsum8[(r / in) * in4 + i] = int8_u8(sum * 255.0f);
+}
+
+inline void int8_rows(const KanLayerView& L, const float* x, size_t r0, size_t r1, float* silu, uint8_t* b8,
+                      uint32_t* start, uint8_t* bsum8) {
+  for (size_t r = r0; r < r1; ++r) {
+    silu[r] = silu_q8_scalar(x[r]);
+    int8_window_row(L, x, r, b8, start, bsum8);
+  }
+}
+
 inline void int8_quantize_silu(const float* silu, uint32_t in, uint8_t* silu8, float* lo_out, float* sx_out) {
   float lo = INFINITY, hi = -INFINITY;
   bool finite = true;
@@ -28,7 +50,7 @@ inline void int8_quantize_silu(const float* silu, uint32_t in, uint8_t* silu8, f
   hi = hi + 0.0f;
   const float range = hi - lo;
   const float inv = range > 0.0f ? 255.0f / range : 0.0f;
-  for (uint32_t i = 0; i < in; ++i) silu8[i] = static_cast<uint8_t>(int8_rne(int8_clamp((silu[i] - lo) * inv, 0.0f, 255.0f)));
+  for (uint32_t i = 0; i < in; ++i) silu8[i] = int8_u8((silu[i] - lo) * inv);
   for (uint32_t i = in; i < in4; ++i) silu8[i] = 0;
   *lo_out = lo;
   *sx_out = range / 255.0f;
@@ -74,31 +96,36 @@ struct Int8Fields {
   }
 };
 
-template <typename WordT>
-inline void int8_record(const uint8_t* rec, const Int8Fields& f, uint8_t* idx, int32_t* g, int32_t* b, int32_t* w) {
-  std::memcpy(idx, rec, kPanelWidth);
-  WordT words[kPanelWidth];
-  std::memcpy(words, rec + kPanelWidth, sizeof words);
-  for (uint32_t l = 0; l < kPanelWidth; ++l) f.decode(words[l], g[l], b[l], w[l]);
+// One group record (EdgePanels.group 4) of `word_bytes`-byte words: index, gain, bias, base
+// of edge (lane, input j) at [lane][j].
+inline void int8_group(const uint8_t* rec, uint32_t word_bytes, const Int8Fields& f, uint8_t* idx, int32_t* g, int32_t* b,
+                       int32_t* w) {
+  constexpr uint32_t n = kPanelWidth * kInt8Group;
+  std::memcpy(idx, rec, n);
+  for (uint32_t e = 0; e < n; ++e) {
+    uint32_t v = 0;
+    for (uint32_t k = 0; k < word_bytes; ++k) v |= static_cast<uint32_t>(rec[n * (1 + k) + e]) << (8 * k);
+    f.decode(v, g[e], b[e], w[e]);
+  }
 }
 
-template <typename WordT>
-void int8_lane_panels(const KanLayerView& L, const Int8Sample& S, uint32_t p0, uint32_t p1, float* y) {
-  const uint32_t in = L.in_features, stride = L.int8.table_stride;
+inline void int8_lane(const KanLayerView& L, const Int8Sample& S, uint32_t p0, uint32_t p1, float* y) {
+  constexpr uint32_t n = kPanelWidth * kInt8Group;
+  const uint32_t in = L.in_features, stride = L.int8.table_stride, groups = (in + kInt8Group - 1) / kInt8Group;
   const Int8Fields f(L);
   for (uint32_t p = p0; p < p1; ++p) {
     uint32_t ag[kPanelWidth] = {}, ab[kPanelWidth] = {}, aw[kPanelWidth] = {};
-    const uint8_t* rec = L.edges + static_cast<size_t>(p) * in * L.record_bytes;
-    for (uint32_t i = 0; i < in; ++i, rec += L.record_bytes) {
-      uint8_t idx[kPanelWidth];
-      int32_t g[kPanelWidth], b[kPanelWidth], w[kPanelWidth];
-      int8_record<WordT>(rec, f, idx, g, b, w);
-      const uint8_t* row = S.table + static_cast<size_t>(i) * stride;
-      const uint32_t bs = S.bsum8[i], us = S.silu8[i];
-      for (uint32_t l = 0; l < kPanelWidth; ++l) {
-        ag[l] += static_cast<uint32_t>(g[l] * static_cast<int32_t>(row[idx[l]]));
-        ab[l] += static_cast<uint32_t>(b[l] * static_cast<int32_t>(bs));
-        aw[l] += static_cast<uint32_t>(w[l] * static_cast<int32_t>(us));
+    const uint8_t* rec = L.edges + static_cast<size_t>(p) * groups * L.record_bytes;
+    for (uint32_t gi = 0; gi < groups; ++gi, rec += L.record_bytes) {
+      uint8_t idx[n];
+      int32_t g[n], b[n], w[n];
+      int8_group(rec, L.word_bytes, f, idx, g, b, w);
+      for (uint32_t e = 0; e < n; ++e) {
+        const uint32_t l = e / kInt8Group, i = gi * kInt8Group + e % kInt8Group;
+        if (i >= in) continue;
+        ag[l] += static_cast<uint32_t>(g[e] * static_cast<int32_t>(S.table[static_cast<size_t>(i) * stride + idx[e]]));
+        ab[l] += static_cast<uint32_t>(b[e] * static_cast<int32_t>(S.bsum8[i]));
+        aw[l] += static_cast<uint32_t>(w[e] * static_cast<int32_t>(S.silu8[i]));
       }
     }
     const uint32_t lanes = std::min(kPanelWidth, L.out_features - p * kPanelWidth);
@@ -107,11 +134,6 @@ void int8_lane_panels(const KanLayerView& L, const Int8Sample& S, uint32_t p0, u
       y[o] = int8_output(L, o, ag[l], ab[l], aw[l], S.lo, S.sx);
     }
   }
-}
-
-inline void int8_lane(const KanLayerView& L, const Int8Sample& S, uint32_t p0, uint32_t p1, float* y) {
-  if (L.word_bytes == 2) int8_lane_panels<uint16_t>(L, S, p0, p1, y);
-  else int8_lane_panels<uint32_t>(L, S, p0, p1, y);
 }
 
 // Scratch carving of the batch path (int8_batch_scratch_bytes).
@@ -130,10 +152,10 @@ inline Int8BatchScratch carve_int8_batch(const KanLayerView& L, uint32_t samples
   return s;
 }
 
-template <typename WordT>
-void int8_batch_panels(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y) {
+inline void int8_batch(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y) {
+  constexpr uint32_t n = kPanelWidth * kInt8Group;
   const uint32_t in = L.in_features, stride = L.int8.table_stride, pairs = L.int8.pairs, out = L.out_features;
-  const uint32_t np = p1 - p0, S = B.samples, in4 = int8_padded_inputs(L);
+  const uint32_t np = p1 - p0, S = B.samples, in4 = int8_padded_inputs(L), groups = in4 / kInt8Group;
   const Int8Fields f(L);
   const Int8BatchScratch sc = carve_int8_batch(L, S, np, scratch);
   std::memset(sc.acc, 0, static_cast<size_t>(S) * np * 3 * kPanelWidth * sizeof(uint32_t));
@@ -144,19 +166,21 @@ void int8_batch_panels(const KanLayerView& L, const Int8Batch& B, uint32_t p0, u
       int8_table_rows(L, B.b8 + row * 2 * pairs, B.start + row, ib, sc.tables + static_cast<size_t>(s) * kInt8BatchBlock * stride);
     }
     for (uint32_t p = p0; p < p1; ++p) {
-      const uint8_t* rec = L.edges + (static_cast<size_t>(p) * in + i0) * L.record_bytes;
-      for (uint32_t ii = 0; ii < ib; ++ii, rec += L.record_bytes) {
-        uint8_t idx[kPanelWidth];
-        int32_t g[kPanelWidth], b[kPanelWidth], w[kPanelWidth];
-        int8_record<WordT>(rec, f, idx, g, b, w);
+      for (uint32_t gi = i0 / kInt8Group; gi < groups && gi * kInt8Group < i0 + ib; ++gi) {
+        const uint8_t* rec = L.edges + (static_cast<size_t>(p) * groups + gi) * L.record_bytes;
+        uint8_t idx[n];
+        int32_t g[n], b[n], w[n];
+        int8_group(rec, L.word_bytes, f, idx, g, b, w);
         for (uint32_t s = 0; s < S; ++s) {
-          const uint8_t* row = sc.tables + (static_cast<size_t>(s) * kInt8BatchBlock + ii) * stride;
-          const uint32_t bs = B.bsum8[static_cast<size_t>(s) * in4 + i0 + ii], us = B.silu8[static_cast<size_t>(s) * in4 + i0 + ii];
           uint32_t* acc = sc.acc + (static_cast<size_t>(s) * np + (p - p0)) * 3 * kPanelWidth;
-          for (uint32_t l = 0; l < kPanelWidth; ++l) {
-            acc[l] += static_cast<uint32_t>(g[l] * static_cast<int32_t>(row[idx[l]]));
-            acc[kPanelWidth + l] += static_cast<uint32_t>(b[l] * static_cast<int32_t>(bs));
-            acc[2 * kPanelWidth + l] += static_cast<uint32_t>(w[l] * static_cast<int32_t>(us));
+          const uint8_t* tables = sc.tables + static_cast<size_t>(s) * kInt8BatchBlock * stride;
+          for (uint32_t e = 0; e < n; ++e) {
+            const uint32_t l = e / kInt8Group, i = gi * kInt8Group + e % kInt8Group;
+            if (i >= in) continue;
+            const size_t a = static_cast<size_t>(s) * in4 + i;
+            acc[l] += static_cast<uint32_t>(g[e] * static_cast<int32_t>(tables[static_cast<size_t>(i - i0) * stride + idx[e]]));
+            acc[kPanelWidth + l] += static_cast<uint32_t>(b[e] * static_cast<int32_t>(B.bsum8[a]));
+            acc[2 * kPanelWidth + l] += static_cast<uint32_t>(w[e] * static_cast<int32_t>(B.silu8[a]));
           }
         }
       }
@@ -172,9 +196,4 @@ void int8_batch_panels(const KanLayerView& L, const Int8Batch& B, uint32_t p0, u
       }
     }
   }
-}
-
-inline void int8_batch(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y) {
-  if (L.word_bytes == 2) int8_batch_panels<uint16_t>(L, B, p0, p1, scratch, y);
-  else int8_batch_panels<uint32_t>(L, B, p0, p1, scratch, y);
 }

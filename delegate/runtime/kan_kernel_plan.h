@@ -72,6 +72,10 @@ struct KernelOps {
                  float* scratch, float* y, size_t batch);
   // Int8 mode. kan_silu_q8 of n values.
   void (*silu_q8)(const float* x, size_t n, float* out);
+  // Phase A of rows [r0, r1) (row = sample * in + input): silu, the B8 window, its start and
+  // bsum8 ([sample][in4]; its padding is the caller's).
+  void (*int8_rows)(const KanLayerView& L, const float* x, size_t r0, size_t r1, float* silu, uint8_t* b8,
+                    uint32_t* start, uint8_t* bsum8);
   // One sample's silu8 (padded inputs, padding 0), lo and sx from its silu values.
   void (*int8_quantize)(const float* silu, uint32_t in, uint8_t* silu8, float* lo, float* sx);
   // `rows` table rows (each table_stride bytes, from T) from their B8 windows and starts.
@@ -172,6 +176,57 @@ inline float silu_q8_scalar(float x) {
   std::memcpy(&pow2n, &bits, sizeof pow2n);
   return x / (1.0f + y * pow2n);
 }
+
+// The int8 mode's B-spline window: bspline_window's Cox-de Boor with each division by a knot
+// difference replaced by a multiplication with its reciprocal, inv[(p - 1) * n_knots + m] =
+// 1 / (t[m + p] - t[m]) (KanInt8View::knot_inv), three times faster to vectorize; the values
+// are quantized to 8 bits afterwards, so the last bit of each hardly matters, but it is the
+// same on every ISA and in numpy (py_bridge/lutham/compress/int8.py).
+inline float bspline_window_q8(const float* t, const float* inv, uint32_t n_knots, uint32_t k, float x, float* values,
+                               uint32_t* start) {
+  const uint32_t kp1 = k + 1;
+  for (uint32_t r = 0; r < kp1; ++r) values[r] = 0.0f;
+  *start = 0;
+  if (!(x >= t[0]) || !(x < t[n_knots - 1])) return 0.0f;
+  uint32_t lo = 0, hi = n_knots - 1;  // t[lo] <= x < t[hi]
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (x >= t[mid]) lo = mid; else hi = mid;
+  }
+  const int64_t j = lo;
+  float local[kMaxSplineOrder + 2];
+  for (uint32_t r = 0; r <= kp1; ++r) local[r] = 0.0f;
+  local[k] = 1.0f;
+  for (uint32_t p = 1; p <= k; ++p) {
+    const int64_t last = static_cast<int64_t>(n_knots) - 2 - p;
+    const float* ip = inv + static_cast<size_t>(p - 1) * n_knots;
+    for (uint32_t r = 0; r < kp1; ++r) {
+      const int64_t m = j - k + r;
+      if (m < 0 || m > last) {
+        local[r] = 0.0f;
+        continue;
+      }
+      const float left = (x - t[m]) * ip[m];
+      const float right = (t[m + p + 1] - x) * ip[m + 1];
+      const float a = left * local[r];
+      const float b = right * local[r + 1];
+      local[r] = a + b;
+    }
+  }
+  const int64_t n_bases = static_cast<int64_t>(n_knots) - 1 - k;
+  int64_t st = j - static_cast<int64_t>(k);
+  st = std::max<int64_t>(0, std::min<int64_t>(st, n_bases - kp1));
+  for (uint32_t r = 0; r < kp1; ++r) {
+    const int64_t m = j - k + r;
+    if (m >= st && m < st + kp1) values[m - st] = local[r];
+  }
+  float sum = 0.0f;
+  for (uint32_t r = 0; r < kp1; ++r) sum += values[r];
+  *start = static_cast<uint32_t>(st);
+  return sum;
+}
+
+inline uint8_t int8_u8(float t) { return static_cast<uint8_t>(int8_rne(int8_clamp(t, 0.0f, 255.0f))); }
 
 // One output of the int8 mode from its three int32 sums (wrapping, as vpdpbusd adds).
 inline float int8_output(const KanLayerView& L, uint32_t o, uint32_t ag, uint32_t ab, uint32_t aw, float lo, float sx) {
