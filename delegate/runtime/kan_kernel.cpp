@@ -384,8 +384,10 @@ void prepare_rows_int8(const Int8Call& c, size_t r0, size_t r1) {
   uint32_t* start = c.at<uint32_t>(s.start);
   uint8_t* bsum8 = c.at<uint8_t>(s.bsum8);
   c.ops->int8_rows(L, c.x, r0, r1, c.at<float>(s.silu), b8, start, bsum8);
-  for (size_t r = r0; r < r1; ++r)  // the padding of each sample's bsum8, by the task with its last row
-    if (r % in + 1 == in) std::memset(bsum8 + (r / in) * s.in4 + in, 0, s.in4 - in);
+  // The padding of each sample's bsum8, by the task that has the sample's last row.
+  if (s.in4 > in)
+    for (size_t n = r0 / in; n * in < r1; ++n)
+      if ((n + 1) * in - 1 >= r0 && (n + 1) * in - 1 < r1) std::memset(bsum8 + n * s.in4 + in, 0, s.in4 - in);
   if (!s.batch_path) {
     uint8_t* table = c.at<uint8_t>(s.table);
     for (size_t r = r0; r < r1;) {

@@ -216,36 +216,60 @@ void rows(const KanLayerView& L, const float* x, size_t r0, size_t r1, float* si
   for (; r < r1; ++r) int8_window_row(L, x, r, b8, start, bsum8);
 }
 
-// ---- Table rows: vpmaddubsw of the broadcast B8 pairs with the codebook windows, vpaddw,
-// vpmulhrsw by 128 (= (x + 128) >> 8, exactly), vpacksswb (the clamp), vpermq (the order
-// vpacksswb interleaves), xor 0x80.
-
-inline __m512i table_block32(const uint8_t* b, const int8_t* w, uint32_t pairs, uint32_t stride, uint32_t c0) {
-  __m512i acc = _mm512_maddubs_epi16(_mm512_set1_epi16(static_cast<short>(b[0] | (b[1] << 8))),
-                                     _mm512_loadu_si512(w + static_cast<size_t>(c0) * 2));
-  for (uint32_t p = 1; p < pairs; ++p)
-    acc = _mm512_add_epi16(acc, _mm512_maddubs_epi16(_mm512_set1_epi16(static_cast<short>(b[2 * p] | (b[2 * p + 1] << 8))),
-                                                     _mm512_loadu_si512(w + (static_cast<size_t>(p) * stride + c0) * 2)));
+template <uint32_t kPairs>
+inline __m512i table_block32(const __m512i* b, const int8_t* w, uint32_t stride, uint32_t c0) {
+  __m512i acc = _mm512_maddubs_epi16(b[0], _mm512_loadu_si512(w + static_cast<size_t>(c0) * 2));
+  for (uint32_t p = 1; p < kPairs; ++p)
+    acc = _mm512_add_epi16(acc, _mm512_maddubs_epi16(b[p], _mm512_loadu_si512(w + (static_cast<size_t>(p) * stride + c0) * 2)));
   return _mm512_mulhrs_epi16(acc, _mm512_set1_epi16(128));
 }
 
-void table_rows(const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint8_t* T) {
-  const uint32_t stride = L.int8.table_stride, pairs = L.int8.pairs;
+template <uint32_t kStride, uint32_t kPairs>
+void table_rows_t(const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint8_t* T) {
   const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7), flip = _mm512_set1_epi8(static_cast<char>(0x80));
   for (size_t r = 0; r < rows; ++r) {
-    const uint8_t* b = b8 + r * 2 * pairs;
-    const int8_t* w = L.int8.windows + static_cast<size_t>(start[r]) * pairs * stride * 2;
-    uint8_t* t = T + r * stride;
-    if (stride == 32) {
-      const __m512i v = table_block32(b, w, pairs, stride, 0);
+    const uint8_t* b = b8 + r * 2 * kPairs;
+    __m512i bb[kPairs];
+    for (uint32_t p = 0; p < kPairs; ++p) {
+      uint16_t pair;
+      std::memcpy(&pair, b + 2 * p, 2);
+      bb[p] = _mm512_set1_epi16(static_cast<short>(pair));
+    }
+    const int8_t* w = L.int8.windows + static_cast<size_t>(start[r]) * kPairs * kStride * 2;
+    uint8_t* t = T + r * kStride;
+    if constexpr (kStride == 32) {
+      const __m512i v = table_block32<kPairs>(bb, w, kStride, 0);
       const __m512i packed = _mm512_xor_si512(_mm512_permutexvar_epi64(order, _mm512_packs_epi16(v, v)), flip);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(t), _mm512_castsi512_si256(packed));
-      continue;
+    } else {
+      for (uint32_t c0 = 0; c0 < kStride; c0 += 64) {
+        const __m512i v0 = table_block32<kPairs>(bb, w, kStride, c0), v1 = table_block32<kPairs>(bb, w, kStride, c0 + 32);
+        _mm512_storeu_si512(t + c0, _mm512_xor_si512(_mm512_permutexvar_epi64(order, _mm512_packs_epi16(v0, v1)), flip));
+      }
     }
-    for (uint32_t c0 = 0; c0 < stride; c0 += 64) {
-      const __m512i v0 = table_block32(b, w, pairs, stride, c0), v1 = table_block32(b, w, pairs, stride, c0 + 32);
-      _mm512_storeu_si512(t + c0, _mm512_xor_si512(_mm512_permutexvar_epi64(order, _mm512_packs_epi16(v0, v1)), flip));
-    }
+  }
+}
+
+template <uint32_t kStride>
+void table_rows_s(const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint8_t* T) {
+  switch (L.int8.pairs) {
+    case 1: return table_rows_t<kStride, 1>(L, b8, start, rows, T);
+    case 2: return table_rows_t<kStride, 2>(L, b8, start, rows, T);
+    case 3: return table_rows_t<kStride, 3>(L, b8, start, rows, T);
+    case 4: return table_rows_t<kStride, 4>(L, b8, start, rows, T);
+    default: return int8_table_rows(L, b8, start, rows, T);  // orders above 7: the portable loop
+  }
+}
+
+// Table rows: vpmaddubsw of the broadcast B8 pairs with the codebook windows, vpaddw,
+// vpmulhrsw by 128 (= (x + 128) >> 8, exactly), vpacksswb (the clamp), vpermq (the order
+// vpacksswb interleaves), xor 0x80.
+void table_rows(const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint8_t* T) {
+  switch (L.int8.table_stride) {
+    case 32: return table_rows_s<32>(L, b8, start, rows, T);
+    case 64: return table_rows_s<64>(L, b8, start, rows, T);
+    case 128: return table_rows_s<128>(L, b8, start, rows, T);
+    default: return table_rows_s<256>(L, b8, start, rows, T);
   }
 }
 

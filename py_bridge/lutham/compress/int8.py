@@ -28,6 +28,9 @@ import numpy as np
 from ..model.kan import BSPLINE
 from .quant import FLOAT_BITS, Quantized
 
+# KanLayer.compute (schema/lutham.fbs ComputeMode) and the names `lutham export --compute` takes.
+COMPUTE_FLOAT, COMPUTE_INT8 = 0, 1
+COMPUTE_MODES = {"float": COMPUTE_FLOAT, "int8": COMPUTE_INT8}
 INT8_MAX_CODEBOOK = 256
 INT8_MAX_INPUTS = 65536
 F32 = np.float32
@@ -44,6 +47,23 @@ def int8_unsupported(basis_kind: int, value_bits: int, codebook_size: int, index
     if in_features > INT8_MAX_INPUTS:
         return f"the int8 mode takes at most {INT8_MAX_INPUTS} inputs per layer, got {in_features}"
     return None
+
+
+def set_compute(model, compute: str) -> None:
+    """Sets every SharedKANLinear of the model to `compute` ("float" or "int8"); for int8 first
+    checks that each layer can use it (ValueError naming the layer otherwise)."""
+    from .layer import SharedKANLinear  # layer.py imports this module
+
+    if compute not in COMPUTE_MODES:
+        raise ValueError(f"--compute must be float or int8, got '{compute}'")
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, SharedKANLinear)]
+    if compute == "int8":
+        for name, m in layers:
+            reason = int8_unsupported(m.basis_kind, m.gain_bits, m.codebook.shape[0], m.index_bits, m.in_features)
+            if reason:
+                raise ValueError(f"--compute int8: layer {name}: {reason}")
+    for _, m in layers:
+        m.compute = COMPUTE_MODES[compute]
 
 
 def codebook_qmax(order: int) -> int:
