@@ -37,6 +37,7 @@ interface Args {
   'finetune-codebook': boolean;
   calibration?: string;
   'finetune-epochs'?: number;
+  compute: 'float' | 'int8';
 }
 
 function parseWidths(s: string | undefined): number[] | undefined {
@@ -81,6 +82,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('finetune-codebook', { type: 'boolean', default: false, describe: 'fine-tune the codebooks and gains to match the dense model\'s outputs on --calibration inputs before lowering (no labels needed)' })
       .option('calibration', { type: 'string', describe: 'a .npz with one float array of inputs shaped like the model\'s input (N first), for --finetune-codebook' })
       .option('finetune-epochs', { type: 'number', describe: 'passes over the calibration inputs for --finetune-codebook (default 20)' })
+      .option('compute', { choices: ['float', 'int8'] as const, default: 'float' as const, describe: 'how LuthamBackend computes the layers: float (exact float32) or int8 (opt-in: 8-bit coefficient table, silu and basis sums, int32 dot products with VNNI; B-spline layers, integer storage, K <= 256)' })
       .example('$0 export --backbone none --heads 2 --external-data --out a', 'a/lutham.pte + a/lutham.ptd')
       .example('$0 export --backbone none --heads 3 --seed 1 --external-data --codebooks-from a/lutham.ptd --out b', 'b/lutham.pte runs with a/lutham.ptd') as Argv<Args>,
   handler: async (argv) => {
@@ -116,6 +118,7 @@ const exportCommand: CommandModule<{}, Args> = {
           finetuneCodebook: argv['finetune-codebook'],
           calibration: argv.calibration,
           finetuneEpochs: argv['finetune-epochs'],
+          compute: argv.compute,
         },
         bar.update,
       );
