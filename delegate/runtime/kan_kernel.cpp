@@ -16,6 +16,13 @@
 
 #include "kan_kernel_plan.h"
 
+#if defined(__aarch64__) && defined(LUTHAM_HAVE_NEONDOT)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
 namespace lutham {
 namespace {
 
@@ -72,6 +79,10 @@ bool cpu_has_avx512vnni() {
          __builtin_cpu_supports("gfni");
 }
 #endif
+#if defined(__aarch64__) && defined(LUTHAM_HAVE_NEONDOT)
+// The int8 mode's NEON loops need the dot-product instructions (ARMv8.2 asimddp).
+bool cpu_has_neondot() { return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0; }
+#endif
 bool always() { return true; }
 
 // Best first; the first runnable one is the default.
@@ -84,6 +95,9 @@ const Variant kVariants[] = {
 #endif
 #if defined(__x86_64__) && defined(LUTHAM_HAVE_AVX2)
     {"avx2", &avx2::ops, &cpu_has_avx2, "avx2 fma"},
+#endif
+#if defined(__aarch64__) && defined(LUTHAM_HAVE_NEONDOT)
+    {"neondot", &neondot::ops, &cpu_has_neondot, "asimddp"},
 #endif
     {"generic", &generic::ops, &always, ""},
 };
@@ -99,6 +113,9 @@ bool cpu_flag(const std::string& flag) {
   if (flag == "avx512vbmi") return __builtin_cpu_supports("avx512vbmi");
   if (flag == "avx512_vnni") return __builtin_cpu_supports("avx512vnni");
   if (flag == "gfni") return __builtin_cpu_supports("gfni");
+#endif
+#if defined(__aarch64__) && defined(LUTHAM_HAVE_NEONDOT)
+  if (flag == "asimddp") return cpu_has_neondot();
 #endif
   return false;
 }
@@ -553,7 +570,7 @@ size_t kan_int8_bytes(const KanLayerView& L) {
   const size_t pairs = (L.spline_order + 2) / 2, starts = L.grid_size;
   auto up = [](size_t b) { return (b + 63) & ~static_cast<size_t>(63); };
   const size_t knot_rows = L.knot_stride ? L.in_features : 1;
-  return up(K * dim) + up(starts * pairs * stride * 2) + 2 * up(padded * 4) + 2 * up(padded * 4) +
+  return up(K * dim) + up(starts * pairs * stride * 2) + 3 * up(padded * 4) + 2 * up(padded * 4) +
          up(knot_rows * L.spline_order * L.n_knots * 4);
 }
 
@@ -573,6 +590,8 @@ void kan_int8_prepare(KanLayerView* layer, void* memory) {
   int32_t* gain_sum = reinterpret_cast<int32_t*>(p);
   p += up(padded * 4);
   int32_t* base_sum = reinterpret_cast<int32_t*>(p);
+  p += up(padded * 4);
+  int32_t* bias_sum = reinterpret_cast<int32_t*>(p);
   p += up(padded * 4);
   float* gain_scale = reinterpret_cast<float*>(p);
   p += up(padded * 4);
@@ -607,11 +626,11 @@ void kan_int8_prepare(KanLayerView* layer, void* memory) {
               c < K && m < dim ? cq[static_cast<size_t>(c) * dim + m] : 0;
         }
   // Per-output sums of the gain and base ints (the u8 offset corrections) and the scales.
-  const uint32_t gs = 32 - L.gain.bits, bs = 32 - L.gain.bits - L.bias.bits - L.base.bits;
+  const uint32_t gs = 32 - L.gain.bits, bs = 32 - L.gain.bits - L.bias.bits - L.base.bits, ms = 32 - L.gain.bits - L.bias.bits;
   const size_t groups = (in + kInt8Group - 1) / kInt8Group;
   for (uint32_t o = 0; o < padded; ++o) {
     const uint32_t pnl = o / kPanelWidth, lane = o % kPanelWidth;
-    int64_t sg = 0, sw = 0;
+    int64_t sg = 0, sw = 0, sb = 0;
     for (uint32_t i = 0; i < in; ++i) {
       // Group records (EdgePanels.group 4): byte b of the word in plane 1 + b, at 4 lane + i % 4.
       const uint8_t* rec = L.edges + (pnl * groups + i / kInt8Group) * L.record_bytes + 4 * lane + i % kInt8Group;
@@ -619,9 +638,11 @@ void kan_int8_prepare(KanLayerView* layer, void* memory) {
       for (uint32_t b = 0; b < L.word_bytes; ++b) v |= static_cast<uint32_t>(rec[64 * (1 + b)]) << (8 * b);
       sg += static_cast<int32_t>(v << gs) >> (32 - L.gain.bits);
       sw += static_cast<int32_t>(v << bs) >> (32 - L.base.bits);
+      sb += static_cast<int32_t>(v << ms) >> (32 - L.bias.bits);
     }
     gain_sum[o] = static_cast<int32_t>(sg);
     base_sum[o] = static_cast<int32_t>(sw);
+    bias_sum[o] = static_cast<int32_t>(sb);
     gain_scale[o] = L.gain.scales[o] * q.codebook_scale;
     bias_scale[o] = L.bias.scales[o] / 255.0f;
   }
@@ -629,6 +650,7 @@ void kan_int8_prepare(KanLayerView* layer, void* memory) {
   q.windows = windows;
   q.gain_sum = gain_sum;
   q.base_sum = base_sum;
+  q.bias_sum = bias_sum;
   q.gain_scale = gain_scale;
   q.bias_scale = bias_scale;
   q.knot_inv = knot_inv;

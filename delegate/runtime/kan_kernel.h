@@ -83,6 +83,7 @@ struct KanInt8View {
   const int8_t* windows = nullptr;      // [start][pair][table_stride][2]: cq[c][start+2p], cq[c][start+2p+1] (0 past dim)
   const int32_t* gain_sum = nullptr;    // per panel-padded output: sum over inputs of the gain ints
   const int32_t* base_sum = nullptr;    // the same for the base weights
+  const int32_t* bias_sum = nullptr;    // and the biases (for kernels that offset bsum8 to signed bytes)
   const float* gain_scale = nullptr;    // gain.scales[o] * codebook_scale
   const float* bias_scale = nullptr;    // bias.scales[o] / 255
   const float* knot_inv = nullptr;      // [input or 0][p - 1][n_knots]: 1 / (t[m + p] - t[m]) (0 past the row)

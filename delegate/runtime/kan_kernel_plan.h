@@ -250,5 +250,8 @@ const KernelOps& ops();
 namespace avx512vnni {
 const KernelOps& ops();
 }
+namespace neondot {
+const KernelOps& ops();
+}
 
 }  // namespace lutham
