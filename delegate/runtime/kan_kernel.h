@@ -20,7 +20,9 @@
 //  - work is split into tasks (panels or sample groups) that a thread pool may run in any
 //    order and on any number of threads: every output is the same sequence of roundings
 //    (a fixed-order fma chain over its inputs), so results are bit-identical across thread
-//    counts, across the ISA variants (generic, AVX2) and across x86-64 and aarch64.
+//    counts, across the ISA variants (generic, AVX2, AVX-512) and across x86-64 and aarch64.
+//  - the opt-in int8 mode (below) is three exact int32 dot products per output (vpdpbusd on
+//    AVX-512 VNNI, sdot on aarch64), the same bits everywhere by construction.
 #pragma once
 
 #include <cstddef>
