@@ -44,6 +44,7 @@ struct Layer {
   void* payload = nullptr;
   void* codebook = nullptr;
   std::vector<float> columns;
+  void* int8_memory = nullptr;  // the int8 mode's constants (LuthamBackend::init makes the same)
   lutham::KanLayerView view;
 };
 
@@ -107,6 +108,10 @@ int main(int argc, char** argv) {
       L.columns.resize(static_cast<size_t>(words.rows) * words.cols);
       dequantize_columns(words, L.columns.data());
       L.view.codebook_columns = L.columns.data();
+      if (L.view.compute == Compute::Int8) {
+        L.int8_memory = std::aligned_alloc(64, (kan_int8_bytes(L.view) + 63) & ~size_t{63});
+        kan_int8_prepare(&L.view, L.int8_memory);
+      }
       layers.push_back(std::move(L));
     }
     std::fclose(f);

@@ -4,7 +4,9 @@
 cost depends only on the shapes and storage, not on the values. Per layer N: N.payload,
 N.codebook (the Python writer's bytes); layers.txt lists them in order.
 
-    PYTHONPATH=py_bridge python delegate/bench/make_bench_layers.py OUT_DIR [WIDTHS]   (e.g. 2048,512,25)
+    PYTHONPATH=py_bridge python delegate/bench/make_bench_layers.py OUT_DIR [WIDTHS [COMPUTE]]   (e.g. 2048,512,25 int8)
+
+COMPUTE is float (default) or int8 (the payloads' compute mode, lutham export --compute).
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from lutham.compress.quant import Quantized
-from lutham.lower.serialization.payload import LayerData, codebook_key, write_codebook, write_payload
+from lutham.lower.serialization.payload import COMPUTE_FLOAT, COMPUTE_INT8, LayerData, codebook_key, write_codebook, write_payload
 from lutham.model.kan import BSPLINE, uniform_knots
 
 
-def main(out_dir: str, widths: str = "2048,512,25") -> int:
+def main(out_dir: str, widths: str = "2048,512,25", compute: str = "float") -> int:
+    modes = {"float": COMPUTE_FLOAT, "int8": COMPUTE_INT8}
+    if compute not in modes:
+        print(f"make_bench_layers: COMPUTE must be float or int8, got {compute}", file=sys.stderr)
+        return 2
     dims = [int(w) for w in widths.split(",")]
     G, k, K = 9, 3, 128
     rng = np.random.default_rng(0)
@@ -37,7 +43,7 @@ def main(out_dir: str, widths: str = "2048,512,25") -> int:
                           knots=uniform_knots(inn, G, k).numpy().astype(np.float32),
                           codebook_key=codebook_key(write_codebook(words)), codebook_size=K, codebook_dim=G + k,
                           index_bits=7, indices=rng.integers(0, K, size=(o, inn)), gains=field(6), biases=field(4),
-                          base_weight=field(5), basis_kind=BSPLINE, rbf_denominator=0.0)
+                          base_weight=field(5), basis_kind=BSPLINE, rbf_denominator=0.0, compute=modes[compute])
         name = f"layer{n}"
         (out / f"{name}.payload").write_bytes(write_payload(layer))
         (out / f"{name}.codebook").write_bytes(write_codebook(words))

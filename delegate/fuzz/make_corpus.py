@@ -24,7 +24,8 @@ import torch
 from lutham.compress import CompressionConfig, compress_model
 from lutham.exporter.pipeline import to_executorch_bytes
 from lutham.model.multihead import ModelConfig, build_model
-from lutham.lower.serialization.payload import LayerData, read_codebook, read_payload, write_codebook, write_payload
+from lutham.lower.serialization.payload import (COMPUTE_INT8, LayerData, read_codebook, read_payload, write_codebook,
+                                                write_payload)
 
 # (model, compression): small enough that one kan_forward is microseconds.
 CONFIGS = [
@@ -72,6 +73,10 @@ def main(out_dir: str) -> int:
             words = read_codebook(codebook)
             seeds.append(seed_bytes(write_payload(layer), write_codebook(words)))
             seeds.append(seed_bytes(write_payload(per_input_knots(layer)), write_codebook(words)))
+            if layer.gains.bits != 32 and layer.codebook_size <= 256:  # the int8 mode's grouped records
+                int8 = dataclasses.replace(layer, compute=COMPUTE_INT8)
+                seeds.append(seed_bytes(write_payload(int8), write_codebook(words)))
+                seeds.append(seed_bytes(write_payload(per_input_knots(int8)), write_codebook(words)))
     for seed in seeds:
         name = hashlib.sha1(seed).hexdigest()  # libFuzzer's own corpus naming
         (out / name).write_bytes(seed)

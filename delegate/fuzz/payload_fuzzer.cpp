@@ -90,6 +90,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<float> columns(static_cast<size_t>(words.rows) * words.cols);
   lutham::dequantize_columns(words, columns.data());
   parsed.layer.codebook_columns = columns.data();
+  std::vector<uint64_t> int8_memory;  // the int8 mode's constants, as LuthamBackend::init makes them
+  if (parsed.layer.compute == lutham::Compute::Int8) {
+    int8_memory.resize(lutham::kan_int8_bytes(parsed.layer) / 8 + 8);
+    void* at = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(int8_memory.data()) + 63) & ~uintptr_t{63});
+    lutham::kan_int8_prepare(&parsed.layer, at);
+  }
 
   const lutham::KanLayerView& layer = parsed.layer;
   constexpr size_t kBatch = 2;

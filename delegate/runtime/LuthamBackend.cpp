@@ -279,6 +279,16 @@ class LuthamBackend final : public BackendInterface {
     }
     parsed.layer.codebook = words;
     parsed.layer.codebook_columns = codebook_columns(codebook);
+    if (parsed.layer.compute == Compute::Int8) {
+      // The int8 mode's per-layer constants (requantized codebook, per-output sums and scales).
+      void* memory = allocator->allocate(kan_int8_bytes(parsed.layer), 64);
+      if (memory == nullptr) {
+        ET_LOG(Error, "LuthamBackend: out of runtime memory for the int8 mode's %zu bytes", kan_int8_bytes(parsed.layer));
+        release_codebook(codebook);
+        return Error::MemoryAllocationFailed;
+      }
+      kan_int8_prepare(&parsed.layer, memory);
+    }
     LuthamHandle* handle = allocator->allocateInstance<LuthamHandle>();
     if (handle == nullptr) {
       ET_LOG(Error, "LuthamBackend: out of runtime memory for the handle");

@@ -20,13 +20,37 @@
 //  - work is split into tasks (panels or sample groups) that a thread pool may run in any
 //    order and on any number of threads: every output is the same sequence of roundings
 //    (a fixed-order fma chain over its inputs), so results are bit-identical across thread
-//    counts, across the ISA variants (generic, AVX2) and across x86-64 and aarch64.
+//    counts, across the ISA variants (generic, AVX2, AVX-512) and across x86-64 and aarch64.
+//  - the opt-in int8 mode (below) is three exact int32 dot products per output (vpdpbusd on
+//    AVX-512 VNNI, sdot on aarch64), the same bits everywhere by construction.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 namespace lutham {
+
+// Int8 compute mode (opt-in per layer, schema KanLayer.compute = Int8; see kan_int_prepare):
+//   table    T[i][c] = clamp((P16 + 128) >> 8, -128, 127) + 128   (u8), where
+//            P16 = wrap16(sum over pairs p of sat16(B8[2p] cq[c][s+2p] + B8[2p+1] cq[c][s+2p+1])),
+//            B8[r] = min(255, rne(B_{s+r}(x_i) * 256)) (the k+1 window values of x_i, start s,
+//            from bspline_window_q8: Cox-de Boor with reciprocal knot differences),
+//            cq the codebook requantized to one scale (codebook_scale);
+//   bsum8[i] = min(255, rne(bsum_i * 255));  silu8[i] = rne((silu_i - lo) * 255 / (hi - lo)),
+//            lo/hi = min/max over the sample's inputs of silu_q8 (a float-only exp, kan_silu_q8);
+//   per output o, in exact (wrapping) int32:
+//            Ag = sum_i qg[o][i] * T[i][index[o][i]] - 128 * gain_sum[o],
+//            Ab = sum_i qb[o][i] * bsum8[i],  Aw = sum_i qw[o][i] * silu8[i];
+//   y[o] = (gain_scale[o] * Ag + bias_scale[o] * Ab) + base.scales[o] * (sx * Aw + lo * base_sum[o])
+//            with sx = (hi - lo) / 255, each product and sum one float32 rounding (no fma, so the
+//            numpy reference, py_bridge/lutham/compress/int8.py, gives the same bits).
+// The integer sums are the same on every ISA by construction; the float parts are fixed-order
+// IEEE operations. A sample with a non-finite input gives NaN outputs.
+enum class Compute : uint32_t { Float = 0, Int8 = 1 };
+// Int8 mode limits: K (one byte per index, a 256-entry table row), inputs per layer (the int32
+// sums cannot overflow below this), and the B-spline basis only (its values sum to <= 1).
+constexpr uint32_t kInt8MaxCodebook = 256;
+constexpr uint32_t kInt8MaxInputs = 65536;
 
 // Largest spline order the kernel accepts (bounds a small stack array).
 constexpr uint32_t kMaxSplineOrder = 15;
@@ -54,6 +78,21 @@ struct EdgeValuesView {
   const float* scales = nullptr;
 };
 
+// What the int8 mode derives from a layer once (kan_int8_prepare), in memory the caller owns.
+struct KanInt8View {
+  float codebook_scale = 0.0f;         // max |codeword value| / int8_codebook_qmax(order)
+  const int8_t* codebook = nullptr;     // K x dim: clamp(rne(value / codebook_scale), +-qmax)
+  const int8_t* windows = nullptr;      // [start][pair][table_stride][2]: cq[c][start+2p], cq[c][start+2p+1] (0 past dim)
+  const int32_t* gain_sum = nullptr;    // per panel-padded output: sum over inputs of the gain ints
+  const int32_t* base_sum = nullptr;    // the same for the base weights
+  const int32_t* bias_sum = nullptr;    // and the biases (for kernels that offset bsum8 to signed bytes)
+  const float* gain_scale = nullptr;    // gain.scales[o] * codebook_scale
+  const float* bias_scale = nullptr;    // bias.scales[o] / 255
+  const float* knot_inv = nullptr;      // [input or 0][p - 1][n_knots]: 1 / (t[m + p] - t[m]) (0 past the row)
+  uint32_t table_stride = 0;            // bytes per table row: K rounded up to 32, 64, 128 or 256
+  uint32_t pairs = 0;                   // ceil((order + 1) / 2)
+};
+
 // One validated layer. All pointers stay owned by the payload / codebook buffers.
 struct KanLayerView {
   uint32_t in_features = 0;
@@ -69,14 +108,37 @@ struct KanLayerView {
   uint32_t codebook_size = 0;  // K
   uint32_t codebook_dim = 0;   // B-spline: G + k; RBF: G
   uint32_t index_bits = 0;
-  const uint8_t* edges = nullptr;  // panels * in_features records
+  const uint8_t* edges = nullptr;  // panels * in_features records (group 4: panels * ceil(in / 4))
   uint32_t record_bytes = 0;
+  uint32_t group = 1;  // inputs per record: 1, or 4 (the int8 mode's [lane][input] byte planes)
   uint32_t index_bytes = 1;  // 1 or 2
   uint32_t word_bytes = 2;   // 2 or 4 for integer values; 0 for float32 values
   EdgeValuesView gain, bias, base;
   QuantView codebook;                       // K x dim as stored in the named data
   const float* codebook_columns = nullptr;  // dim x K float32 (dequantized, transposed): see dequantize_columns
+  Compute compute = Compute::Float;
+  KanInt8View int8;  // Compute::Int8: filled by kan_int8_prepare (after codebook_columns is set)
 };
+
+// Largest |requantized codeword value| of the int8 mode for spline order k: the pair sums of
+// the table can then never leave int16 (B8 sums to at most 256 + (k+1)/2).
+inline int32_t int8_codebook_qmax(uint32_t order) {
+  const int32_t q = 32767 / static_cast<int32_t>(256 + (order + 1) / 2);
+  return q < 127 ? q : 127;
+}
+
+// Why a layer cannot run in the int8 mode (nullptr: it can): RBF basis, float values, K or
+// the inputs above the limits, 16-bit indices.
+const char* int8_unsupported(const KanLayerView& layer);
+
+// Bytes kan_int8_prepare needs, and the preparation itself: fills layer->int8 with pointers
+// into `memory` (64-aligned, kan_int8_bytes(*layer) bytes). Needs codebook_columns.
+size_t kan_int8_bytes(const KanLayerView& layer);
+void kan_int8_prepare(KanLayerView* layer, void* memory);
+
+// The int8 mode's silu, x / (1 + e^-x) with e^v from a fixed float-only (mul/add, no fma)
+// polynomial, so every ISA and numpy compute the same bits.
+float kan_silu_q8(float x);
 
 // Number of basis values evaluated per input: k + 1 (B-spline window) or G (RBF).
 uint32_t basis_width(const KanLayerView& layer);

@@ -14,6 +14,7 @@
 namespace lutham {
 namespace avx512 {
 #include "kan_kernel_impl.h"
+#include "kan_kernel_int8.h"
 
 namespace {
 
@@ -341,6 +342,12 @@ const KernelOps& ops() {
          float* scratch, float* y, size_t batch) {
         with_layout<ymm::Sample>(L, table, S, group, p0, p1, scratch, y, batch);
       },
+      &int8_silu_block,
+      &int8_rows,
+      &int8_quantize_silu,
+      &int8_table_rows,
+      &int8_lane,
+      &int8_batch,
   };
   return k;
 }

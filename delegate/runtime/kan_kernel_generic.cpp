@@ -4,6 +4,7 @@
 namespace lutham {
 namespace generic {
 #include "kan_kernel_impl.h"
+#include "kan_kernel_int8.h"
 
 const KernelOps& ops() {
   static const KernelOps k = {
@@ -23,6 +24,12 @@ const KernelOps& ops() {
          float* scratch, float* y, size_t batch) {
         with_layout<SampleFn>(L, table, S, group, p0, p1, scratch, y, batch);
       },
+      &int8_silu_block,
+      &int8_rows,
+      &int8_quantize_silu,
+      &int8_table_rows,
+      &int8_lane,
+      &int8_batch,
   };
   return k;
 }

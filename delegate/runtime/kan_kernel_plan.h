@@ -21,6 +21,43 @@ struct SamplePlan {
   uint32_t input_block = 1;         // inputs whose coefficient table is built at once
 };
 
+// Int8 mode (kan_kernel.h): one sample of the lane path. Arrays are indexed by input and
+// padded to a multiple of 4 inputs (kInt8Group); the padding of bsum8 and silu8 is 0.
+constexpr uint32_t kInt8Group = 4;  // inputs per vpdpbusd lane: 4 bytes summed into one int32
+inline uint32_t int8_padded_inputs(const KanLayerView& L) { return (L.in_features + kInt8Group - 1) / kInt8Group * kInt8Group; }
+
+struct Int8Sample {
+  const uint8_t* table = nullptr;  // [input][table_stride]: T (u8, P8 + 128)
+  const uint8_t* bsum8 = nullptr;
+  const uint8_t* silu8 = nullptr;
+  float lo = 0.0f, sx = 0.0f;
+};
+
+// A group of samples of the int8 batch path: their B8 windows (the tables are built block by
+// block into the task's scratch), bsum8, silu8 and scales.
+struct Int8Batch {
+  const uint8_t* b8 = nullptr;       // [(sample * in + i) * 2 * pairs]
+  const uint32_t* start = nullptr;   // [sample * in + i]
+  const uint8_t* bsum8 = nullptr;    // [sample][padded inputs]
+  const uint8_t* silu8 = nullptr;    // [sample][padded inputs]
+  const float* lo = nullptr;         // [sample]
+  const float* sx = nullptr;
+  uint32_t samples = 0;
+};
+
+// Inputs per table block of the int8 batch path (a multiple of kInt8Group).
+constexpr uint32_t kInt8BatchBlock = 64;
+// Panels decoded at once by the batch path (and the accumulator layout's panel group).
+constexpr uint32_t kInt8BatchPanels = 4;
+
+// Bytes of an int8 batch task's scratch: tables [samples][block][stride], accumulators
+// [samples][panels][3][16] int32, decoded records [group panels][block / 4][4][64].
+inline size_t int8_batch_scratch_bytes(const KanLayerView& L, uint32_t samples, uint32_t panels) {
+  return static_cast<size_t>(samples) * kInt8BatchBlock * L.int8.table_stride +
+         static_cast<size_t>(samples) * panels * 3 * kPanelWidth * 4 +
+         static_cast<size_t>(kInt8BatchPanels) * (kInt8BatchBlock / kInt8Group) * 4 * 64 + 64;
+}
+
 // The hot loops of one instruction set.
 struct KernelOps {
   // bspline_window (kan_kernel.h) for 8 inputs x[0..7] that share one knot row: values
@@ -33,6 +70,19 @@ struct KernelOps {
                const uint32_t* start, float* P, uint32_t p0, uint32_t p1, float* y);
   void (*sample)(const KanLayerView& L, bool table, const SamplePlan& S, uint32_t group, uint32_t p0, uint32_t p1,
                  float* scratch, float* y, size_t batch);
+  // Int8 mode. kan_silu_q8 of n values.
+  void (*silu_q8)(const float* x, size_t n, float* out);
+  // Phase A of rows [r0, r1) (row = sample * in + input): silu, the B8 window, its start and
+  // bsum8 ([sample][in4]; its padding is the caller's).
+  void (*int8_rows)(const KanLayerView& L, const float* x, size_t r0, size_t r1, float* silu, uint8_t* b8,
+                    uint32_t* start, uint8_t* bsum8);
+  // One sample's silu8 (padded inputs, padding 0), lo and sx from its silu values.
+  void (*int8_quantize)(const float* silu, uint32_t in, uint8_t* silu8, float* lo, float* sx);
+  // `rows` table rows (each table_stride bytes, from T) from their B8 windows and starts.
+  void (*int8_table)(const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint8_t* T);
+  void (*int8_lane)(const KanLayerView& L, const Int8Sample& s, uint32_t p0, uint32_t p1, float* y);
+  // Panels [p0, p1) of a group of samples; y points at the group's first sample's outputs.
+  void (*int8_batch)(const KanLayerView& L, const Int8Batch& b, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y);
 };
 
 // Inputs per block of the lane path. A task walks its panels block by block, so the block's
@@ -92,6 +142,102 @@ inline SampleScratch carve_sample_scratch(float* scratch, uint32_t panels, uint3
   return s;
 }
 
+// ---- Int8 mode scalar pieces, the same expressions in every variant (plain IEEE float ops,
+// compiled with -ffp-contract=off; py_bridge/lutham/compress/int8.py mirrors them in numpy).
+
+// Round to nearest, ties to even (the default rounding mode; cvtps2dq does the same).
+inline int32_t int8_rne(float t) { return static_cast<int32_t>(std::nearbyint(t)); }
+
+// max(lo, min(t, hi)) as vmaxps(t, lo) / vminps(t, hi) compute it: a NaN t gives lo.
+inline float int8_clamp(float t, float lo, float hi) {
+  t = t > lo ? t : lo;
+  return t < hi ? t : hi;
+}
+
+// e^v with Cephes' expf polynomial, mul and add only, v clamped to [-87, 88] (so 2^n is a
+// normal float); then silu = x / (1 + e^-x).
+inline float silu_q8_scalar(float x) {
+  const float v = int8_clamp(-x, -87.0f, 88.0f);
+  float fx = v * 1.44269504088896341f;
+  fx = (fx + 12582912.0f) - 12582912.0f;  // rne(fx): |fx| <= 127
+  float r = v - fx * 0.693359375f;
+  r = r - fx * -2.12194440e-4f;
+  const float z = r * r;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * z + r;
+  y = y + 1.0f;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(fx) + 127) << 23;
+  float pow2n;
+  std::memcpy(&pow2n, &bits, sizeof pow2n);
+  return x / (1.0f + y * pow2n);
+}
+
+// The int8 mode's B-spline window: bspline_window's Cox-de Boor with each division by a knot
+// difference replaced by a multiplication with its reciprocal, inv[(p - 1) * n_knots + m] =
+// 1 / (t[m + p] - t[m]) (KanInt8View::knot_inv), three times faster to vectorize; the values
+// are quantized to 8 bits afterwards, so the last bit of each hardly matters, but it is the
+// same on every ISA and in numpy (py_bridge/lutham/compress/int8.py).
+inline float bspline_window_q8(const float* t, const float* inv, uint32_t n_knots, uint32_t k, float x, float* values,
+                               uint32_t* start) {
+  const uint32_t kp1 = k + 1;
+  for (uint32_t r = 0; r < kp1; ++r) values[r] = 0.0f;
+  *start = 0;
+  if (!(x >= t[0]) || !(x < t[n_knots - 1])) return 0.0f;
+  uint32_t lo = 0, hi = n_knots - 1;  // t[lo] <= x < t[hi]
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (x >= t[mid]) lo = mid; else hi = mid;
+  }
+  const int64_t j = lo;
+  float local[kMaxSplineOrder + 2];
+  for (uint32_t r = 0; r <= kp1; ++r) local[r] = 0.0f;
+  local[k] = 1.0f;
+  for (uint32_t p = 1; p <= k; ++p) {
+    const int64_t last = static_cast<int64_t>(n_knots) - 2 - p;
+    const float* ip = inv + static_cast<size_t>(p - 1) * n_knots;
+    for (uint32_t r = 0; r < kp1; ++r) {
+      const int64_t m = j - k + r;
+      if (m < 0 || m > last) {
+        local[r] = 0.0f;
+        continue;
+      }
+      const float left = (x - t[m]) * ip[m];
+      const float right = (t[m + p + 1] - x) * ip[m + 1];
+      const float a = left * local[r];
+      const float b = right * local[r + 1];
+      local[r] = a + b;
+    }
+  }
+  const int64_t n_bases = static_cast<int64_t>(n_knots) - 1 - k;
+  int64_t st = j - static_cast<int64_t>(k);
+  st = std::max<int64_t>(0, std::min<int64_t>(st, n_bases - kp1));
+  for (uint32_t r = 0; r < kp1; ++r) {
+    const int64_t m = j - k + r;
+    if (m >= st && m < st + kp1) values[m - st] = local[r];
+  }
+  float sum = 0.0f;
+  for (uint32_t r = 0; r < kp1; ++r) sum += values[r];
+  *start = static_cast<uint32_t>(st);
+  return sum;
+}
+
+inline uint8_t int8_u8(float t) { return static_cast<uint8_t>(int8_rne(int8_clamp(t, 0.0f, 255.0f))); }
+
+// One output of the int8 mode from its three int32 sums (wrapping, as vpdpbusd adds).
+inline float int8_output(const KanLayerView& L, uint32_t o, uint32_t ag, uint32_t ab, uint32_t aw, float lo, float sx) {
+  const int32_t g = static_cast<int32_t>(ag - 128u * static_cast<uint32_t>(L.int8.gain_sum[o]));
+  const float t1 = L.int8.gain_scale[o] * static_cast<float>(g);
+  const float t2 = L.int8.bias_scale[o] * static_cast<float>(static_cast<int32_t>(ab));
+  const float t3 = sx * static_cast<float>(static_cast<int32_t>(aw));
+  const float t4 = lo * static_cast<float>(L.int8.base_sum[o]);
+  return (t1 + t2) + L.base.scales[o] * (t3 + t4);
+}
+
 namespace generic {
 const KernelOps& ops();
 }
@@ -99,6 +245,12 @@ namespace avx2 {
 const KernelOps& ops();
 }
 namespace avx512 {
+const KernelOps& ops();
+}
+namespace avx512vnni {
+const KernelOps& ops();
+}
+namespace neondot {
 const KernelOps& ops();
 }
 

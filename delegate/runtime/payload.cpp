@@ -116,9 +116,10 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
   flatbuffers::Verifier verifier(static_cast<const uint8_t*>(data), size);
   if (!fb::VerifyPayloadBuffer(verifier)) return fail(why, "payload failed flatbuffers verification (truncated or corrupt)");
   const fb::Payload* p = fb::GetPayload(data);
-  if (p->schema_version() != kSchemaVersion)
-    return fail(why, "payload schema_version %llu, this runtime knows %llu (re-export the .pte with this LUTHAM)",
-                p->schema_version(), kSchemaVersion);
+  const uint32_t version = p->schema_version();
+  if (version != kSchemaVersion && version != kSchemaVersionInt8)
+    return fail(why, "payload schema_version %llu, this runtime knows %llu and 3 (re-export the .pte with this LUTHAM)",
+                version, kSchemaVersion);
   const fb::KanLayer* k = p->layer();
   if (k == nullptr) return fail(why, "payload has no layer");
   const uint64_t in = k->in_features(), out_f = k->out_features();
@@ -188,10 +189,25 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
   const fb::EdgePanels* panels = k->panels();
   if (panels == nullptr) return fail(why, "layer has no edge panels");
   if (panels->width() != kPanelWidth) return fail(why, "panel width %llu, this runtime knows %llu", panels->width(), kPanelWidth);
-  const uint64_t record = kPanelWidth * (L.index_bytes + (floats ? 3 * sizeof(float) : L.word_bytes));
+  const fb::ComputeMode compute = k->compute();
+  if (compute != fb::ComputeMode::Float && compute != fb::ComputeMode::Int8)
+    return fail(why, "unknown compute mode %llu", static_cast<unsigned>(compute));
+  const bool int8 = compute == fb::ComputeMode::Int8;
+  const uint64_t group = panels->group();
+  if (group != (int8 ? 4 : 1))
+    return fail(why, int8 ? "an int8 layer's panels must have group 4, got %llu" : "a float layer's panels must have group 1, got %llu", group);
+  if (int8 && version < kSchemaVersionInt8)
+    return fail(why, "payload says schema_version %llu but uses version 3's int8 mode", version);
+  if (int8 && (floats || L.index_bytes != 1))
+    return fail(why, floats ? "compute int8: the int8 mode needs integer gains, biases and base weights (the layer stores float32)"
+                            : "compute int8: the int8 mode needs one-byte indices (index_bits <= 8)");
+  L.group = static_cast<uint32_t>(group);
+  // group 4: byte planes of 16 x 4 bytes, the indices and each byte of the words.
+  const uint64_t record = int8 ? kPanelWidth * 4 * (1 + L.word_bytes)
+                               : kPanelWidth * (L.index_bytes + (floats ? 3 * sizeof(float) : L.word_bytes));
   if (panels->record_bytes() != record)
     return fail(why, "panel records are %llu bytes, the layer's widths make them %llu", panels->record_bytes(), record);
-  const uint64_t records = static_cast<uint64_t>(L.panels) * in;
+  const uint64_t records = static_cast<uint64_t>(L.panels) * (int8 ? (in + 3) / 4 : in);
   if (length(panels->data()) != records * record)
     return fail(why, "panel data has %llu bytes, expected %llu", length(panels->data()), records * record);
   L.edges = panels->data()->data();
@@ -202,6 +218,10 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
   crc = crc_of(crc, k->gain()->scales());
   crc = crc_of(crc, k->bias()->scales());
   crc = crc_of(crc, k->base()->scales());
+  if (compute != fb::ComputeMode::Float) {
+    const uint8_t mode = static_cast<uint8_t>(compute);
+    crc = crc32(crc, &mode, 1);
+  }
   if (verify_checksum && crc != k->checksum())
     return fail(why, "payload checksum mismatch (stored %08llx, computed %08llx): the data is corrupt", k->checksum(), crc);
   if (floats) {
@@ -215,6 +235,13 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
     }
   }
   if (!check_indices(L, why)) return false;
+  if (compute == fb::ComputeMode::Int8) {
+    L.compute = Compute::Int8;
+    if (const char* reason = int8_unsupported(L)) {
+      if (why) *why = std::string("compute int8: ") + reason;
+      return false;
+    }
+  }
   out->codebook_key = std::string_view(k->codebook_key()->c_str(), k->codebook_key()->size());
   return true;
 }
@@ -222,6 +249,24 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
 bool check_indices(const KanLayerView& layer, std::string* why) {
   // Indices of `index_bytes` bytes that cannot reach K need checking; the padding lanes too.
   if (layer.codebook_size >= (1u << (8 * layer.index_bytes))) return true;
+  if (layer.group == 4) {
+    // The index plane of each group record: byte 4 * lane + j is edge (lane, 4g + j).
+    const uint64_t groups = (layer.in_features + 3) / 4, records = static_cast<uint64_t>(layer.panels) * groups;
+    for (uint64_t r = 0; r < records; ++r) {
+      const uint8_t* rec = layer.edges + r * layer.record_bytes;
+      for (uint32_t b = 0; b < 4 * kPanelWidth; ++b) {
+        if (rec[b] < layer.codebook_size) continue;
+        const uint64_t p = r / groups, i = (r % groups) * 4 + b % 4;
+        char msg[200];
+        std::snprintf(msg, sizeof msg, "index %u of edge (output %llu, input %llu) is >= codebook_size %u", rec[b],
+                      static_cast<unsigned long long>(p * kPanelWidth + b / 4), static_cast<unsigned long long>(i),
+                      layer.codebook_size);
+        if (why) *why = msg;
+        return false;
+      }
+    }
+    return true;
+  }
   const uint64_t records = static_cast<uint64_t>(layer.panels) * layer.in_features;
   for (uint64_t r = 0; r < records; ++r) {
     const uint8_t* rec = layer.edges + r * layer.record_bytes;

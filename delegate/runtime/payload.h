@@ -15,7 +15,9 @@
 
 namespace lutham {
 
+// Versions this runtime reads: 2, and 3 (KanLayer.compute, EdgePanels.group: the int8 mode).
 constexpr uint32_t kSchemaVersion = 2;
+constexpr uint32_t kSchemaVersionInt8 = 3;
 
 struct ParsedPayload {
   KanLayerView layer;  // codebook field left empty: it comes from the named data

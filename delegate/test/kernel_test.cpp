@@ -193,6 +193,76 @@ void check_case(const std::string& dir, const std::string& name, const std::vect
   }
 }
 
+// An int8-mode case (make_kernel_cases.py INT8_CASES) on the variants in `isas`, every batch
+// and task order: bit for bit the numpy reference of the int8 mode (NAME.int8ref, NaN where a
+// sample has a NaN input), and within 5% (relative L2, per batch) of the float mode's float64
+// forward of the same layer (NAME.floatref).
+void check_int8_case(const std::string& dir, const std::string& name, const std::vector<std::string>& isas) {
+  using namespace lutham;
+  const std::string base = dir + "/" + name;
+  const std::vector<uint8_t> payload_bytes = read_file(base + ".payload"), codebook_bytes = read_file(base + ".codebook");
+  const std::vector<uint8_t> x_bytes = read_file(base + ".x"), ref_bytes = read_file(base + ".int8ref"),
+                             float_bytes = read_file(base + ".floatref");
+  const Aligned payload(payload_bytes), codebook(codebook_bytes);
+  ParsedPayload parsed;
+  std::string why;
+  if (!parse_payload(payload.data, payload.size, &parsed, &why)) {
+    CHECK(false, "case %s: the runtime rejects the Python writer's int8 payload: %s", name.c_str(), why.c_str());
+    return;
+  }
+  QuantView words_view;
+  if (!parse_codebook(codebook.data, codebook.size, &words_view, &why)) {
+    CHECK(false, "case %s: the runtime rejects the Python writer's codebook: %s", name.c_str(), why.c_str());
+    return;
+  }
+  KanLayerView L = parsed.layer;
+  CHECK(L.compute == Compute::Int8 && L.group == 4, "case %s: the payload is not an int8-mode one", name.c_str());
+  L.codebook = words_view;
+  std::vector<float> columns(static_cast<size_t>(L.codebook_size) * L.codebook_dim);
+  dequantize_columns(words_view, columns.data());
+  L.codebook_columns = columns.data();
+  std::vector<uint64_t> int8_memory(kan_int8_bytes(L) / 8 + 16);
+  kan_int8_prepare(&L, reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(int8_memory.data()) + 63) & ~uintptr_t{63}));
+  const uint32_t in = L.in_features, out = L.out_features;
+  if (x_bytes.size() != kMaxBatch * in * 4 || ref_bytes.size() != kMaxBatch * out * 4 ||
+      float_bytes.size() != kMaxBatch * out * 8) {
+    CHECK(false, "case %s: file sizes do not match the payload's %u x %u layer", name.c_str(), out, in);
+    return;
+  }
+  const float* x = reinterpret_cast<const float*>(x_bytes.data());
+  const float* ref = reinterpret_cast<const float*>(ref_bytes.data());
+  const double* ref64 = reinterpret_cast<const double*>(float_bytes.data());
+  for (size_t batch : {1u, 3u, 4u, 8u, 13u, 20u}) {
+    double num = 0, den = 0;
+    for (size_t j = 0; j < batch * out; ++j) {
+      if (std::isnan(ref[j])) continue;
+      num += (ref[j] - ref64[j]) * (ref[j] - ref64[j]);
+      den += ref64[j] * ref64[j];
+    }
+    CHECK(num <= 0.05 * 0.05 * den, "case %s batch %zu: the int8 mode is %.3g (relative L2) off the float forward",
+          name.c_str(), batch, std::sqrt(num / den));
+    for (const std::string& isa : isas) {
+      kan_force_isa(isa.c_str());
+      for (uint32_t threads : {1u, 3u}) {
+        TaskRunner reverse;
+        reverse.threads = threads;
+        reverse.run = [](void*, int64_t n, void* job, void (*task)(void*, int64_t)) {
+          for (int64_t t = n - 1; t >= 0; --t) task(job, t);
+        };
+        std::vector<uint8_t> scratch(kan_scratch_bytes(L, batch, threads) + 64);
+        void* aligned = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t{63});
+        std::vector<float> y(batch * out, -1.0f);
+        kan_forward(L, x, batch, y.data(), aligned, threads > 1 ? &reverse : nullptr);
+        size_t diffs = 0, first = 0;
+        for (size_t j = 0; j < y.size(); ++j)
+          if (std::memcmp(&y[j], &ref[j], 4) != 0 && diffs++ == 0) first = j;
+        CHECK(diffs == 0, "kan_forward %s (%s, int8) batch %zu threads %u: %zu of %zu outputs differ from the numpy reference (first at %zu: %.9g vs %.9g)",
+              name.c_str(), kan_isa(), batch, threads, diffs, y.size(), first, y[first], ref[first]);
+      }
+    }
+  }
+}
+
 // Every case in `dir` on every variant this CPU runs; the others are reported as skipped.
 void check_cases(const std::string& dir) {
   lutham::KernelIsa variants[8];
@@ -218,7 +288,12 @@ void check_cases(const std::string& dir) {
       continue;
     }
     if (!line.empty()) {
-      check_case(dir, line, isas);
+      if (std::FILE* f = std::fopen((dir + "/" + line + ".int8ref").c_str(), "rb")) {
+        std::fclose(f);
+        check_int8_case(dir, line, isas);
+      } else {
+        check_case(dir, line, isas);
+      }
       ++cases;
     }
     line.clear();

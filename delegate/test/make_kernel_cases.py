@@ -14,6 +14,15 @@ and scales whose 2^-pos pre-division underflows. Per case NAME the directory get
   NAME.ref       float64 forward of the decoded layer (kan.basis in float64), kMaxBatch x out,
                  for a tolerance check of the semantics (the bit checks use NAME.edges)
 
+Int8-mode cases (INT8_CASES: payloads with compute int8, grouped records) instead of .edges
+and .ref have
+
+  NAME.int8ref   the numpy reference of the int8 mode (lutham.compress.int8.int8_forward) on the
+                 layer as read back by read_payload / read_codebook, kMaxBatch x out float32:
+                 the kernel must match it bit for bit
+  NAME.floatref  the float mode's float64 forward of the same layer (NAME.ref's), for the size
+                 of the int8 mode's error
+
 and cases.txt lists the names. The C++ test parses NAME.payload with the runtime's own
 validation (parse_payload, parse_codebook), so a writer/reader mismatch fails there.
 
@@ -32,7 +41,9 @@ import torch
 # Today's module paths (the restructuring moves them: keep every project import here).
 from lutham.compress.quant import FLOAT_BITS, Quantized
 from lutham.model.kan import BSPLINE, RBF, basis, uniform_knots
-from lutham.lower.serialization.payload import LayerData, codebook_key, read_codebook, read_payload, write_codebook, write_payload
+from lutham.compress.int8 import int8_forward
+from lutham.lower.serialization.payload import (COMPUTE_INT8, LayerData, codebook_key, read_codebook, read_payload,
+                                                write_codebook, write_payload)
 
 MAX_BATCH = 20  # kernel_test.cpp runs batches 1, 3, 8, 13 and 20 (lane and sample paths)
 
@@ -57,6 +68,29 @@ CASES = [
     ("grid-12", 45, 20, 32, (6, 4, 5), False, False, False, 12),
     # the vectorized windows' general store (the cubic one is a register transpose)
     ("order-2", 45, 20, 32, (6, 4, 5), False, False, False, 5, 2),
+]
+
+
+# Int8 mode: name, in, out, K, (gain, bias, base) bits, per-input knots[, grid (5)[, order (3)]]. Inputs
+# not a multiple of 4 (padded groups), table strides 32/64/128/256, base weights reaching into
+# the low byte (2/3/4), a bias all in the high byte (8/4/4), 32-bit words (8/8/8: the portable
+# loops in every variant), per-input knots and more than 32 knots (the scalar windows), orders
+# 1, 2 and 4 (B8 rows of 2, 4 and 6 bytes), inputs over the lane and batch blocks, outputs over
+# one lane chunk (32 panels).
+INT8_CASES = [
+    ("int8-default", 37, 40, 32, (6, 4, 5), False),
+    ("int8-k64", 41, 17, 64, (6, 4, 5), False),
+    ("int8-k100", 300, 33, 100, (6, 4, 5), False, 9),
+    ("int8-k200", 23, 20, 200, (6, 4, 5), False),
+    ("int8-base-low", 29, 24, 48, (2, 3, 4), False),
+    ("int8-bias-high", 29, 24, 48, (8, 4, 4), False),
+    ("int8-words32", 22, 18, 32, (8, 8, 8), False),
+    ("int8-per-input-knots", 21, 18, 16, (5, 5, 5), True),
+    ("int8-grid30", 19, 20, 32, (6, 4, 5), False, 30),
+    ("int8-order1", 26, 20, 32, (6, 4, 5), False, 5, 1),
+    ("int8-order2", 26, 20, 32, (6, 4, 5), False, 5, 2),
+    ("int8-order4", 26, 20, 32, (6, 4, 5), False, 6, 4),
+    ("int8-wide", 70, 530, 128, (6, 4, 5), False, 9),
 ]
 
 
@@ -110,6 +144,16 @@ def reference(layer: LayerData, columns: np.ndarray, fields: list[np.ndarray], x
             + np.einsum("oi,ni->no", bias, b.sum(-1)))
 
 
+def inputs(rng: np.random.Generator, layer: LayerData) -> np.ndarray:
+    x = rng.uniform(-1.3, 1.3, size=(MAX_BATCH, layer.in_features)).astype(np.float32)
+    # Inputs outside the extended grid (every basis 0) and exactly on knots (interval edges).
+    x[:, 5::7] = np.float32(5.0)
+    x[1::2, 6::13] = np.float32(-7.5)
+    row = layer.knots[0]
+    x[:, 2::11] = row[np.arange(x[:, 2::11].shape[1]) % len(row)]
+    return x
+
+
 def main(out_dir: str) -> int:
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".tmp")
@@ -124,12 +168,7 @@ def main(out_dir: str) -> int:
         cb = read_codebook(codebook)
         columns = dequantized(cb)
         fields = [dequantized(q) for q in (read.gains, read.biases, read.base_weight)]
-        x = rng.uniform(-1.3, 1.3, size=(MAX_BATCH, layer.in_features)).astype(np.float32)
-        # Inputs outside the extended grid (every basis 0) and exactly on knots (interval edges).
-        x[:, 5::7] = np.float32(5.0)
-        x[1::2, 6::13] = np.float32(-7.5)
-        row = layer.knots[0]
-        x[:, 2::11] = row[np.arange(x[:, 2::11].shape[1]) % len(row)]
+        x = inputs(rng, layer)
         name = case[0]
         (tmp / f"{name}.payload").write_bytes(payload)
         (tmp / f"{name}.codebook").write_bytes(codebook)
@@ -137,6 +176,23 @@ def main(out_dir: str) -> int:
         edges = [read.indices.astype("<f4")] + [f.astype("<f4") for f in fields] + [columns.astype("<f4")]
         (tmp / f"{name}.edges").write_bytes(b"".join(e.tobytes() for e in edges))
         (tmp / f"{name}.ref").write_bytes(reference(read, columns, fields, x).astype("<f8").tobytes())
+        names.append(name)
+    for i, (name, inn, n_out, K, bits, per_input, *shape) in enumerate(INT8_CASES):
+        rng = np.random.default_rng(2000 + i)
+        layer, words = make_layer(rng, name, inn, n_out, K, bits, False, per_input, False, *shape)
+        layer.compute = COMPUTE_INT8
+        payload, codebook = write_payload(layer), write_codebook(words)
+        _, read = read_payload(payload)
+        columns = dequantized(read_codebook(codebook))
+        x = inputs(rng, read)
+        x[7, 3] = np.float32(np.nan)  # sample 7: a NaN input gives NaN outputs
+        y = int8_forward(x, read.knots, read.spline_order, columns, read.indices, read.gains, read.biases, read.base_weight)
+        fields = [dequantized(q) for q in (read.gains, read.biases, read.base_weight)]
+        (tmp / f"{name}.payload").write_bytes(payload)
+        (tmp / f"{name}.codebook").write_bytes(codebook)
+        (tmp / f"{name}.x").write_bytes(x.astype("<f4").tobytes())
+        (tmp / f"{name}.int8ref").write_bytes(y.astype("<f4").tobytes())
+        (tmp / f"{name}.floatref").write_bytes(reference(read, columns, fields, x).astype("<f8").tobytes())
         names.append(name)
     (tmp / "cases.txt").write_text("\n".join(names) + "\n")
     if out.exists():

@@ -80,14 +80,18 @@ class Built:
     dense_pte: Path | None
 
 
-def build(tmp: Path, name: str, cfg: ModelConfig, comp: CompressionConfig, dense: bool = False) -> Built:
+def build(tmp: Path, name: str, cfg: ModelConfig, comp: CompressionConfig, dense: bool = False, compute: str = "float",
+          max_batch: int = 1) -> Built:
+    from lutham.compress.int8 import set_compute
+
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     compressed, _ = compress_model(model, comp)
     compressed.eval()
+    set_compute(compressed, compute)
     x = cfg.example_input()
     lp = tmp / f"{name}.lutham.pte"
-    write_atomic(lp, to_executorch_bytes(compressed, x, True))
+    write_atomic(lp, to_executorch_bytes(compressed, x, True, max_batch=max_batch))
     dp = None
     if dense:
         dp = tmp / f"{name}.dense.pte"

@@ -159,9 +159,44 @@ def test_corrupted_payload_fails_cleanly(int8_model, tmp, capfd, name):
 
 
 def test_schema_version_rejected(int8_model, tmp, capfd):
-    future = _patched("SCHEMA_VERSION", lambda v: v + 1)
-    bad = _pte_with(int8_model.lutham_pte, tmp / "bad_version.pte", edit_payload=future)
-    _expect_load_failure(bad, capfd, f"schema_version {payload_mod.SCHEMA_VERSION + 1}")
+    future = max(payload_mod.KNOWN_SCHEMA_VERSIONS) + 1
+    bad = _pte_with(int8_model.lutham_pte, tmp / "bad_version.pte", edit_payload=_patched("SCHEMA_VERSION", lambda v: future))
+    _expect_load_failure(bad, capfd, f"schema_version {future}")
+
+
+def _as_int8(name, replacement):
+    """The payload re-written in the int8 mode with one writer function (or constant) replaced."""
+
+    def edit(data: bytes) -> bytes:
+        _, layer = read_payload(data)
+        original = getattr(payload_mod, name)
+        setattr(payload_mod, name, replacement(original))
+        try:
+            return write_payload(dataclasses.replace(layer, compute=payload_mod.COMPUTE_INT8))
+        finally:
+            setattr(payload_mod, name, original)
+
+    return edit
+
+
+@pytest.mark.parametrize("name,edit,message", [
+    # an int8 payload that a version 2 reader would misread (its records are grouped)
+    ("int8_as_version_2", _as_int8("SCHEMA_VERSION_INT8", lambda v: 2), "uses version 3's int8 mode"),
+    ("int8_ungrouped", _as_int8("INT8_GROUP", lambda g: 1), "must have group 4"),
+    # the checksum covers the compute byte: a flipped mode is refused
+    ("int8_checksum_without_mode", _as_int8("payload_checksum", lambda f: lambda k, p, s, c=0: f(k, p, s)), "checksum mismatch"),
+])
+def test_bad_int8_payloads_fail_cleanly(int8_model, tmp, capfd, name, edit, message):
+    bad = _pte_with(int8_model.lutham_pte, tmp / f"bad_{name}.pte", edit_payload=edit)
+    _expect_load_failure(bad, capfd, message)
+
+
+def test_int8_payload_loads(int8_model, tmp):
+    # The same edit without a fault loads and runs: the faults above are what is refused.
+    good = _pte_with(int8_model.lutham_pte, tmp / "good_int8.pte", edit_payload=_as_int8("SCHEMA_VERSION", lambda v: v))
+    x = int8_model.cfg.example_input()
+    y = runtime.run_program(good, [x])[0]
+    assert y.shape == int8_model.compressed(x).shape and torch.isfinite(y).all()
 
 
 @pytest.mark.parametrize(

@@ -47,13 +47,26 @@ def test_runner_matches_python_runtime(int8_model, tmp, which):
     assert info["repeat"] == 3 and info["median_ms"] > 0
 
 
+@pytest.fixture(scope="module")
+def int8_mode_model(tmp):
+    """3 heads 42 -> 12 -> 5 exported with --compute int8 (the int8 mode's grouped records)."""
+    cfg = ModelConfig(backbone="none", heads=3, widths=[42, 12, 5], grid=5)
+    return build(tmp, "int8mode", cfg, CompressionConfig(codebook_size=64), compute="int8")
+
+
 @pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
-@pytest.mark.parametrize("batch", [1, 11])
+@pytest.mark.parametrize("batch", [1, 11, "int8 mode 1", "int8 mode 6"])
 def test_same_bits_with_any_thread_count_and_code_path(int8_model, tmp, batch):
     """The kernel splits work by thread count and picks AVX2 or portable loops at run time:
-    neither may change a single bit of the outputs (batch 1: lane path; 11: sample path)."""
+    neither may change a single bit of the outputs (batch 1: lane path; 11: sample path; the
+    int8 mode's lane and batch paths)."""
     if batch == 1:
         pte, cfg = int8_model.lutham_pte, int8_model.cfg
+    elif isinstance(batch, str):
+        n = int(batch.split()[-1])
+        cfg = ModelConfig(backbone="none", heads=2, widths=[42, 20, 5], grid=5, batch=n)
+        pte = build(tmp, f"threads_int8_{n}", cfg, CompressionConfig(codebook_size=16), compute="int8").lutham_pte
+        batch = f"int8_{n}"
     else:
         cfg = ModelConfig(backbone="none", heads=2, widths=[40, 20, 5], grid=5, batch=batch)
         pte = build(tmp, f"threads{batch}", cfg, CompressionConfig(codebook_size=16)).lutham_pte
@@ -64,7 +77,8 @@ def test_same_bits_with_any_thread_count_and_code_path(int8_model, tmp, batch):
     for name, env in {"1 thread": {"LUTHAM_THREADS": "1"}, "2 threads": {"LUTHAM_THREADS": "2"},
                       "portable loops": {"LUTHAM_ISA": "generic", "LUTHAM_THREADS": "2"},
                       "avx2 loops": {"LUTHAM_ISA": "avx2", "LUTHAM_THREADS": "2"},
-                      "avx512 loops": {"LUTHAM_ISA": "avx512", "LUTHAM_THREADS": "2"}}.items():
+                      "avx512 loops": {"LUTHAM_ISA": "avx512", "LUTHAM_THREADS": "2"},
+                      "avx512vnni loops": {"LUTHAM_ISA": "avx512vnni", "LUTHAM_THREADS": "2"}}.items():
         y = tmp / f"y_threads{batch}_{name.replace(' ', '_')}.bin"
         r = subprocess.run([str(RUNNER), "--model", str(pte), "--input", str(xin), "--output", str(y), "--repeat", "1",
                             "--json"], capture_output=True, text=True, timeout=120, env={**os.environ, **env})
@@ -73,7 +87,7 @@ def test_same_bits_with_any_thread_count_and_code_path(int8_model, tmp, batch):
         ran[name] = json.loads(r.stdout.strip().splitlines()[-1])["kernel_isa"]
     print(f"kernel variants run: {ran}")
     assert ran["portable loops"] == "generic"
-    assert len(outs["1 thread"]) == 4 * batch * cfg.head_widths()[-1] * cfg.heads
+    assert len(outs["1 thread"]) == 4 * cfg.batch * cfg.head_widths()[-1] * cfg.heads
     assert len(set(outs.values())) == 1, {name: hash(o) for name, o in outs.items()}
 
 
@@ -122,10 +136,12 @@ ARM_SYSROOT = Path("/usr/aarch64-linux-gnu")
     reason="aarch64 check needs `scripts/build-delegate.sh aarch64` (g++-aarch64-linux-gnu, the aarch64 "
     "executorch wheel) and qemu-user (qemu-aarch64)",
 )
-@pytest.mark.parametrize("which", ["lutham", "dense"])
-def test_aarch64_runner_matches_x86(int8_model, tmp, which):
-    pte = int8_model.lutham_pte if which == "lutham" else int8_model.dense_pte
-    x = inputs_for(int8_model.cfg, 4)
+@pytest.mark.parametrize("which", ["lutham", "dense", "int8 mode"])
+def test_aarch64_runner_matches_x86(int8_model, int8_mode_model, tmp, which):
+    model = int8_mode_model if which == "int8 mode" else int8_model
+    pte = model.dense_pte if which == "dense" else model.lutham_pte
+    which = which.replace(" ", "_")
+    x = inputs_for(model.cfg, 4)
     xin = tmp / f"x_arm_{which}.bin"
     x.numpy().astype("<f4").tofile(xin)
     outs = {}
@@ -135,8 +151,9 @@ def test_aarch64_runner_matches_x86(int8_model, tmp, which):
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, (arch, r.stderr[-2000:])
         outs[arch] = torch.from_numpy(np.fromfile(y, dtype="<f4"))
-    if which == "lutham":
-        # Built with -ffp-contract=off: the LUTHAM kernel gives the same bits on both.
+    if which != "dense":
+        # Built with -ffp-contract=off: the LUTHAM kernel gives the same bits on both (the int8
+        # mode: avx512vnni or the portable loops here, neondot under qemu).
         assert torch.equal(outs["x86"], outs["arm"])
     else:
         # ExecuTorch's own optimized kernels differ per architecture (vectorization, FMA).

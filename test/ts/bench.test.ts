@@ -67,11 +67,15 @@ describe('lutham bench', () => {
       assert.ok(at('dense', b).relative_l2_error_vs_eager! < 1e-5);
       assert.ok(at('folded-fp32', b).relative_l2_error_vs_eager! < 1e-5);
       assert.ok(at('folded-int8', b).relative_l2_error_vs_eager! < 0.1);
-      for (const v of ['lutham-int', 'lutham-fp32']) {
+      for (const v of ['lutham-int', 'lutham-int8', 'lutham-fp32']) {
         const row = at(v, b);
         assert.ok(row.relative_l2_error_vs_eager! < 0.25, `${v} ${row.relative_l2_error_vs_eager}`);
         assert.ok(row.read_bytes > row.codebook_bytes! && row.codebook_bytes! > 0, v);
       }
+      // The int8 mode reads the same edges (grouped records) and computes the same function
+      // within its 8-bit table, silu and basis sums.
+      assert.ok(Math.abs(at('lutham-int8', b).read_bytes - at('lutham-int', b).read_bytes) < 0.02 * at('lutham-int', b).read_bytes);
+      assert.ok(Math.abs(at('lutham-int8', b).relative_l2_error_vs_eager! - at('lutham-int', b).relative_l2_error_vs_eager!) < 0.05);
       // Integer storage reads fewer bytes than float32 storage, and its file is smaller.
       assert.ok(at('lutham-int', b).read_bytes < at('lutham-fp32', b).read_bytes);
       assert.ok(at('lutham-int', b).file_bytes! < at('lutham-fp32', b).file_bytes!);

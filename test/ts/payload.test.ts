@@ -11,6 +11,7 @@ import { Payload } from '../../ts/generated/lutham/payload/payload.js';
 import {
   CODEBOOK_IDENTIFIER, FLOAT_BITS, PANEL_WIDTH, PAYLOAD_IDENTIFIER, SCHEMA_VERSION, readPayload, recordBytes,
 } from '../../ts/payload/index.js';
+import { INT8_GROUP, SCHEMA_VERSION_INT8, int8RecordBytes } from '../../ts/payload/format.js';
 import { decodePayload, storedDataChecksum } from '../../ts/payload/verify.js';
 import { CheckedByteBuffer } from '../../ts/pte/checked-buffer.js';
 import { inspectPte } from '../../ts/pte/inspect.js';
@@ -26,7 +27,15 @@ describe('payload: the format in one place', () => {
     assert.match(SCHEMA, new RegExp(`a \`Codebook\` buffer \\(identifier "${CODEBOOK_IDENTIFIER}"\\)`));
     assert.match(SCHEMA, new RegExp(`table EdgePanels \\{\\n  width: uint32 = ${PANEL_WIDTH};`));
     assert.match(SCHEMA, new RegExp(`table EdgeValues \\{\\n  bits: ubyte = ${FLOAT_BITS};`));
-    assert.match(SCHEMA, new RegExp(`layout the kernel streams \\(schema version ${SCHEMA_VERSION}\\)`));
+    assert.match(SCHEMA, new RegExp(`layout the kernel streams \\(schema version ${SCHEMA_VERSION}; \`group\` since ${SCHEMA_VERSION_INT8}\\)`));
+    assert.match(SCHEMA, new RegExp(`  /// Inputs per record \\(schema version ${SCHEMA_VERSION_INT8}\\)\\. 1: the layout above\\. ${INT8_GROUP} `));
+    assert.match(SCHEMA, /  group: uint32 = 1;\n/);
+    assert.match(SCHEMA, /enum ComputeMode : ubyte \{ Float = 0, Int8 = 1 \}/);
+  });
+
+  it('int8RecordBytes: an index plane, then a plane per byte of the words', () => {
+    assert.equal(int8RecordBytes(6 + 4 + 5), 16 * 4 * (1 + 2));
+    assert.equal(int8RecordBytes(8 + 8 + 8), 16 * 4 * (1 + 4));
   });
 
   it('recordBytes: PANEL_WIDTH indices, then one word (or three floats) per lane', () => {
@@ -34,6 +43,45 @@ describe('payload: the format in one place', () => {
     assert.equal(recordBytes(9, false, 6 + 4 + 5), 16 * (2 + 2));
     assert.equal(recordBytes(16, false, 8 + 8 + 8), 16 * (2 + 4));
     assert.equal(recordBytes(6, true, 96), 16 * (1 + 12));
+  });
+});
+
+describe('payload: the int8 mode\'s grouped records', function () {
+  this.timeout(HANG_GUARD_MS);
+  let dir: string;
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'lutham-int8-')); });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('decode to the same edges as the float mode\'s records of the same model, and verify', async () => {
+    // 42 inputs: the last group record of each panel is padded.
+    const common = ['export', '--backbone', 'none', '--heads', '2', '--widths', '42,20,5', '--grid', '5', '--codebook-size', '32',
+      '--no-int8-baseline', '--no-progress', '--json'];
+    for (const [name, extra] of [['float', []], ['int8', ['--compute', 'int8']]] as const) {
+      const r = await luthamAsync([...common, ...extra, '--out', join(dir, name)]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).compute, name);
+    }
+    const reports = await Promise.all(['float', 'int8'].map((n) => inspectPte(join(dir, n, 'lutham.pte'), { verify: true })));
+    for (const rep of reports) assert.deepEqual(rep.verified!.failures, []);
+    const [f, q] = reports.map((rep) => rep.luthamLayers);
+    assert.equal(f.length, 4);
+    assert.deepEqual(f.map((l) => [l.compute, l.group, l.schemaVersion]), Array(4).fill(['float', 1, SCHEMA_VERSION]));
+    assert.deepEqual(q.map((l) => [l.compute, l.group, l.schemaVersion]), Array(4).fill(['int8', INT8_GROUP, SCHEMA_VERSION_INT8]));
+    const bytes = (n: string) => readFileSync(join(dir, n, 'lutham.pte'));
+    const payloadsOf = (file: Buffer) => {
+      const out: Uint8Array[] = [];
+      for (let at = file.indexOf(PAYLOAD_IDENTIFIER); at >= 4; at = file.indexOf(PAYLOAD_IDENTIFIER, at + 1)) out.push(file.subarray(at - 4));
+      return out;
+    };
+    const [fp, qp] = [payloadsOf(bytes('float')), payloadsOf(bytes('int8'))];
+    assert.equal(fp.length, 4);
+    for (let i = 0; i < 4; i++) {
+      const a = decodePayload(fp[i]), b = decodePayload(qp[i]);
+      assert.deepEqual(Array.from(b.indices), Array.from(a.indices));
+      assert.deepEqual(Array.from(b.gains), Array.from(a.gains));
+      assert.deepEqual(Array.from(b.biases), Array.from(a.biases));
+      assert.deepEqual(Array.from(b.baseWeight), Array.from(a.baseWeight));
+    }
   });
 });
 

@@ -23,6 +23,7 @@ export interface EvalArgs {
   'bias-bits'?: number;
   'base-bits'?: number;
   'finetune-codebook': boolean;
+  'int8-compute': boolean;
   engine: 'auto' | 'eager';
   ks?: string;
   sparsities?: string;
@@ -49,6 +50,7 @@ export function withEvalOptions<T>(y: Argv<T>): Argv<T & EvalArgs> {
     .option('bias-bits', { type: 'number', describe: 'bits per bias (default 4)' })
     .option('base-bits', { type: 'number', describe: 'bits per base weight (default 5)' })
     .option('finetune-codebook', { type: 'boolean', default: false, describe: 'also fine-tune the codebooks briefly on a calibration split (plain k-means and SHARe-KAN)' })
+    .option('int8-compute', { type: 'boolean', default: false, describe: 'also run SHARe-KAN int in LuthamBackend\'s int8 compute mode (export --compute int8): a fourth Table 1 row' })
     .option('engine', { choices: ['auto', 'eager'] as const, default: 'auto' as const, describe: 'auto: Table 1 runs lutham.pte through ExecuTorch when the backend is built' })
     .option('ks', { type: 'string', describe: 'K values of the saturation sweep (default 16,64,256,1024,4096,16384,65536)' })
     .option('sparsities', { type: 'string', describe: 'pruning sparsities (default 0,0.1,0.3,0.5,0.7)' })
@@ -74,6 +76,7 @@ export function evalOptionsFrom(argv: EvalArgs): EvalOptions {
     biasBits: argv['bias-bits'],
     baseBits: argv['base-bits'],
     finetuneCodebook: argv['finetune-codebook'],
+    int8Compute: argv['int8-compute'],
     engine: argv.engine,
     ks: numberList('--ks', argv.ks),
     sparsities: numberList('--sparsities', argv.sparsities),

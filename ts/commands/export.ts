@@ -38,6 +38,7 @@ interface Args {
   calibration?: string;
   'finetune-epochs'?: number;
   methods: ExportMethods;
+  compute: 'float' | 'int8';
 }
 
 function parseWidths(s: string | undefined): number[] | undefined {
@@ -83,6 +84,7 @@ const exportCommand: CommandModule<{}, Args> = {
       .option('calibration', { type: 'string', describe: 'a .npz with one float array of inputs shaped like the model\'s input (N first), for --finetune-codebook' })
       .option('finetune-epochs', { type: 'number', describe: 'passes over the calibration inputs for --finetune-codebook (default 20)' })
       .option('methods', { choices: EXPORT_METHODS, default: 'forward' as ExportMethods, describe: 'forward: lutham.pte has one method, the whole model; per-head: also backbone (image -> features; none with --backbone none) and head_0..head_{N-1} (features -> logits), sharing one copy of every weight and codebook (run --method NAME)' })
+      .option('compute', { choices: ['float', 'int8'] as const, default: 'float' as const, describe: 'how LuthamBackend computes the layers: float (exact float32) or int8 (opt-in: 8-bit coefficient table, silu and basis sums, int32 dot products with VNNI; B-spline layers, integer storage, K <= 256)' })
       .example('$0 export --backbone none --heads 2 --external-data --out a', 'a/lutham.pte + a/lutham.ptd')
       .example('$0 export --backbone none --heads 3 --seed 1 --external-data --codebooks-from a/lutham.ptd --out b', 'b/lutham.pte runs with a/lutham.ptd')
       .example('$0 export --heads 50 --external-data --methods per-head --out app', 'app/lutham.pte with backbone, head_0..head_49 and forward; run one with run --method head_3') as Argv<Args>,
@@ -120,6 +122,7 @@ const exportCommand: CommandModule<{}, Args> = {
           calibration: argv.calibration,
           finetuneEpochs: argv['finetune-epochs'],
           methods: argv.methods,
+          compute: argv.compute,
         },
         bar.update,
       );

@@ -10,7 +10,7 @@ import { LuthamError } from '../errors.js';
 import { benchMarkdown } from '../render/bench.js';
 import type { SectionMarkers } from './markdown.js';
 
-export const BENCH_VARIANTS = ['eager', 'dense', 'folded-fp32', 'folded-int8', 'matmul-fp32', 'matmul-int8', 'lutham-int', 'lutham-fp32'] as const;
+export const BENCH_VARIANTS = ['eager', 'dense', 'folded-fp32', 'folded-int8', 'matmul-fp32', 'matmul-int8', 'lutham-int', 'lutham-int8', 'lutham-fp32'] as const;
 export type BenchVariant = (typeof BENCH_VARIANTS)[number];
 
 export interface BenchOptions {

@@ -30,6 +30,8 @@ export interface EvalOptions {
   biasBits?: number;
   baseBits?: number;
   finetuneCodebook?: boolean;
+  /** Also run SHARe-KAN int in the int8 compute mode (a fourth Table 1 row). */
+  int8Compute?: boolean;
   engine?: 'auto' | 'eager';
   ks?: number[];
   sparsities?: number[];
@@ -96,7 +98,7 @@ export interface ModelResults {
 export interface EvalResults {
   lutham_eval: 1;
   dataset: { name: string; source: string; train: number; test: number; classes: number; input_shape: number[]; notes: string[]; pixels?: string };
-  settings: { codebook_size: number; gain_bits: number; bias_bits: number; base_bits: number; codebook_bits: number; seed: number; subset: number | null; finetune_codebook: boolean; threads: number };
+  settings: { codebook_size: number; gain_bits: number; bias_bits: number; base_bits: number; codebook_bits: number; seed: number; subset: number | null; finetune_codebook: boolean; int8_compute?: boolean; threads: number };
   models: ModelResults[];
   target: { model: string; dense: number; sharekan_int: number; drop_points: number; ratio: number; engine: string; max_drop_points: number; min_ratio: number; met: boolean; text: string };
   /** e.g. a Dense accuracy near chance ("check the input scaling"); absent in older results. */
@@ -148,6 +150,7 @@ export function evalArgs(o: EvalOptions): Record<string, unknown> {
     bias_bits: o.biasBits ?? null,
     base_bits: o.baseBits ?? null,
     finetune_codebook: o.finetuneCodebook ?? false,
+    int8_compute: o.int8Compute ?? false,
     engine: o.engine ?? 'auto',
     ks: o.ks ?? null,
     sparsities: o.sparsities ?? null,

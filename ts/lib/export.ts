@@ -3,7 +3,10 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { callPython, type Progress } from '../bridge/python.js';
 import { LuthamError } from '../errors.js';
-import { MAX_CODEBOOK_SIZE, MAX_INDEX_BITS } from '../payload/format.js';
+import { COMPUTE_NAMES, MAX_CODEBOOK_SIZE, MAX_INDEX_BITS } from '../payload/format.js';
+
+/** The most codewords the int8 mode takes (one-byte indices, a 256-entry table row). */
+export const INT8_MAX_CODEBOOK = 256;
 import { comparePte, type Comparison } from '../pte/compare.js';
 
 export const BACKBONES = ['resnet50', 'resnet18', 'mobilenet_v3_small', 'none'] as const;
@@ -53,12 +56,16 @@ export interface ExportOptions {
   finetuneEpochs?: number;
   /** per-head: lutham.pte also has backbone (unless --backbone none) and head_0..head_{N-1} (default forward only). */
   methods?: ExportMethods;
+  /** How LuthamBackend computes the layers: 'float' (default, exact float32) or the opt-in 'int8' mode. */
+  compute?: (typeof COMPUTE_NAMES)[number];
 }
 
 export interface ExportReport {
   /** Built models: the config + head_widths; --model: source, input_shape, kan_layers, seed. */
   model: Record<string, unknown> & ({ head_widths: number[] } | { source: string; input_shape: number[]; kan_layers: string[] });
   compression: Record<string, unknown>;
+  /** The compute mode written into every payload ('float' or 'int8'). */
+  compute: (typeof COMPUTE_NAMES)[number];
   dense: { path: string; file_bytes: number; kan_bytes: number };
   /** Size of the folded dense model on XNNPACK with dynamic int8 (what users ship today); null when skipped. */
   dense_int8_xnnpack: { file_bytes: number; method: string } | null;
@@ -135,6 +142,11 @@ export function validateExportOptions(o: ExportOptions): void {
   if (o.codebooksFrom !== undefined && o.int8 === false) throw new LuthamError('--codebooks-from cannot be used with --fp32 (the given codebooks fix the storage)');
   if (o.methods !== undefined && !EXPORT_METHODS.includes(o.methods)) throw new LuthamError(`--methods must be one of ${EXPORT_METHODS.join(', ')}, got '${o.methods}'`);
   if (o.methods === 'per-head' && o.model) throw new LuthamError('--methods per-head needs the built backbone + heads model (--backbone/--heads); a --model has no heads LUTHAM can tell apart');
+  if (o.compute !== undefined && !COMPUTE_NAMES.includes(o.compute)) throw new LuthamError(`--compute must be float or int8, got '${o.compute}'`);
+  if (o.compute === 'int8' && o.int8 === false) throw new LuthamError('--compute int8 needs integer gains, biases and base weights (it cannot be used with --fp32)');
+  if (o.compute === 'int8' && o.codebookSize !== undefined && o.codebookSize > INT8_MAX_CODEBOOK) {
+    throw new LuthamError(`--compute int8 takes a codebook of at most ${INT8_MAX_CODEBOOK} words (one-byte indices), got --codebook-size ${o.codebookSize}`);
+  }
 }
 
 /** `file.py:fn` -> absolute file + `:fn`; a .pt/.pt2 path -> absolute path. Checks the file exists. */
@@ -175,6 +187,7 @@ export async function exportModels(o: ExportOptions, progress?: Progress): Promi
     calibration: o.calibration ? resolve(o.calibration) : null,
     finetune_epochs: o.finetuneEpochs ?? null,
     methods: o.methods ?? 'forward',
+    compute: o.compute ?? 'float',
   };
   const report = (await callPython('export', args, progress)) as Omit<ExportReport, 'files'>;
   // report.json's paths are relative to --out (the file is the same wherever it is written)

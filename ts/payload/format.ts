@@ -4,10 +4,16 @@
 
 export const PAYLOAD_IDENTIFIER = 'LTHM';
 export const CODEBOOK_IDENTIFIER = 'LTCB';
-/** The payload schema version this code writes and reads (Payload.schema_version). */
+/** The payload schema version of float-mode payloads (Payload.schema_version). */
 export const SCHEMA_VERSION = 2;
+/** The version of int8-mode payloads (KanLayer.compute Int8, EdgePanels.group 4): version 3 added them. */
+export const SCHEMA_VERSION_INT8 = 3;
 /** Payload schema versions the readers understand. */
-export const KNOWN_SCHEMA_VERSIONS = [SCHEMA_VERSION];
+export const KNOWN_SCHEMA_VERSIONS = [SCHEMA_VERSION, SCHEMA_VERSION_INT8];
+/** Inputs per EdgePanels record in the int8 mode's layout (byte planes in [lane][input] order). */
+export const INT8_GROUP = 4;
+/** KanLayer.compute's names, as `lutham export --compute` takes them. */
+export const COMPUTE_NAMES = ['float', 'int8'] as const;
 /** QuantTensor/EdgeValues `bits` of float32 storage; integers are 2..8 bits. */
 export const FLOAT_BITS = 32;
 export const MIN_INT_BITS = 2;
@@ -37,6 +43,14 @@ export function valueWordBytes(valueBits: number): 2 | 4 {
  */
 export function recordBytes(indexBits: number, floats: boolean, valueBits: number): number {
   return PANEL_WIDTH * (indexBytes(indexBits) + (floats ? 12 : valueWordBytes(valueBits)));
+}
+
+/**
+ * Bytes of one group record of the int8 mode (EdgePanels.group 4): PANEL_WIDTH x INT8_GROUP
+ * indices, then that many bytes for each byte of the value words.
+ */
+export function int8RecordBytes(valueBits: number): number {
+  return PANEL_WIDTH * INT8_GROUP * (1 + valueWordBytes(valueBits));
 }
 
 /** Output panels of a layer with `outFeatures` outputs (the last one padded). */

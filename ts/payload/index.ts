@@ -15,8 +15,8 @@ import { EdgeValues } from '../generated/lutham/payload/edge-values.js';
 import { CheckedByteBuffer, FlatbufferRangeError, fileIdentifier, showIdentifier } from '../pte/checked-buffer.js';
 
 import {
-  CODEBOOK_IDENTIFIER, FLOAT_BITS, KNOWN_SCHEMA_VERSIONS, MAX_INDEX_BITS, MAX_INT_BITS, MIN_INT_BITS, PANEL_WIDTH, PAYLOAD_IDENTIFIER,
-  knotsPerRow, packedLength, panelCount, recordBytes,
+  CODEBOOK_IDENTIFIER, COMPUTE_NAMES, FLOAT_BITS, INT8_GROUP, KNOWN_SCHEMA_VERSIONS, MAX_INDEX_BITS, MAX_INT_BITS, MIN_INT_BITS,
+  PANEL_WIDTH, PAYLOAD_IDENTIFIER, SCHEMA_VERSION_INT8, int8RecordBytes, knotsPerRow, packedLength, panelCount, recordBytes,
 } from './format.js';
 
 export * from './format.js';
@@ -63,8 +63,12 @@ export interface LayerInfo {
   gains: EdgeValuesInfo;
   biases: EdgeValuesInfo;
   baseWeight: EdgeValuesInfo;
-  /** Output panels of PANEL_WIDTH, and the bytes of one (panel, input) record and of all. */
+  /** How LuthamBackend computes the layer (KanLayer.compute): float, or the int8 mode. */
+  compute: (typeof COMPUTE_NAMES)[number];
+  /** Output panels of PANEL_WIDTH, and the bytes of one record (one input, or INT8_GROUP in the int8 mode) and of all. */
   panels: number;
+  /** Inputs per record (EdgePanels.group): 1, or INT8_GROUP in the int8 mode. */
+  group: number;
   recordBytes: number;
   panelBytes: number;
   /** CRC-32 of the layer's data as stored (checked by verify.ts and the runtime). */
@@ -169,11 +173,21 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
     const edgePanels = layer.panels();
     if (!edgePanels) fail(what, 'has no edge panels');
     if (edgePanels.width() !== PANEL_WIDTH) fail(what, `panel width ${edgePanels.width()}, this reader knows ${PANEL_WIDTH}`);
-    const recordSize = recordBytes(indexBits, floats, gains.bits + biases.bits + baseWeight.bits);
+    const computeMode = layer.compute();
+    if (computeMode >= COMPUTE_NAMES.length) fail(what, `unknown compute mode ${computeMode}`);
+    const compute = COMPUTE_NAMES[computeMode];
+    const int8 = compute === 'int8';
+    const group = edgePanels.group();
+    if (group !== (int8 ? INT8_GROUP : 1)) fail(what, `a ${compute} layer's panels must have group ${int8 ? INT8_GROUP : 1}, got ${group}`);
+    if (int8 && schemaVersion < SCHEMA_VERSION_INT8) fail(what, `says schema version ${schemaVersion} but uses version ${SCHEMA_VERSION_INT8}'s int8 mode`);
+    if (int8 && (floats || indexBits > 8)) fail(what, 'an int8-mode layer needs integer values and one-byte indices');
+    const valueBits = gains.bits + biases.bits + baseWeight.bits;
+    const recordSize = int8 ? int8RecordBytes(valueBits) : recordBytes(indexBits, floats, valueBits);
     if (edgePanels.recordBytes() !== recordSize) fail(what, `panel records are ${edgePanels.recordBytes()} bytes, the layer's widths make them ${recordSize}`);
     const panelBytes = edgePanels.dataLength();
-    if (panelBytes !== panels * inFeatures * recordSize) {
-      fail(what, `panel data has ${panelBytes} bytes, ${panels} panels x ${inFeatures} inputs x ${recordSize} need ${panels * inFeatures * recordSize}`);
+    const records = int8 ? Math.ceil(inFeatures / INT8_GROUP) : inFeatures;
+    if (panelBytes !== panels * records * recordSize) {
+      fail(what, `panel data has ${panelBytes} bytes, ${panels} panels x ${records} records x ${recordSize} need ${panels * records * recordSize}`);
     }
     const r2 = layer.r2();
     return {
@@ -192,7 +206,9 @@ export function readPayload(bytes: Uint8Array, what = 'LUTHAM payload'): LayerIn
       gains,
       biases,
       baseWeight,
+      compute,
       panels,
+      group,
       recordBytes: recordSize,
       panelBytes,
       checksum: layer.checksum(),

@@ -6,7 +6,7 @@ import { Codebook } from '../generated/lutham/payload/codebook.js';
 import { Payload } from '../generated/lutham/payload/payload.js';
 import type { QuantTensor } from '../generated/lutham/payload/quant-tensor.js';
 import { CheckedByteBuffer } from '../pte/checked-buffer.js';
-import { CODEBOOK_KEY_PREFIX, FLOAT_BITS, PANEL_WIDTH, indexBytes, valueWordBytes } from './format.js';
+import { CODEBOOK_KEY_PREFIX, FLOAT_BITS, INT8_GROUP, PANEL_WIDTH, indexBytes, valueWordBytes } from './format.js';
 import { fail, guard, readCodebook, readPayload, type CodebookInfo, type LayerInfo } from './index.js';
 
 /** Unpacks `count` LSB-first fields of `bits` bits (1..32). */
@@ -87,6 +87,8 @@ export function storedDataChecksum(bytes: Uint8Array): number {
   for (const f of [layer.gain()!, layer.bias()!, layer.base()!]) {
     crc = crc32(floatBytes(Array.from({ length: f.scalesLength() }, (_, i) => f.scales(i)!)), crc);
   }
+  // The compute byte, when it is not float (float payloads keep the checksum they always had).
+  if (layer.compute() !== 0) crc = crc32(Uint8Array.of(layer.compute()), crc);
   return crc;
 }
 
@@ -117,8 +119,12 @@ export function decodePayload(bytes: Uint8Array, what = 'LUTHAM payload'): Decod
     for (let o = 0; o < paddedOut; o++) {
       const p = Math.floor(o / PANEL_WIDTH), lane = o % PANEL_WIDTH;
       for (let i = 0; i < inF; i++) {
-        const rec = (p * inF + i) * recordBytes;
-        const index = idxBytes === 1 ? view.getUint8(rec + lane) : view.getUint16(rec + 2 * lane, true);
+        // int8 mode (group 4): record (p, i / 4), byte 4 lane + i % 4 of each plane.
+        const grouped = info.group === INT8_GROUP;
+        const plane = PANEL_WIDTH * INT8_GROUP;
+        const rec = grouped ? (p * Math.ceil(inF / INT8_GROUP) + Math.floor(i / INT8_GROUP)) * recordBytes + INT8_GROUP * lane + (i % INT8_GROUP)
+          : (p * inF + i) * recordBytes;
+        const index = grouped ? view.getUint8(rec) : idxBytes === 1 ? view.getUint8(rec + lane) : view.getUint16(rec + 2 * lane, true);
         // Every lane, padding included, as LuthamBackend checks at init.
         if (index >= info.codebookSize) fail(what, `index ${index} of edge (output ${o}, input ${i}) is >= codebook size ${info.codebookSize}`);
         if (o >= outF) continue;
@@ -128,7 +134,9 @@ export function decodePayload(bytes: Uint8Array, what = 'LUTHAM payload'): Decod
         if (floats) {
           for (let f = 0; f < 3; f++) values[f][e] = view.getFloat32(v + (f * PANEL_WIDTH + lane) * 4, true);
         } else {
-          const word = wordBytes === 2 ? view.getUint16(v + 2 * lane, true) : view.getUint32(v + 4 * lane, true);
+          let word = 0;
+          if (grouped) for (let b = 0; b < wordBytes; b++) word += view.getUint8(rec + plane * (1 + b)) * 2 ** (8 * b);
+          else word = wordBytes === 2 ? view.getUint16(v + 2 * lane, true) : view.getUint32(v + 4 * lane, true);
           let shift = 0;
           for (let f = 0; f < 3; f++) {
             let q = Math.floor(word / 2 ** shift) % 2 ** bits[f];

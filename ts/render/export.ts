@@ -26,6 +26,9 @@ export function formatExport(r: ExportReport, outDir?: string): string {
     '',
     `dense.pte  ${at(r.dense.path)}`,
     `lutham.pte ${at(r.lutham.path)} (${f.lutham.luthamDelegates} LuthamBackend delegates, ${f.lutham.codebookSegments} codebook segment(s))`,
+    ...(r.compute === 'int8'
+      ? ['compute: int8 (LuthamBackend quantizes the coefficient table, silu and the basis sums to 8 bits; the error column is this mode\'s)']
+      : []),
     ...(r.lutham.external_data && f.external
       ? [`lutham.ptd ${at(r.lutham.external_data.path)} (${formatBytes(f.external.fileBytes)}: the codebooks; run lutham.pte with --data this file)`]
       : []),

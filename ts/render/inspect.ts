@@ -71,10 +71,12 @@ export function formatInspect(r: InspectReport): string {
       quantText(l.baseWeight),
       `cb${keys.indexOf(l.codebookKey)}`,
       l.r2 === null ? '-' : l.r2.toFixed(4),
+      l.compute,
       num(l.bytes),
     ]);
-    out.push(indent(table(['delegate', 'in->out', 'grid', 'order', 'K', 'idx bits', 'gains', 'biases', 'base', 'codebook', 'R^2', 'bytes'], rows, [2, 3, 4, 5, 10, 11])));
+    out.push(indent(table(['delegate', 'in->out', 'grid', 'order', 'K', 'idx bits', 'gains', 'biases', 'base', 'codebook', 'R^2', 'compute', 'bytes'], rows, [2, 3, 4, 5, 10, 12])));
     out.push(indent(`gains/biases/base: fp32, or intN/Ss = N-bit ints with S per-output float scales (outputs padded to panels of ${PANEL_WIDTH})`));
+    out.push(indent('compute: float (the exact float32 kernel) or int8 (lutham export --compute int8: 8-bit table, silu and basis sums, int32 sums)'));
     out.push(indent(keys.map((k, i) => `cb${i} = ${escapeText(k)}`).join('\n')));
   }
   out.push('');

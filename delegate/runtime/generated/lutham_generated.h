@@ -69,6 +69,43 @@ inline const char *EnumNameBasisKind(BasisKind e) {
   return EnumNamesBasisKind()[index];
 }
 
+/// How LuthamBackend computes a layer (lutham export --compute).
+/// Float: the exact float32 path (bases, coefficient table and every edge's fma chain in float32).
+/// Int8: the opt-in integer path: the coefficient table, silu and the basis sums are quantized
+///   to 8 bits and every output is three int32 dot products over its inputs (exact integers, the
+///   same on every ISA), scaled to float32 once per output. B-spline layers with integer gains,
+///   biases and base weights, K <= 256 and at most 65,536 inputs only; edges in EdgePanels
+///   group 4, schema version 3.
+enum class ComputeMode : uint8_t {
+  Float = 0,
+  Int8 = 1,
+  MIN = Float,
+  MAX = Int8
+};
+
+inline const ComputeMode (&EnumValuesComputeMode())[2] {
+  static const ComputeMode values[] = {
+    ComputeMode::Float,
+    ComputeMode::Int8
+  };
+  return values;
+}
+
+inline const char * const *EnumNamesComputeMode() {
+  static const char * const names[3] = {
+    "Float",
+    "Int8",
+    nullptr
+  };
+  return names;
+}
+
+inline const char *EnumNameComputeMode(ComputeMode e) {
+  if (flatbuffers::IsOutRange(e, ComputeMode::Float, ComputeMode::Int8)) return "";
+  const size_t index = static_cast<size_t>(e);
+  return EnumNamesComputeMode()[index];
+}
+
 /// A row-major `rows x cols` matrix. bits == 32: float32 values in `f32`.
 /// bits in 2..8: signed two's-complement integers of `bits` bits packed LSB-first
 /// into `packed` (row-major, no padding between rows), one float scale per row:
@@ -426,7 +463,7 @@ inline flatbuffers::Offset<EdgeValues> CreateEdgeValuesDirect(
       scales__);
 }
 
-/// The layer's edges in the layout the kernel streams (schema version 2).
+/// The layer's edges in the layout the kernel streams (schema version 2; `group` since 3).
 /// Outputs are grouped into panels of `width` (16) consecutive outputs; the last panel is
 /// padded with edges whose index, gain, bias and base weight are all 0. Record p*in_features + i
 /// holds the edges (o, i) of panel p, o = p*width + lane; records are back to back,
@@ -440,7 +477,8 @@ struct EdgePanels FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
     VT_WIDTH = 4,
     VT_RECORD_BYTES = 6,
-    VT_DATA = 8
+    VT_DATA = 8,
+    VT_GROUP = 10
   };
   uint32_t width() const {
     return GetField<uint32_t>(VT_WIDTH, 16);
@@ -451,12 +489,21 @@ struct EdgePanels FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   const flatbuffers::Vector<uint8_t> *data() const {
     return GetPointer<const flatbuffers::Vector<uint8_t> *>(VT_DATA);
   }
+  /// Inputs per record (schema version 3). 1: the layout above. 4 (the int8 mode's layout, which
+  /// vpdpbusd reads without rearranging): record p*ceil(in_features/4) + g holds the edges
+  /// (p*width + lane, 4g + j), j = 0..3, as byte planes of width*4 bytes in [lane][j] order
+  /// (byte 4*lane + j): the indices (uint8), then byte 0, byte 1 (and for uint32 words byte 2,
+  /// byte 3) of every value word; inputs past in_features are 0 (index 0, word 0).
+  uint32_t group() const {
+    return GetField<uint32_t>(VT_GROUP, 1);
+  }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
            VerifyField<uint32_t>(verifier, VT_WIDTH, 4) &&
            VerifyField<uint32_t>(verifier, VT_RECORD_BYTES, 4) &&
            VerifyOffset(verifier, VT_DATA) &&
            verifier.VerifyVector(data()) &&
+           VerifyField<uint32_t>(verifier, VT_GROUP, 4) &&
            verifier.EndTable();
   }
 };
@@ -474,6 +521,9 @@ struct EdgePanelsBuilder {
   void add_data(flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data) {
     fbb_.AddOffset(EdgePanels::VT_DATA, data);
   }
+  void add_group(uint32_t group) {
+    fbb_.AddElement<uint32_t>(EdgePanels::VT_GROUP, group, 1);
+  }
   explicit EdgePanelsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -489,8 +539,10 @@ inline flatbuffers::Offset<EdgePanels> CreateEdgePanels(
     flatbuffers::FlatBufferBuilder &_fbb,
     uint32_t width = 16,
     uint32_t record_bytes = 0,
-    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data = 0) {
+    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data = 0,
+    uint32_t group = 1) {
   EdgePanelsBuilder builder_(_fbb);
+  builder_.add_group(group);
   builder_.add_data(data);
   builder_.add_record_bytes(record_bytes);
   builder_.add_width(width);
@@ -501,13 +553,15 @@ inline flatbuffers::Offset<EdgePanels> CreateEdgePanelsDirect(
     flatbuffers::FlatBufferBuilder &_fbb,
     uint32_t width = 16,
     uint32_t record_bytes = 0,
-    const std::vector<uint8_t> *data = nullptr) {
+    const std::vector<uint8_t> *data = nullptr,
+    uint32_t group = 1) {
   auto data__ = data ? _fbb.CreateVector<uint8_t>(*data) : 0;
   return lutham::payload::CreateEdgePanels(
       _fbb,
       width,
       record_bytes,
-      data__);
+      data__,
+      group);
 }
 
 /// One SHARe-KAN layer. Edge (o, i), o < out_features, i < in_features, computes
@@ -530,7 +584,8 @@ struct KanLayer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_BASE = 22,
     VT_PANELS = 24,
     VT_R2 = 26,
-    VT_CHECKSUM = 28
+    VT_CHECKSUM = 28,
+    VT_COMPUTE = 30
   };
   uint32_t in_features() const {
     return GetField<uint32_t>(VT_IN_FEATURES, 0);
@@ -573,9 +628,14 @@ struct KanLayer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     return GetField<float>(VT_R2, std::numeric_limits<float>::quiet_NaN());
   }
   /// CRC-32 (zlib's) of the data, in this order: grid.knots, panels.data, gain.scales,
-  /// bias.scales, base.scales (the vectors' bytes). Catches flipped bits that still verify.
+  /// bias.scales, base.scales (the vectors' bytes), then, when compute is not Float, the
+  /// compute byte. Catches flipped bits that still verify.
   uint32_t checksum() const {
     return GetField<uint32_t>(VT_CHECKSUM, 0);
+  }
+  /// How the runtime computes the layer; absent (Float) in files written before it existed.
+  lutham::payload::ComputeMode compute() const {
+    return static_cast<lutham::payload::ComputeMode>(GetField<uint8_t>(VT_COMPUTE, 0));
   }
   bool Verify(flatbuffers::Verifier &verifier) const {
     return VerifyTableStart(verifier) &&
@@ -598,6 +658,7 @@ struct KanLayer FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
            verifier.VerifyTable(panels()) &&
            VerifyField<float>(verifier, VT_R2, 4) &&
            VerifyField<uint32_t>(verifier, VT_CHECKSUM, 4) &&
+           VerifyField<uint8_t>(verifier, VT_COMPUTE, 1) &&
            verifier.EndTable();
   }
 };
@@ -645,6 +706,9 @@ struct KanLayerBuilder {
   void add_checksum(uint32_t checksum) {
     fbb_.AddElement<uint32_t>(KanLayer::VT_CHECKSUM, checksum, 0);
   }
+  void add_compute(lutham::payload::ComputeMode compute) {
+    fbb_.AddElement<uint8_t>(KanLayer::VT_COMPUTE, static_cast<uint8_t>(compute), 0);
+  }
   explicit KanLayerBuilder(flatbuffers::FlatBufferBuilder &_fbb)
         : fbb_(_fbb) {
     start_ = fbb_.StartTable();
@@ -670,7 +734,8 @@ inline flatbuffers::Offset<KanLayer> CreateKanLayer(
     flatbuffers::Offset<lutham::payload::EdgeValues> base = 0,
     flatbuffers::Offset<lutham::payload::EdgePanels> panels = 0,
     float r2 = std::numeric_limits<float>::quiet_NaN(),
-    uint32_t checksum = 0) {
+    uint32_t checksum = 0,
+    lutham::payload::ComputeMode compute = lutham::payload::ComputeMode::Float) {
   KanLayerBuilder builder_(_fbb);
   builder_.add_checksum(checksum);
   builder_.add_r2(r2);
@@ -684,6 +749,7 @@ inline flatbuffers::Offset<KanLayer> CreateKanLayer(
   builder_.add_grid(grid);
   builder_.add_out_features(out_features);
   builder_.add_in_features(in_features);
+  builder_.add_compute(compute);
   builder_.add_index_bits(index_bits);
   return builder_.Finish();
 }
@@ -702,7 +768,8 @@ inline flatbuffers::Offset<KanLayer> CreateKanLayerDirect(
     flatbuffers::Offset<lutham::payload::EdgeValues> base = 0,
     flatbuffers::Offset<lutham::payload::EdgePanels> panels = 0,
     float r2 = std::numeric_limits<float>::quiet_NaN(),
-    uint32_t checksum = 0) {
+    uint32_t checksum = 0,
+    lutham::payload::ComputeMode compute = lutham::payload::ComputeMode::Float) {
   auto codebook_key__ = codebook_key ? _fbb.CreateString(codebook_key) : 0;
   return lutham::payload::CreateKanLayer(
       _fbb,
@@ -718,7 +785,8 @@ inline flatbuffers::Offset<KanLayer> CreateKanLayerDirect(
       base,
       panels,
       r2,
-      checksum);
+      checksum,
+      compute);
 }
 
 struct Payload FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
@@ -728,6 +796,9 @@ struct Payload FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
     VT_LAYER = 6
   };
   /// Bumped on any incompatible change; the runtime rejects versions it does not know.
+  /// 2, or 3 for a payload that uses what version 3 added (KanLayer.compute Int8 with
+  /// EdgePanels.group 4): writers write 2 when it does not, so such a payload is byte for byte
+  /// a version 2 one, and a version 2 reader refuses an int8 payload instead of misreading it.
   uint32_t schema_version() const {
     return GetField<uint32_t>(VT_SCHEMA_VERSION, 0);
   }

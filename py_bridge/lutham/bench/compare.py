@@ -14,6 +14,7 @@ anything dense:
   matmul-fp32   the folded matmuls ALONE on XNNPACK fp32, fed the features (bench/matmul.py)
   matmul-int8   the same in dynamic int8: the basis comes for free, the limit of any dense method
   lutham-int    lutham.pte, default integer storage, KAN layers on LuthamBackend
+  lutham-int8   the same file exported with --compute int8: LuthamBackend's integer mode
   lutham-fp32   lutham.pte with float32 storage
 
 Timing (in the child): the first call runs on the exact input and its output is kept (every
@@ -54,10 +55,11 @@ VARIANTS = {
     "matmul-fp32": "folded matmuls alone, XNNPACK fp32 (basis for free)",
     "matmul-int8": "folded matmuls alone, XNNPACK int8 (basis for free)",
     "lutham-int": "lutham.pte, LuthamBackend int",
+    "lutham-int8": "lutham.pte, LuthamBackend int, --compute int8",
     "lutham-fp32": "lutham.pte, LuthamBackend fp32",
 }
 BASIS_FREE = ("matmul-fp32", "matmul-int8")
-LUTHAM = ("lutham-int", "lutham-fp32")
+LUTHAM = ("lutham-int", "lutham-int8", "lutham-fp32")
 REFERENCE = "lutham-int"
 MODES = ("warm", "cold")
 INPUT_RANGE = 1.1  # inputs uniform in [-1.1, 1.1): the grid range plus a margin on both sides
@@ -127,9 +129,13 @@ def _child_prepare(spec: dict) -> dict:
             from ..compress import CompressionConfig, compress_model
 
             codebook = dict(codebook_size=spec["codebook_size"], seed=config.seed)
-            compression = CompressionConfig(**codebook) if variant == "lutham-int" else CompressionConfig.fp32(**codebook)
+            compression = CompressionConfig.fp32(**codebook) if variant == "lutham-fp32" else CompressionConfig(**codebook)
             compressed, _ = compress_model(dense, compression)
             del dense
+            if variant == "lutham-int8":
+                from ..compress.int8 import set_compute
+
+                set_compute(compressed, "int8")
             data = to_executorch_bytes(compressed, example, delegate=True, max_batch=max_batch)
             del compressed
     write_atomic(spec["program"], data)

@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 from ..model.kan import BSPLINE, LuthamKANLayer, kan_forward
-from .quant import FLOAT_BITS
+from .int8 import COMPUTE_INT8, int8_forward
+from .quant import FLOAT_BITS, Quantized
 
 # lutham::kan_linear's arguments in order, with their schema types: the op's schema,
 # SharedKANLinear (its attributes have these names) and lower/preprocess.py all read this one
@@ -21,6 +22,8 @@ from .quant import FLOAT_BITS
 # r2 (the layer's reconstruction R^2) only travels to the payload; it does not change y.
 # basis_kind 0: B-splines of order spline_order on knots (in, G+2k+1); 1: FastKAN's Gaussian
 # RBFs exp(-((x - c) / rbf_denominator)^2) with centers knots (in, G), order 0.
+# compute 0: the float mode; 1: the int8 mode (compress/int8.py), which the eager kernel then
+# computes bit for bit as LuthamBackend does.
 KAN_LINEAR_ARGS: dict[str, str] = {
     "x": "Tensor",
     "knots": "Tensor",
@@ -42,6 +45,7 @@ KAN_LINEAR_ARGS: dict[str, str] = {
     "r2": "float",
     "basis_kind": "SymInt",
     "rbf_denominator": "float",
+    "compute": "SymInt",
 }
 # The layer's own fields: every argument but the input.
 LAYER_TENSORS = tuple(n for n, t in KAN_LINEAR_ARGS.items() if t == "Tensor" and n != "x")
@@ -60,6 +64,8 @@ def dequantize(values: Tensor, scales: Tensor, bits: int) -> Tensor:
 def kan_linear(*args) -> Tensor:
     a = dict(zip(KAN_LINEAR_ARGS, args))
     words = dequantize(a["codebook"], a["codebook_scales"], a["codebook_bits"])  # (K, d)
+    if a["compute"] == COMPUTE_INT8:
+        return _int8(a, words)
     return kan_forward(
         a["x"].to(torch.float32), a["knots"], a["spline_order"], a["basis_kind"], a["rbf_denominator"],
         base_weight=dequantize(a["base_weight"], a["base_scales"], a["base_bits"]),
@@ -67,6 +73,17 @@ def kan_linear(*args) -> Tensor:
         edge_scale=dequantize(a["gains"], a["gain_scales"], a["gain_bits"]),
         bias=dequantize(a["biases"], a["bias_scales"], a["bias_bits"]),
     )
+
+
+def _int8(a: dict, words: Tensor) -> Tensor:
+    """The int8 mode's outputs (numpy, the runtime's bits) for x of any leading shape."""
+    x = a["x"].detach().to(torch.float32)
+    out = a["indices"].shape[0]
+    fields = [Quantized(a[v].numpy(), a[sc].numpy(), a[b]) for v, sc, b in
+              (("gains", "gain_scales", "gain_bits"), ("biases", "bias_scales", "bias_bits"), ("base_weight", "base_scales", "base_bits"))]
+    y = int8_forward(x.reshape(-1, x.shape[-1]).numpy(), a["knots"].numpy(), a["spline_order"], words.numpy(),
+                     a["indices"].numpy(), *fields)
+    return torch.from_numpy(y).reshape(*x.shape[:-1], out)
 
 
 @kan_linear.register_fake
@@ -83,7 +100,7 @@ class SharedKANLinear(LuthamKANLayer):
 
     def __init__(self, *, knots, codebook, codebook_scales, indices, gains, gain_scales, biases, bias_scales,
                  base_weight, base_scales, spline_order, codebook_bits, index_bits, gain_bits, bias_bits, base_bits,
-                 r2: float = float("nan"), basis_kind: int = BSPLINE, rbf_denominator: float = 0.0):
+                 r2: float = float("nan"), basis_kind: int = BSPLINE, rbf_denominator: float = 0.0, compute: int = 0):
         super().__init__()
         fields = locals()
         for name in LAYER_TENSORS:

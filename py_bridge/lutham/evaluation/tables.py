@@ -113,6 +113,25 @@ def evaluate_model(model, kind: str, data, opts: dict, say: Callable[[str, float
             nbytes = parts["kan_bytes"]  # what the .pte actually stores for the KAN layers
         extra["analytic_bytes"] = M.shared_bytes(c)
         t1.append(_row(name, acc, n, nbytes, dense_b, engine, **extra))
+    if opts.get("int8_compute"):  # the same SHARe-KAN int model in LuthamBackend's int8 compute mode
+        import copy
+
+        from ..compress.int8 import set_compute
+
+        say("SHARe-KAN int, int8 compute", 0.15)
+        c = copy.deepcopy(compressed["SHARe-KAN int"])
+        set_compute(c, "int8")
+        eager = M.accuracy(c, x, y)  # the eager op computes the runtime's bits (compress/int8.py)
+        base_row = t1[2]
+        extra = dict(eager_accuracy=eager, K=k_default, K_layers=base_row["K_layers"], r2_layers=base_row["r2_layers"],
+                     bits=base_row["bits"], compute="int8", analytic_bytes=base_row["analytic_bytes"])
+        acc, engine, nbytes = eager, "eager", base_row["analytic_bytes"]
+        if use_pte:
+            say("SHARe-KAN int, int8 compute: lutham.pte through ExecuTorch", 0.16)
+            acc, parts = M.pte_accuracy(c, x, y)
+            engine, nbytes = "executorch", parts["kan_bytes"]
+            extra["pte"] = parts
+        t1.append(_row("SHARe-KAN int, int8 compute", acc, n, nbytes, dense_b, engine, **extra))
     for r in t1:
         r["bytes_per_edge"] = per_edge(r["bytes"])
     out["table1"] = t1
@@ -227,7 +246,8 @@ def _chance_warning(result: dict, data) -> list[str]:
 
 def evaluate(opts: dict, progress: Progress | None = None) -> dict:
     """opts: dataset, data, checkpoint, subset, epochs, seed, models (list), codebook_size,
-    gain_bits/bias_bits/base_bits, finetune_codebook, engine ('auto'|'eager'), ks, sparsities,
+    gain_bits/bias_bits/base_bits, finetune_codebook, int8_compute (a Table 1 row of SHARe-KAN int in
+    the int8 compute mode), engine ('auto'|'eager'), ks, sparsities,
     uniform_bits, threads, out (optional path for the JSON). Returns the results dict."""
     started = time.time()
     threads = int(opts.get("threads") or 0)
@@ -267,6 +287,7 @@ def evaluate(opts: dict, progress: Progress | None = None) -> dict:
                       gain_bits=int(opts.get("gain_bits") or cfg.gain_bits), bias_bits=int(opts.get("bias_bits") or cfg.bias_bits),
                       base_bits=int(opts.get("base_bits") or cfg.base_bits), codebook_bits=cfg.codebook_bits,
                       seed=seed, subset=opts.get("subset"), finetune_codebook=bool(opts.get("finetune_codebook")),
+                      int8_compute=bool(opts.get("int8_compute")),
                       threads=torch.get_num_threads()),
         models=results,
         target=_target(results),

@@ -22,6 +22,7 @@ import torch
 # lower import them, so an export with bad options fails before paying for it.
 from ..compress import CompressionConfig, compress_model, relative_output_error
 from ..compress.finetune import DISTILL_EPOCHS, distill_codebooks, load_calibration
+from ..compress.int8 import COMPUTE_MODES, INT8_MAX_CODEBOOK, int8_unsupported, set_compute
 from ..lower.serialization.external_data import read_codebooks
 from ..measure import kan_parameter_bytes, lutham_part_bytes
 from ..limits import check_layer
@@ -115,6 +116,7 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
              are reused instead of trained), finetune_codebook (bool) with calibration (a .npz of
              inputs) and finetune_epochs: the codebooks and gains distilled against the dense
              model's outputs on those inputs before lowering (compress/finetune.py); etrecord (bool: lutham.etrecord for the Inspector);
+             compute ("float", the default, or "int8": LuthamBackend's integer mode, compress/int8.py);
              or model ("file.pt", "file.pt2", "file.py:fn"), weights, input_shape for the user's model,
              trust_pickle (unpickle Python objects from those files, which runs their code).
     Returns the report (also written as report.json; its paths are relative to out, it holds no
@@ -143,6 +145,13 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     compression = CompressionConfig(**common, **bits) if int8 else CompressionConfig.fp32(**common)
     model_config.validate()
     compression.validate()
+    compute = str(options.get("compute") or "float")
+    if compute not in COMPUTE_MODES:
+        raise ValueError(f"--compute must be float or int8, got '{compute}'")
+    if compute == "int8" and not int8:
+        raise ValueError("--compute int8 needs integer gains, biases and base weights (it cannot be used with --fp32)")
+    if compute == "int8" and compression.codebook_size > INT8_MAX_CODEBOOK:
+        raise ValueError(f"--compute int8 takes a codebook of at most {INT8_MAX_CODEBOOK} words (one-byte indices), got --codebook-size {compression.codebook_size}")
     max_batch = int(options.get("max_batch") or 1)
     if max_batch < 1:
         raise ValueError(f"--max-batch must be at least 1, got {max_batch}")
@@ -186,6 +195,10 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     for name, layer in dense.named_modules():  # the user's layers: what the runtime would refuse, before compressing
         if isinstance(layer, KANLinear):
             check_layer(f"layer {name}", layer.in_features, layer.out_features, layer.grid_size, layer.spline_order)
+            if compute == "int8":
+                reason = int8_unsupported(layer.basis_kind, 8, 1, 1, layer.in_features)
+                if reason:
+                    raise ValueError(f"--compute int8: layer {name}: {reason}")
     _stage_progress(progress, "build")("build model", 1.0)
     calibration = load_calibration(finetune["calibration"], tuple(example.shape[1:])) if finetune else None
 
@@ -200,6 +213,7 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
                                                         epochs=finetune["epochs"], progress=_stage_progress(progress, "error"))
         finetune_report = {"calibration": {"path": os.path.relpath(finetune["calibration"], out),
                                            "sha256": _sha256(finetune["calibration"])}, **finetune_report}
+    set_compute(compressed, compute)  # the int8 mode: the eager op then computes what LuthamBackend will
     _stage_progress(progress, "error")("output error", 0.0)
     output_error = relative_output_error(dense, compressed, error_input)
 
@@ -246,6 +260,7 @@ def export(options: dict, progress: ProgressFn | None = None, model: torch.nn.Mo
     report = {
         "model": model_report,
         "compression": vars(compression),
+        "compute": compute,
         # Paths relative to --out and no timing: the same inputs give a byte-identical file.
         "dense": {"path": "dense.pte", "file_bytes": dense_file, "kan_bytes": dense_kan},
         # What users ship today: not written, only measured (int8_baseline.py says how).
@@ -316,7 +331,8 @@ def export_model(model: torch.nn.Module, example_inputs, out_dir: str | os.PathL
     lutham.pte and report.json into out_dir, as `lutham export` does.
 
     example_inputs: one input tensor (or a 1-tuple), the shape the .pte files take.
-    compression: codebook_size, codebook_scope, int8, gain_bits, bias_bits, base_bits, seed.
+    compression: codebook_size, codebook_scope, int8, gain_bits, bias_bits, base_bits, seed, compute
+    ("float" or "int8": how LuthamBackend computes the layers).
     """
     if isinstance(example_inputs, (tuple, list)):
         if len(example_inputs) != 1:
@@ -324,7 +340,7 @@ def export_model(model: torch.nn.Module, example_inputs, out_dir: str | os.PathL
         example_inputs = example_inputs[0]
     if not isinstance(example_inputs, torch.Tensor):
         raise ValueError(f"example_inputs must be a tensor, got {type(example_inputs).__name__}")
-    known = {"codebook_size", "codebook_scope", "int8", "gain_bits", "bias_bits", "base_bits", "seed"}
+    known = {"codebook_size", "codebook_scope", "int8", "gain_bits", "bias_bits", "base_bits", "seed", "compute"}
     unknown = sorted(set(compression) - known)
     if unknown:
         raise ValueError(f"unknown compression option(s) {unknown} (choose from {sorted(known)})")

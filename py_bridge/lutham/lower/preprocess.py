@@ -60,6 +60,7 @@ def layer_from_node(program: ExportedProgram, node: torch.fx.Node) -> tuple[Laye
         r2=float(args["r2"]),
         basis_kind=basis_kind,
         rbf_denominator=float(args["rbf_denominator"]),
+        compute=ints["compute"],
     )
     return layer, codebook
 

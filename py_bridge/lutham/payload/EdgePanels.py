@@ -6,7 +6,7 @@ import flatbuffers
 from flatbuffers.compat import import_numpy
 np = import_numpy()
 
-# The layer's edges in the layout the kernel streams (schema version 2).
+# The layer's edges in the layout the kernel streams (schema version 2; `group` since 3).
 # Outputs are grouped into panels of `width` (16) consecutive outputs; the last panel is
 # padded with edges whose index, gain, bias and base weight are all 0. Record p*in_features + i
 # holds the edges (o, i) of panel p, o = p*width + lane; records are back to back,
@@ -78,8 +78,20 @@ class EdgePanels(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
         return o == 0
 
+    # Inputs per record (schema version 3). 1: the layout above. 4 (the int8 mode's layout, which
+    # vpdpbusd reads without rearranging): record p*ceil(in_features/4) + g holds the edges
+    # (p*width + lane, 4g + j), j = 0..3, as byte planes of width*4 bytes in [lane][j] order
+    # (byte 4*lane + j): the indices (uint8), then byte 0, byte 1 (and for uint32 words byte 2,
+    # byte 3) of every value word; inputs past in_features are 0 (index 0, word 0).
+    # EdgePanels
+    def Group(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
+        return 1
+
 def EdgePanelsStart(builder):
-    builder.StartObject(3)
+    builder.StartObject(4)
 
 def Start(builder):
     EdgePanelsStart(builder)
@@ -107,6 +119,12 @@ def EdgePanelsStartDataVector(builder, numElems):
 
 def StartDataVector(builder, numElems):
     return EdgePanelsStartDataVector(builder, numElems)
+
+def EdgePanelsAddGroup(builder, group):
+    builder.PrependUint32Slot(3, group, 1)
+
+def AddGroup(builder, group):
+    EdgePanelsAddGroup(builder, group)
 
 def EdgePanelsEnd(builder):
     return builder.EndObject()

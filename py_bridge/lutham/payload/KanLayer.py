@@ -142,7 +142,8 @@ class KanLayer(object):
         return float('nan')
 
     # CRC-32 (zlib's) of the data, in this order: grid.knots, panels.data, gain.scales,
-    # bias.scales, base.scales (the vectors' bytes). Catches flipped bits that still verify.
+    # bias.scales, base.scales (the vectors' bytes), then, when compute is not Float, the
+    # compute byte. Catches flipped bits that still verify.
     # KanLayer
     def Checksum(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(28))
@@ -150,8 +151,16 @@ class KanLayer(object):
             return self._tab.Get(flatbuffers.number_types.Uint32Flags, o + self._tab.Pos)
         return 0
 
+    # How the runtime computes the layer; absent (Float) in files written before it existed.
+    # KanLayer
+    def Compute(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(30))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint8Flags, o + self._tab.Pos)
+        return 0
+
 def KanLayerStart(builder):
-    builder.StartObject(13)
+    builder.StartObject(14)
 
 def Start(builder):
     KanLayerStart(builder)
@@ -233,6 +242,12 @@ def KanLayerAddChecksum(builder, checksum):
 
 def AddChecksum(builder, checksum):
     KanLayerAddChecksum(builder, checksum)
+
+def KanLayerAddCompute(builder, compute):
+    builder.PrependUint8Slot(13, compute, 0)
+
+def AddCompute(builder, compute):
+    KanLayerAddCompute(builder, compute)
 
 def KanLayerEnd(builder):
     return builder.EndObject()

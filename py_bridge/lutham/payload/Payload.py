@@ -29,6 +29,9 @@ class Payload(object):
         self._tab = flatbuffers.table.Table(buf, pos)
 
     # Bumped on any incompatible change; the runtime rejects versions it does not know.
+    # 2, or 3 for a payload that uses what version 3 added (KanLayer.compute Int8 with
+    # EdgePanels.group 4): writers write 2 when it does not, so such a payload is byte for byte
+    # a version 2 one, and a version 2 reader refuses an int8 payload instead of misreading it.
     # Payload
     def SchemaVersion(self):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))

@@ -4,6 +4,7 @@
 
 export { BasisKind } from './payload/basis-kind.js';
 export { Codebook } from './payload/codebook.js';
+export { ComputeMode } from './payload/compute-mode.js';
 export { EdgePanels } from './payload/edge-panels.js';
 export { EdgeValues } from './payload/edge-values.js';
 export { Grid } from './payload/grid.js';

@@ -13,11 +13,18 @@ from dataclasses import dataclass
 import flatbuffers
 import numpy as np
 
+from ...compress.int8 import int8_unsupported
 from ...compress.quant import FLOAT_BITS, Quantized, pack_bits, unpack_bits
 from ...limits import check_layer
-from ...payload import BasisKind, Codebook, EdgePanels, EdgeValues, Grid, KanLayer, Payload, QuantTensor
+from ...payload import BasisKind, Codebook, ComputeMode, EdgePanels, EdgeValues, Grid, KanLayer, Payload, QuantTensor
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # what a float payload is written as (byte for byte what version 2 wrote)
+# Version 3 added KanLayer.compute and EdgePanels.group: int8-mode payloads are written as 3, so
+# a version 2 reader refuses them instead of misreading their grouped records.
+SCHEMA_VERSION_INT8 = 3
+KNOWN_SCHEMA_VERSIONS = (SCHEMA_VERSION, SCHEMA_VERSION_INT8)
+# Inputs per EdgePanels record in the int8 mode's layout (vpdpbusd's 4 bytes per int32 lane).
+INT8_GROUP = 4
 PAYLOAD_IDENTIFIER = b"LTHM"
 CODEBOOK_IDENTIFIER = b"LTCB"
 # Named data alignment of codebook buffers; one value everywhere so identical blobs merge.
@@ -26,6 +33,9 @@ CODEBOOK_ALIGNMENT = 16
 # two AVX2 registers, four NEON registers of float32.
 PANEL_WIDTH = 16
 BSPLINE, GAUSSIAN_RBF = BasisKind.BasisKind.BSpline, BasisKind.BasisKind.GaussianRBF
+# KanLayer.compute: how LuthamBackend computes the layer (lutham export --compute).
+COMPUTE_FLOAT, COMPUTE_INT8 = ComputeMode.ComputeMode.Float, ComputeMode.ComputeMode.Int8
+COMPUTE_NAMES = {COMPUTE_FLOAT: "float", COMPUTE_INT8: "int8"}
 
 
 @dataclass
@@ -46,6 +56,7 @@ class LayerData:
     r2: float = float("nan")
     basis_kind: int = BSPLINE  # or GAUSSIAN_RBF: knots then hold the (in, G) centers
     rbf_denominator: float = 0.0  # h of the RBF exp(-((x - c) / h)^2); unused for B-splines
+    compute: int = COMPUTE_FLOAT  # or COMPUTE_INT8: the runtime's integer mode (compress/int8.py)
 
     @property
     def n_knots(self) -> int:
@@ -161,21 +172,44 @@ def record_bytes(index_bits: int, field_bits: tuple[int, int, int]) -> int:
     return PANEL_WIDTH * (index + fields)
 
 
+def _int8_groups(values: np.ndarray, out_padded: int) -> np.ndarray:
+    """(out, in) -> (panels, ceil(in/4), PANEL_WIDTH * 4) in [lane][input] order; padding is 0."""
+    out, inn = values.shape
+    in4 = -(-inn // INT8_GROUP) * INT8_GROUP
+    padded = np.zeros((out_padded, in4), dtype=values.dtype)
+    padded[:out, :inn] = values
+    v = padded.reshape(out_padded // PANEL_WIDTH, PANEL_WIDTH, in4 // INT8_GROUP, INT8_GROUP)
+    return v.transpose(0, 2, 1, 3).reshape(out_padded // PANEL_WIDTH, in4 // INT8_GROUP, PANEL_WIDTH * INT8_GROUP)
+
+
+def _value_words(layer: LayerData) -> tuple[np.ndarray, int]:
+    """gain | bias << gain_bits | base << (gain_bits + bias_bits) per edge, and the bits used."""
+    word = np.zeros(np.shape(layer.indices), np.uint32)
+    shift = 0
+    for q in (layer.gains, layer.biases, layer.base_weight):
+        word |= (q.values.astype(np.int64) & ((1 << q.bits) - 1)).astype(np.uint32) << shift
+        shift += q.bits
+    return word, shift
+
+
 def encode_panels(layer: LayerData) -> tuple[int, np.ndarray]:
-    """The edges in EdgePanels layout: (record_bytes, data as uint8)."""
+    """The edges in EdgePanels layout: (record_bytes, data as uint8); group 4 in the int8 mode."""
     if not 1 <= layer.index_bits <= 16:
         raise ValueError(f"index_bits {layer.index_bits} is outside 1..16 (codebooks hold at most 65536 words)")
     out_padded = -(-layer.out_features // PANEL_WIDTH) * PANEL_WIDTH
     gains, biases, base = _edge_fields(layer)
+    if layer.compute == COMPUTE_INT8:
+        word, bits = _value_words(layer)
+        word_bytes = np.dtype(word_dtype(bits)).itemsize
+        planes = [_int8_groups(np.asarray(layer.indices).astype(np.uint8), out_padded)]
+        planes += [_int8_groups(((word >> (8 * b)) & 0xFF).astype(np.uint8), out_padded) for b in range(word_bytes)]
+        data = np.concatenate(planes, axis=2)
+        return data.shape[2], data.reshape(-1)
     parts = [_panel_values(np.asarray(layer.indices), out_padded).astype(index_dtype(layer.index_bits))]
     if gains.bits == FLOAT_BITS:
         parts += [_panel_values(q.values.astype(np.float32), out_padded).astype("<f4") for q in (gains, biases, base)]
     else:
-        word = np.zeros(np.shape(layer.indices), np.uint32)
-        shift = 0
-        for q in (gains, biases, base):
-            word |= (q.values.astype(np.int64) & ((1 << q.bits) - 1)).astype(np.uint32) << shift
-            shift += q.bits
+        word, shift = _value_words(layer)
         parts.append(_panel_values(word, out_padded).astype(word_dtype(shift)))
     records = [np.ascontiguousarray(p).view(np.uint8).reshape(*p.shape[:2], -1) for p in parts]
     data = np.concatenate(records, axis=2)
@@ -183,10 +217,31 @@ def encode_panels(layer: LayerData) -> tuple[int, np.ndarray]:
     return data.shape[2], data.reshape(-1)
 
 
-def decode_panels(layer: LayerData, record_bytes: int, data: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def _split_words(word: np.ndarray, bits: list[int]) -> list[np.ndarray]:
+    values, shift = [], 0
+    for b in bits:
+        v = (word >> shift) & ((1 << b) - 1)
+        values.append(np.where(v >= 1 << (b - 1), v - (1 << b), v).astype(np.int8))
+        shift += b
+    return values
+
+
+def decode_panels(layer: LayerData, record_bytes: int, data: np.ndarray, group: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
     """Inverse of encode_panels: (indices (out, in), [gain, bias, base] values (out, in))."""
     out, inn = layer.out_features, layer.in_features
     panels = -(-out // PANEL_WIDTH)
+    bits = [q.bits for q in (layer.gains, layer.biases, layer.base_weight)]
+    if group == INT8_GROUP:
+        groups = -(-inn // INT8_GROUP)
+        plane = PANEL_WIDTH * INT8_GROUP
+        records = np.asarray(data, np.uint8).reshape(panels, groups, record_bytes // plane, PANEL_WIDTH, INT8_GROUP)
+        # (panels, groups, plane, lane, j) -> (plane, panels * lane, groups * j)
+        planes = records.transpose(2, 0, 3, 1, 4).reshape(record_bytes // plane, panels * PANEL_WIDTH, groups * INT8_GROUP)
+        planes = planes[:, :out, :inn].astype(np.int64)
+        word = np.zeros((out, inn), np.int64)
+        for b in range(1, planes.shape[0]):
+            word |= planes[b] << (8 * (b - 1))
+        return planes[0], _split_words(word, bits)
     records = np.asarray(data, np.uint8).reshape(panels, inn, record_bytes)
 
     def lanes(offset: int, dtype: str) -> tuple[np.ndarray, int]:
@@ -195,7 +250,6 @@ def decode_panels(layer: LayerData, record_bytes: int, data: np.ndarray) -> tupl
         return v.transpose(0, 2, 1).reshape(panels * PANEL_WIDTH, inn)[:out], offset + size
 
     indices, offset = lanes(0, index_dtype(layer.index_bits))
-    bits = [q.bits for q in (layer.gains, layer.biases, layer.base_weight)]
     if bits[0] == FLOAT_BITS:
         values = []
         for _ in range(3):
@@ -203,13 +257,7 @@ def decode_panels(layer: LayerData, record_bytes: int, data: np.ndarray) -> tupl
             values.append(v.astype(np.float32))
         return indices.astype(np.int64), values
     word, _ = lanes(offset, word_dtype(sum(bits)))
-    word = word.astype(np.int64)
-    values, shift = [], 0
-    for b in bits:
-        v = (word >> shift) & ((1 << b) - 1)
-        values.append(np.where(v >= 1 << (b - 1), v - (1 << b), v).astype(np.int8))
-        shift += b
-    return indices.astype(np.int64), values
+    return indices.astype(np.int64), _split_words(word.astype(np.int64), bits)
 
 
 def _write_edge_values(builder: flatbuffers.Builder, q: Quantized, out_padded: int) -> int:
@@ -221,18 +269,27 @@ def _write_edge_values(builder: flatbuffers.Builder, q: Quantized, out_padded: i
     return EdgeValues.End(builder)
 
 
-def payload_checksum(knots: np.ndarray, panels: np.ndarray, scales: list[np.ndarray]) -> int:
-    """KanLayer.checksum: CRC-32 of knots, panel data and the scales, as stored."""
+def payload_checksum(knots: np.ndarray, panels: np.ndarray, scales: list[np.ndarray], compute: int = COMPUTE_FLOAT) -> int:
+    """KanLayer.checksum: CRC-32 of knots, panel data and the scales, as stored, then the compute
+    byte when it is not float (so float payloads keep the checksum they always had)."""
     crc = zlib.crc32(np.ascontiguousarray(knots, "<f4").tobytes())
     crc = zlib.crc32(np.ascontiguousarray(panels, np.uint8).tobytes(), crc)
     for s in scales:
         crc = zlib.crc32(np.ascontiguousarray(s, "<f4").tobytes(), crc)
+    if compute != COMPUTE_FLOAT:
+        crc = zlib.crc32(bytes([compute]), crc)
     return crc
 
 
 def write_payload(layer: LayerData) -> bytes:
     check_layer("a LuthamBackend layer", layer.in_features, layer.out_features, layer.grid_size, layer.spline_order,
                 layer.codebook_size)  # the last guard: never write a payload the runtime refuses
+    if layer.compute not in COMPUTE_NAMES:
+        raise ValueError(f"unknown compute mode {layer.compute}")
+    if layer.compute == COMPUTE_INT8:
+        reason = int8_unsupported(layer.basis_kind, layer.gains.bits, layer.codebook_size, layer.index_bits, layer.in_features)
+        if reason:
+            raise ValueError(f"--compute int8: {reason}")
     record_bytes, panels = encode_panels(layer)
     out_padded = -(-layer.out_features // PANEL_WIDTH) * PANEL_WIDTH
     knots_stored = _knots_to_store(layer.knots)
@@ -254,6 +311,8 @@ def write_payload(layer: LayerData) -> bytes:
     EdgePanels.AddWidth(builder, PANEL_WIDTH)
     EdgePanels.AddRecordBytes(builder, record_bytes)
     EdgePanels.AddData(builder, data)
+    if layer.compute == COMPUTE_INT8:
+        EdgePanels.AddGroup(builder, INT8_GROUP)
     edge_panels = EdgePanels.End(builder)
     KanLayer.Start(builder)
     KanLayer.AddInFeatures(builder, layer.in_features)
@@ -268,10 +327,11 @@ def write_payload(layer: LayerData) -> bytes:
     KanLayer.AddBase(builder, edge_values[2])
     KanLayer.AddPanels(builder, edge_panels)
     KanLayer.AddR2(builder, layer.r2)
-    KanLayer.AddChecksum(builder, payload_checksum(knots_stored, panels, scales))
+    KanLayer.AddChecksum(builder, payload_checksum(knots_stored, panels, scales, layer.compute))
+    KanLayer.AddCompute(builder, layer.compute)  # the default (float) is not written: float files stay as they were
     kan = KanLayer.End(builder)
     Payload.Start(builder)
-    Payload.AddSchemaVersion(builder, SCHEMA_VERSION)
+    Payload.AddSchemaVersion(builder, SCHEMA_VERSION_INT8 if layer.compute == COMPUTE_INT8 else SCHEMA_VERSION)
     Payload.AddLayer(builder, kan)
     builder.Finish(Payload.End(builder), file_identifier=PAYLOAD_IDENTIFIER)
     return bytes(builder.Output())
@@ -282,8 +342,8 @@ def read_payload(data: bytes) -> tuple[int, LayerData]:
     if len(data) < 8 or data[4:8] != PAYLOAD_IDENTIFIER:
         raise ValueError("not a LUTHAM payload (identifier LTHM missing)")
     p = Payload.Payload.GetRootAs(data, 0)
-    if p.SchemaVersion() != SCHEMA_VERSION:
-        raise ValueError(f"payload schema version {p.SchemaVersion()}, this reader knows {SCHEMA_VERSION}")
+    if p.SchemaVersion() not in KNOWN_SCHEMA_VERSIONS:
+        raise ValueError(f"payload schema version {p.SchemaVersion()}, this reader knows {', '.join(map(str, KNOWN_SCHEMA_VERSIONS))}")
     k = p.Layer()
     grid = k.Grid()
     out = k.OutFeatures()
@@ -310,11 +370,12 @@ def read_payload(data: bytes) -> tuple[int, LayerData]:
         r2=k.R2(),
         basis_kind=grid.Kind(),
         rbf_denominator=grid.RbfDenominator(),
+        compute=k.Compute(),
     )
     n_knots = layer.n_knots
     layer.knots = np.broadcast_to(grid.KnotsAsNumpy().astype(np.float32).reshape(-1, n_knots), (layer.in_features, n_knots)).copy()
     panels = k.Panels()
-    layer.indices, values = decode_panels(layer, panels.RecordBytes(), panels.DataAsNumpy())
+    layer.indices, values = decode_panels(layer, panels.RecordBytes(), panels.DataAsNumpy(), panels.Group())
     for q, v in zip((layer.gains, layer.biases, layer.base_weight), values):
         q.values = v
     return p.SchemaVersion(), layer

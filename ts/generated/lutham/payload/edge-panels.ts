@@ -5,7 +5,7 @@
 import * as flatbuffers from 'flatbuffers';
 
 /**
- * The layer's edges in the layout the kernel streams (schema version 2).
+ * The layer's edges in the layout the kernel streams (schema version 2; `group` since 3).
  * Outputs are grouped into panels of `width` (16) consecutive outputs; the last panel is
  * padded with edges whose index, gain, bias and base weight are all 0. Record p*in_features + i
  * holds the edges (o, i) of panel p, o = p*width + lane; records are back to back,
@@ -58,8 +58,20 @@ dataArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+/**
+ * Inputs per record (schema version 3). 1: the layout above. 4 (the int8 mode's layout, which
+ * vpdpbusd reads without rearranging): record p*ceil(in_features/4) + g holds the edges
+ * (p*width + lane, 4g + j), j = 0..3, as byte planes of width*4 bytes in [lane][j] order
+ * (byte 4*lane + j): the indices (uint8), then byte 0, byte 1 (and for uint32 words byte 2,
+ * byte 3) of every value word; inputs past in_features are 0 (index 0, word 0).
+ */
+group():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 1;
+}
+
 static startEdgePanels(builder:flatbuffers.Builder) {
-  builder.startObject(3);
+  builder.startObject(4);
 }
 
 static addWidth(builder:flatbuffers.Builder, width:number) {
@@ -86,16 +98,21 @@ static startDataVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addGroup(builder:flatbuffers.Builder, group:number) {
+  builder.addFieldInt32(3, group, 1);
+}
+
 static endEdgePanels(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createEdgePanels(builder:flatbuffers.Builder, width:number, recordBytes:number, dataOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createEdgePanels(builder:flatbuffers.Builder, width:number, recordBytes:number, dataOffset:flatbuffers.Offset, group:number):flatbuffers.Offset {
   EdgePanels.startEdgePanels(builder);
   EdgePanels.addWidth(builder, width);
   EdgePanels.addRecordBytes(builder, recordBytes);
   EdgePanels.addData(builder, dataOffset);
+  EdgePanels.addGroup(builder, group);
   return EdgePanels.endEdgePanels(builder);
 }
 }

@@ -4,6 +4,7 @@
 
 import * as flatbuffers from 'flatbuffers';
 
+import { ComputeMode } from '../../lutham/payload/compute-mode.js';
 import { EdgePanels } from '../../lutham/payload/edge-panels.js';
 import { EdgeValues } from '../../lutham/payload/edge-values.js';
 import { Grid } from '../../lutham/payload/grid.js';
@@ -110,15 +111,24 @@ r2():number {
 
 /**
  * CRC-32 (zlib's) of the data, in this order: grid.knots, panels.data, gain.scales,
- * bias.scales, base.scales (the vectors' bytes). Catches flipped bits that still verify.
+ * bias.scales, base.scales (the vectors' bytes), then, when compute is not Float, the
+ * compute byte. Catches flipped bits that still verify.
  */
 checksum():number {
   const offset = this.bb!.__offset(this.bb_pos, 28);
   return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
 }
 
+/**
+ * How the runtime computes the layer; absent (Float) in files written before it existed.
+ */
+compute():ComputeMode {
+  const offset = this.bb!.__offset(this.bb_pos, 30);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : ComputeMode.Float;
+}
+
 static startKanLayer(builder:flatbuffers.Builder) {
-  builder.startObject(13);
+  builder.startObject(14);
 }
 
 static addInFeatures(builder:flatbuffers.Builder, inFeatures:number) {
@@ -171,6 +181,10 @@ static addR2(builder:flatbuffers.Builder, r2:number) {
 
 static addChecksum(builder:flatbuffers.Builder, checksum:number) {
   builder.addFieldInt32(12, checksum, 0);
+}
+
+static addCompute(builder:flatbuffers.Builder, compute:ComputeMode) {
+  builder.addFieldInt8(13, compute, ComputeMode.Float);
 }
 
 static endKanLayer(builder:flatbuffers.Builder):flatbuffers.Offset {

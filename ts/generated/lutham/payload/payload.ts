@@ -31,6 +31,9 @@ static bufferHasIdentifier(bb:flatbuffers.ByteBuffer):boolean {
 
 /**
  * Bumped on any incompatible change; the runtime rejects versions it does not know.
+ * 2, or 3 for a payload that uses what version 3 added (KanLayer.compute Int8 with
+ * EdgePanels.group 4): writers write 2 when it does not, so such a payload is byte for byte
+ * a version 2 one, and a version 2 reader refuses an int8 payload instead of misreading it.
  */
 schemaVersion():number {
   const offset = this.bb!.__offset(this.bb_pos, 4);
