@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
         name = label.split(" (")[0]
         now = time.monotonic()
         previous, last_call[0] = last_call[0], now
-        if name == "build model" and fraction >= 1.0:
+        if name == "build model" and step[0] == "build model":  # its second call: the model is built
             build_peak[0] = _memory_gb()[1]
             _reset_peak()  # from here on the peak is the compression's
         if name == step[0]:
