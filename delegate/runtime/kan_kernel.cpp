@@ -409,7 +409,8 @@ void prepare_rows_int8(const Int8Call& c, size_t r0, size_t r1) {
     uint8_t* table = c.at<uint8_t>(s.table);
     for (size_t r = r0; r < r1;) {
       const size_t n = r / in, i = r % in, run = std::min(r1 - r, in - i);
-      c.ops->int8_table(L, b8 + r * s.b8_width, start + r, run, table + (n * s.in4 + i) * L.int8.table_stride);
+      c.ops->int8_table(L, b8 + r * s.b8_width, start + r, run, static_cast<uint32_t>(i),
+                        table + n * s.in4 * L.int8.table_stride);
       r += run;
     }
   }

@@ -6,6 +6,8 @@
 // bit-identical to the generic variant; only the schedule differs: 8 lanes per register,
 // several independent output chains in flight to hide FMA latency, codebook terms gathered
 // from the coefficient table, and 16-bit words decoded without vector shifts (see Field16).
+// The int8 mode's loops (silu, B8 windows, table rows, lane and batch) are
+// kan_kernel_avx2_int8.h's.
 #include <immintrin.h>
 
 #include "kan_kernel_plan.h"
@@ -16,6 +18,7 @@ namespace avx2 {
 #include "kan_kernel_int8.h"
 
 #include "kan_kernel_avx2_body.h"
+#include "kan_kernel_avx2_int8.h"
 
 const KernelOps& ops() {
   static const KernelOps k = {
@@ -31,12 +34,12 @@ const KernelOps& ops() {
          float* scratch, float* y, size_t batch) {
         with_layout<Sample>(L, table, S, group, p0, p1, scratch, y, batch);
       },
-      &int8_silu_block,
-      &int8_rows,
+      &int8_silu_avx2,
+      &int8_rows_avx2,
       &int8_quantize_silu,
-      &int8_table_rows,
-      &int8_lane,
-      &int8_batch,
+      &int8_table_avx2,
+      &int8_lane_avx2,
+      &int8_batch_avx2,
   };
   return k;
 }

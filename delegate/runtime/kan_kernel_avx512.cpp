@@ -345,7 +345,7 @@ const KernelOps& ops() {
       &int8_silu_block,
       &int8_rows,
       &int8_quantize_silu,
-      &int8_table_rows,
+      &int8_table_row_major,
       &int8_lane,
       &int8_batch,
   };

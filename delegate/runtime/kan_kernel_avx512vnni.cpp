@@ -562,7 +562,9 @@ const KernelOps& ops() {
     o.silu_q8 = &silu_block;
     o.int8_rows = &rows;
     o.int8_quantize = &quantize_silu;
-    o.int8_table = &table_rows;
+    o.int8_table = [](const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint32_t first, uint8_t* T) {
+      table_rows(L, b8, start, rows, T + static_cast<size_t>(first) * L.int8.table_stride);
+    };
     o.int8_lane = &lane;
     o.int8_batch = &batch;
     return o;

@@ -79,6 +79,12 @@ inline void int8_table_rows(const KanLayerView& L, const uint8_t* b8, const uint
   }
 }
 
+// int8_table_rows in a sample's row-major table (KernelOps::int8_table).
+inline void int8_table_row_major(const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint32_t first,
+                                 uint8_t* T) {
+  int8_table_rows(L, b8, start, rows, T + static_cast<size_t>(first) * L.int8.table_stride);
+}
+
 // The signed fields of one value word (gain, bias, base).
 struct Int8Fields {
   uint32_t gain_shift, bias_shift, base_shift, gain_bits, bias_bits, base_bits;

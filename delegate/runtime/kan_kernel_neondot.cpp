@@ -227,7 +227,9 @@ void batch(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32_t p1, 
 const KernelOps& ops() {
   static const KernelOps k = [] {
     KernelOps o = generic::ops();
-    o.int8_table = &table_rows;
+    o.int8_table = [](const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint32_t first, uint8_t* T) {
+      table_rows(L, b8, start, rows, T + static_cast<size_t>(first) * L.int8.table_stride);
+    };
     o.int8_lane = &lane;
     o.int8_batch = &batch;
     return o;

@@ -78,8 +78,11 @@ struct KernelOps {
                     uint32_t* start, uint8_t* bsum8);
   // One sample's silu8 (padded inputs, padding 0), lo and sx from its silu values.
   void (*int8_quantize)(const float* silu, uint32_t in, uint8_t* silu8, float* lo, float* sx);
-  // `rows` table rows (each table_stride bytes, from T) from their B8 windows and starts.
-  void (*int8_table)(const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint8_t* T);
+  // The table rows of inputs [first, first + rows) of one sample from their B8 windows and
+  // starts, into the sample's table T (in4 x table_stride bytes; where each row goes is the
+  // variant's, as only its own lane loops read it: row-major, or the avx2 variant's pairs).
+  void (*int8_table)(const KanLayerView& L, const uint8_t* b8, const uint32_t* start, size_t rows, uint32_t first,
+                     uint8_t* T);
   void (*int8_lane)(const KanLayerView& L, const Int8Sample& s, uint32_t p0, uint32_t p1, float* y);
   // Panels [p0, p1) of a group of samples; y points at the group's first sample's outputs.
   void (*int8_batch)(const KanLayerView& L, const Int8Batch& b, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y);

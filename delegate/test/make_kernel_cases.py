@@ -91,6 +91,10 @@ INT8_CASES = [
     ("int8-order2", 26, 20, 32, (6, 4, 5), False, 5, 2),
     ("int8-order4", 26, 20, 32, (6, 4, 5), False, 6, 4),
     ("int8-wide", 70, 530, 128, (6, 4, 5), False, 9),
+    # The AVX2 loops' limits: 7-bit gains and 6-bit biases at the edge of vpmaddubsw's exact
+    # range; 27 knots (the four-register knot table of the vector B-spline windows).
+    ("int8-gain7-bias6", 45, 33, 128, (7, 6, 3), False),
+    ("int8-knots27", 33, 20, 64, (6, 4, 5), False, 20),
 ]
 
 
