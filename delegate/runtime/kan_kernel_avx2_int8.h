@@ -490,28 +490,89 @@ void int8_rows_avx2(const KanLayerView& L, const float* x, size_t r0, size_t r1,
   else rows_avx2_t<4>(L, x, r0, r1, silu, b8, start, bsum8);
 }
 
-// ---- Batch path: sample by sample (as neondot), each building its table block by block in the
-// scratch and running the panels over the block.
+// ---- Batch path: per block of kInt8BatchBlock inputs, every sample's table rows are built into
+// the scratch, each group of kInt8BatchPanels panels is decoded once into the scratch (the
+// transposed indices and the three fields of each record: 8 x 32 bytes), and every sample then
+// runs the decoded block with its own table rows: the decode is shared by the samples.
+constexpr uint32_t kDecodedRecordBytes = 256;
+
+template <typename Dec>
+inline void decode_record(const Dec& d, const uint8_t* rec, uint8_t* out) {
+  __m256i Y01, Y23;
+  to_inputs(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)),
+            Y01, Y23);
+  __m256i* o = reinterpret_cast<__m256i*>(out);
+  _mm256_store_si256(o, Y01);
+  _mm256_store_si256(o + 1, Y23);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i L = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kI8Plane + 32 * h));
+    const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 2 * kI8Plane + 32 * h));
+    _mm256_store_si256(o + 2 + h, d.gain(L));
+    _mm256_store_si256(o + 4 + h, d.bias(L, H));
+    _mm256_store_si256(o + 6 + h, d.base(L, H));
+  }
+}
+
+// One decoded record for one sample (record_avx2 after the decode).
+template <uint32_t kStride>
+inline void decoded_record(const uint8_t* rows, const uint8_t* dec, __m256i bs, __m256i us, __m256i* acc) {
+  const __m256i* r = reinterpret_cast<const __m256i*>(dec);
+  __m256i V0, V1;
+  to_outputs(lookup_pair<kStride>(rows, _mm256_load_si256(r)), lookup_pair<kStride>(rows + 2 * kStride, _mm256_load_si256(r + 1)),
+             V0, V1);
+  acc[0] = dot4(acc[0], V0, _mm256_load_si256(r + 2));
+  acc[1] = dot4(acc[1], V1, _mm256_load_si256(r + 3));
+  acc[2] = dot4(acc[2], bs, _mm256_load_si256(r + 4));
+  acc[3] = dot4(acc[3], bs, _mm256_load_si256(r + 5));
+  acc[4] = dot4(acc[4], us, _mm256_load_si256(r + 6));
+  acc[5] = dot4(acc[5], us, _mm256_load_si256(r + 7));
+}
+
 template <uint32_t kStride, typename Dec>
 void batch_avx2_t(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y) {
   const uint32_t in = L.in_features, np = p1 - p0, in4 = int8_padded_inputs(L);
+  const size_t all_groups = in4 / kInt8Group, block_groups = kInt8BatchBlock / kInt8Group;
   const Int8BatchScratch sc = carve_int8_batch(L, B.samples, np, scratch);
   const Dec d(L);
+  std::memset(sc.acc, 0, static_cast<size_t>(B.samples) * np * 48 * sizeof(int32_t));
+  for (uint32_t i0 = 0; i0 < in; i0 += kInt8BatchBlock) {
+    const uint32_t i1 = std::min(in, i0 + kInt8BatchBlock), groups = (i1 - i0 + kInt8Group - 1) / kInt8Group;
+    for (uint32_t s = 0; s < B.samples; ++s) {
+      const size_t row = static_cast<size_t>(s) * in + i0;
+      table_rows_avx2_s<kStride>(L, B.b8 + row * 2 * L.int8.pairs, B.start + row, i1 - i0, 0,
+                                 sc.tables + static_cast<size_t>(s) * kInt8BatchBlock * kStride);
+    }
+    for (uint32_t pq = 0; pq < np; pq += kInt8BatchPanels) {
+      const uint32_t nq = std::min(kInt8BatchPanels, np - pq);
+      for (uint32_t q = 0; q < nq; ++q) {
+        const uint8_t* rec = L.edges + ((p0 + pq + q) * all_groups + i0 / kInt8Group) * kI8GroupBytes;
+        for (uint32_t g = 0; g < groups; ++g)
+          decode_record(d, rec + g * kI8GroupBytes, sc.decoded + (q * block_groups + g) * kDecodedRecordBytes);
+      }
+      for (uint32_t s = 0; s < B.samples; ++s) {
+        const uint8_t* tables = sc.tables + static_cast<size_t>(s) * kInt8BatchBlock * kStride;
+        const uint8_t* bsum8 = B.bsum8 + static_cast<size_t>(s) * in4 + i0;
+        const uint8_t* silu8 = B.silu8 + static_cast<size_t>(s) * in4 + i0;
+        for (uint32_t q = 0; q < nq; ++q) {
+          int32_t* acc = reinterpret_cast<int32_t*>(sc.acc) + (static_cast<size_t>(s) * np + pq + q) * 48;
+          __m256i a[6];
+          for (int k = 0; k < 6; ++k) a[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8 * k));
+          const uint8_t* dec = sc.decoded + q * block_groups * kDecodedRecordBytes;
+          for (uint32_t g = 0; g < groups; ++g)
+            decoded_record<kStride>(tables + static_cast<size_t>(g) * kInt8Group * kStride, dec + g * kDecodedRecordBytes,
+                                    broadcast4_avx2(bsum8 + kInt8Group * g), broadcast4_avx2(silu8 + kInt8Group * g), a);
+          for (int k = 0; k < 6; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 8 * k), a[k]);
+        }
+      }
+    }
+  }
   for (uint32_t s = 0; s < B.samples; ++s) {
-    int32_t* acc = reinterpret_cast<int32_t*>(sc.acc) + static_cast<size_t>(s) * np * 48;
-    std::memset(acc, 0, static_cast<size_t>(np) * 48 * sizeof(int32_t));
     const uint8_t* bsum8 = B.bsum8 + static_cast<size_t>(s) * in4;
     const uint8_t* silu8 = B.silu8 + static_cast<size_t>(s) * in4;
-    for (uint32_t i0 = 0; i0 < in; i0 += kInt8BatchBlock) {
-      const uint32_t i1 = std::min(in, i0 + kInt8BatchBlock);
-      const size_t row = static_cast<size_t>(s) * in + i0;
-      table_rows_avx2_s<kStride>(L, B.b8 + row * 2 * L.int8.pairs, B.start + row, i1 - i0, 0, sc.tables);
-      panel_range_avx2<kStride, Dec>(L, d, sc.tables, bsum8, silu8, p0, p1, i0, i1, acc);
-    }
     const uint32_t bias_off = d.bias_offset() * byte_sum(bsum8, in4), base_off = d.base_offset() * byte_sum(silu8, in4);
     for (uint32_t p = p0; p < p1; ++p)
-      store_panel_avx2(L, p, acc + static_cast<size_t>(p - p0) * 48, bias_off, base_off, B.lo[s], B.sx[s],
-                       y + static_cast<size_t>(s) * L.out_features);
+      store_panel_avx2(L, p, reinterpret_cast<const int32_t*>(sc.acc) + (static_cast<size_t>(s) * np + (p - p0)) * 48, bias_off,
+                       base_off, B.lo[s], B.sx[s], y + static_cast<size_t>(s) * L.out_features);
   }
 }
 
