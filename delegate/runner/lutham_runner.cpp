@@ -2,7 +2,7 @@
 //
 //   lutham_runner --model m.pte [--data m.ptd] [--method NAME] [--input x.bin ...] [--output y.bin]
 //                 [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]
-//                 [--etdump out.etdp] [--json]
+//                 [--batch N] [--etdump out.etdp] [--json]
 //
 // The program is mmap-loaded; --method runs one of its methods (default forward; `lutham export
 // --methods per-head` writes backbone, head_0..head_{N-1} and forward). A name the program lacks
@@ -11,7 +11,8 @@
 // every input is filled with seeded uniform values in [-1.1, 1.1). Prints each output's
 // shape, a checksum (sum, sum of |v|, FNV-1a 64 of the float32 bytes) and the median
 // time of --repeat runs (default 10). --output writes all outputs, concatenated, as raw
-// float32.
+// float32. --batch N gives every input N rows (its first dimension): a program exported with a
+// dynamic batch declares its largest batch, and runs any batch up to it.
 //
 // Timing: --warmup W untimed runs first (default 0). --cold evicts the caches before every
 // run (warm-up and timed): a buffer of --evict-mib M MiB (default: twice the last-level cache
@@ -78,6 +79,7 @@ struct Args {
   bool cold = false;
   uint64_t evict_mib = 0;  // 0: the default (see the header)
   bool fresh_inputs = false;
+  uint64_t batch = 0;  // 0: the inputs' declared first dimension
   bool json = false;
   std::string etdump;
 };
@@ -85,7 +87,7 @@ struct Args {
 constexpr const char* kUsage =
     "usage: lutham_runner --model m.pte [--data m.ptd] [--method NAME] [--input x.bin ...] [--output y.bin]\n"
     "                     [--repeat N] [--seed S] [--warmup W] [--cold] [--evict-mib M] [--fresh-inputs]\n"
-    "                     [--etdump out.etdp] [--json]\n";
+    "                     [--batch N] [--etdump out.etdp] [--json]\n";
 
 // Bad arguments: one line on stderr, exit status 2.
 [[noreturn]] void bad_argument(const std::string& msg) {
@@ -139,6 +141,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--cold") a.cold = true;
     else if (k == "--fresh-inputs") a.fresh_inputs = true;
     else if (k == "--evict-mib") a.evict_mib = parse_number(k, value(), 1, 1u << 20);
+    else if (k == "--batch") a.batch = parse_number(k, value(), 1, 1u << 30);
     else if (k == "--json") a.json = true;
     else if (k == "--etdump") a.etdump = value();
     else if (k == "-h" || k == "--help") {
@@ -285,6 +288,13 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::vector<SizesType> sizes(info->sizes().begin(), info->sizes().end());
+    if (args.batch != 0) {
+      if (sizes.empty()) bad_argument("--batch: input " + std::to_string(i) + " is a scalar (no batch dimension)");
+      if (args.batch > static_cast<uint64_t>(sizes[0]))
+        bad_argument("--batch " + std::to_string(args.batch) + ": input " + std::to_string(i) + " " + shape_string(sizes) +
+                     " takes at most " + std::to_string(sizes[0]) + " rows (export with a larger batch)");
+      sizes[0] = static_cast<SizesType>(args.batch);
+    }
     size_t numel = 1;
     for (auto s : sizes) numel *= static_cast<size_t>(s);
     std::vector<float> values(numel);

@@ -124,6 +124,21 @@ def test_runner_numeric_flags_take_their_values(int8_model):
     assert r.returncode == 2 and r.stderr == "lutham_runner: missing value after --seed\n"
 
 
+@pytest.mark.skipif(not RUNNER.is_file(), reason="lutham_runner not built")
+def test_runner_batch_flag_sets_the_rows_and_refuses_more_than_the_program_takes(int8_model):
+    pte = str(int8_model.lutham_pte)
+    r = subprocess.run([str(RUNNER), "--model", pte, "--batch", "1", "--repeat", "1", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    declared = json.loads(r.stdout.strip().splitlines()[-1])["outputs"][0]
+    assert declared[0] == 1
+    r = subprocess.run([str(RUNNER), "--model", pte, "--batch", "5", "--repeat", "1"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("lutham_runner: --batch 5: input 0 [") and "takes at most" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 # ---------------------------------------------------------------- aarch64 under qemu
 
 ARM_RUNNER = ROOT / "build" / "delegate-aarch64" / "lutham_runner"

@@ -47,6 +47,14 @@ describe('lutham bench', () => {
         assert.ok(Math.abs(row.x_bound - row.median_ms / row.bound_ms) < 1e-9, v);
         assert.equal(row.basis_free, v.startsWith('matmul-'), v);
         assert.equal(row.backend_median_ms !== undefined, v.startsWith('lutham-'), v);
+        // Every .pte is timed again by lutham_runner (C++), at this batch (--batch on the
+        // dynamic-batch program) and mode; eager has no program.
+        assert.equal(row.runner_median_ms !== undefined, v !== 'eager', v);
+        if (v !== 'eager') {
+          assert.ok(row.runner_median_ms! > 0, v);
+          assert.ok(Math.abs(row.runner_x_bound! - row.runner_median_ms! / row.bound_ms) < 1e-9, v);
+          assert.equal(row.runner_backend_median_ms !== undefined, v.startsWith('lutham-'), v);
+        }
       }
     }
     const at = (v: string, b: number, mode = 'warm') => result.rows.find((row) => row.variant === v && row.batch === b && row.mode === mode)!;
@@ -56,7 +64,12 @@ describe('lutham bench', () => {
     assert.ok(at('matmul-int8', 1).read_bytes >= int8Weights && at('matmul-int8', 1).read_bytes < int8Weights + 4096);
     assert.ok(at('matmul-fp32', 1).read_bytes >= 4 * (24 * 9 * 8 + 8 * 9 * 3));
     for (const b of [1, 3]) {
-      for (const mode of ['warm', 'cold']) assert.equal(at('lutham-int', b, mode).vs_lutham, 1);
+      for (const mode of ['warm', 'cold']) {
+        assert.equal(at('lutham-int', b, mode).vs_lutham, 1);
+        assert.equal(at('lutham-int', b, mode).runner_vs_lutham, 1);
+        const m = at('matmul-int8', b, mode);
+        assert.ok(Math.abs(m.runner_vs_lutham! - m.runner_median_ms! / at('lutham-int', b, mode).runner_median_ms!) < 1e-9);
+      }
       assert.ok(Math.abs(at('dense', b).vs_lutham - at('dense', b).median_ms / at('lutham-int', b).median_ms) < 1e-9);
       // The matmuls alone compute the same function as eager when fed its features.
       assert.ok(at('matmul-fp32', b).relative_l2_error_vs_eager! < 1e-5);

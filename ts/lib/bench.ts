@@ -59,6 +59,12 @@ export interface BenchRow {
   backend_median_ms?: number;
   backend_x_bound?: number;
   codebook_bytes?: number;
+  /** Every .pte: build/delegate/lutham_runner's median (C++, no Python), that / LUTHAM int's,
+   * that / bound, and (LUTHAM) its time inside LuthamBackend::execute. */
+  runner_median_ms?: number;
+  runner_vs_lutham?: number;
+  runner_x_bound?: number;
+  runner_backend_median_ms?: number;
 }
 
 export interface BenchResult {

@@ -1,11 +1,18 @@
 /** The Markdown of `lutham bench` (what `npm run bench` puts into BENCHMARKS.md). */
-import type { BenchResult } from '../lib/bench.js';
+import type { BenchResult, BenchRow } from '../lib/bench.js';
 import { formatBytes, formatExp, markdownTable } from './text.js';
 
 const bytesOrDash = (n: number | null | undefined) => (n === null || n === undefined ? '-' : formatBytes(n));
 
 // The flags that say which kernel variants this CPU can run.
 const SIMD_FLAGS = /^(avx2|fma|avx512(f|bw|vl|vbmi|_vnni|vnni)|avx_vnni|asimd|asimddp|sve)$/;
+
+function runnerCell(r: BenchRow): string {
+  if (r.runner_median_ms === undefined) return '-';
+  const kernel = r.runner_backend_median_ms !== undefined ? ` (kernel ${r.runner_backend_median_ms.toFixed(3)} ms)` : '';
+  const vs = r.runner_vs_lutham !== undefined ? `${r.runner_vs_lutham.toFixed(2)}x` : '-';
+  return `${r.runner_median_ms.toFixed(3)} ms${kernel}, ${vs}, ${r.runner_x_bound!.toFixed(2)}x`;
+}
 
 export function benchMarkdown(result: Omit<BenchResult, 'markdown'>): string {
   const m = result.model;
@@ -23,7 +30,7 @@ export function benchMarkdown(result: Omit<BenchResult, 'markdown'>): string {
     '',
     markdownTable(
       ['variant', 'batch', 'mode', 'median', 'time / LUTHAM int', 'reads / inference', 'bound', 'time / bound',
-        'peak RSS (model)', 'file', 'rel. L2 error vs eager'],
+        'lutham_runner (C++): median, / LUTHAM int, / bound', 'peak RSS (model)', 'file', 'rel. L2 error vs eager'],
       result.rows.map((r) => [
         r.label,
         r.batch,
@@ -33,6 +40,7 @@ export function benchMarkdown(result: Omit<BenchResult, 'markdown'>): string {
         formatBytes(r.read_bytes),
         `${r.bound_ms.toFixed(3)} ms`,
         `${r.x_bound.toFixed(2)}x`,
+        runnerCell(r),
         `${bytesOrDash(r.peak_rss_bytes)} (${bytesOrDash(r.model_rss_bytes)})`,
         bytesOrDash(r.file_bytes),
         r.relative_l2_error_vs_eager === null ? '-' : formatExp(r.relative_l2_error_vs_eager, 2),
@@ -43,6 +51,11 @@ export function benchMarkdown(result: Omit<BenchResult, 'markdown'>): string {
       `${bw.method}, ${formatBytes(bw.buffer_bytes)} buffer). bound = bytes read per inference / that; ` +
       'LUTHAM reads its payloads + codebooks, the others their weights as stored in the .pte (int8 + scales, or fp32).',
   ];
+  if (result.rows.some((r) => r.runner_median_ms !== undefined)) {
+    lines.push('', 'lutham_runner times each .pte as a C++ app runs it (ExecuTorch Module, no Python): same inputs, ' +
+      'fresh-input step, number of runs and eviction as the Python timing; the difference between the two medians is ' +
+      'the cost of the Python call path (pybind, tensor conversion), which cold runs pay with cold code.');
+  }
   if (result.rows.some((r) => r.basis_free)) {
     lines.push('', 'The "folded matmuls alone" rows get their basis for free: they are fed [silu(x), B(x)] of every layer ' +
       'as inputs and only multiply, the limit of any dense method on this CPU; a model that ships them still has to compute the basis.');

@@ -23,7 +23,9 @@ timed runs (warm: also at least `min_seconds`), each on a fresh input (the first
 by (run + 1) * 2^-20, so LuthamBackend cannot reuse the bases it kept from the last input).
 cold: before every run, warm-up or timed, a buffer of >= 2x the LLC (and >= 512 MiB) is
 written end to end, outside the timed region. Medians are reported; for LUTHAM also the
-median time inside LuthamBackend::execute.
+median time inside LuthamBackend::execute. Every .pte is also timed by build/delegate/lutham_runner
+(C++, the program as an app runs it: no Python, no pybind), with the same inputs, fresh-input
+step, runs and eviction: the difference is the Python call path's cost.
 
 Bytes read per inference: what the program holds and reads once per run, from its file
 (bench/bytes.py): LuthamBackend payloads + codebooks for LUTHAM, the weights (int8 + scales,
@@ -243,6 +245,42 @@ def _spawn(kind: str, spec: dict, workdir: str) -> dict:
     return json.loads(Path(result_path).read_text())
 
 
+def runner_path() -> Path:
+    """lutham_runner next to the backend library (build/delegate, or LUTHAM_BACKEND_LIB's folder)."""
+    from ..run.runtime import library_path
+    return library_path().parent / "lutham_runner"
+
+
+def _runner_times(program: str, inputs: list[list[str]], batches: list[int], results: list[dict], warmup: int,
+                  evict_mib: int, workdir: str) -> dict[str, dict]:
+    """lutham_runner's median (and time inside LuthamBackend) per "batch/mode", as many runs as the
+    Python timing took; {} without the runner."""
+    tool = runner_path()
+    if not tool.is_file():
+        return {}
+    out: dict[str, dict] = {}
+    for batch, paths in zip(batches, inputs):
+        raw = []
+        for p in paths:
+            raw_path = os.path.splitext(p)[0] + ".bin"
+            np.load(p).astype("<f4").tofile(raw_path)
+            raw.append(raw_path)
+        for r in (r for r in results if r["batch"] == batch):
+            cmd = [str(tool), "--model", program, "--batch", str(batch), "--repeat", str(r["runs"]), "--warmup", str(warmup),
+                   "--fresh-inputs", "--json"]
+            for path in raw:
+                cmd += ["--input", path]
+            if r["mode"] == "cold":
+                cmd += ["--cold", "--evict-mib", str(evict_mib)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                last = [l for l in proc.stderr.strip().splitlines() if l.strip()][-1:] or ["no message"]
+                raise RuntimeError(f"lutham_runner failed on {os.path.basename(program)} (exit {proc.returncode}): {last[0]}")
+            j = json.loads(proc.stdout.strip().splitlines()[-1])
+            out[f"{batch}/{r['mode']}"] = {"median_ms": j["median_ms"], "backend_median_ms": j["backend_median_ms"]}
+    return out
+
+
 def _parse_batches(batches) -> list[int]:
     out = [int(b) for b in batches]
     if not out or any(b < 1 for b in out):
@@ -313,6 +351,9 @@ def run_bench(options: dict, progress: ProgressFn | None = None) -> dict:
                                              warmup=warmup, repeat=repeat, modes=modes, evict_mib=evict_mib,
                                              min_seconds=float(options.get("min_seconds", 1.0)),
                                              max_repeat=int(options.get("max_repeat", 200))), workdir)
+            if name != "eager":
+                runs[name]["runner"] = _runner_times(program, prepared[name]["inputs"], batches, runs[name]["results"],
+                                                     warmup, evict_mib, workdir)
             if os.path.exists(program):
                 os.remove(program)  # 50 dense heads are GBs: keep one program on disk at a time
         report("done", 1.0)
@@ -342,6 +383,14 @@ def _summarize(model_config, batches, modes, variants, runs, prepared, bandwidth
                        export_peak_rss_bytes=prep.get("peak_rss_bytes"), file_bytes=prep.get("file_bytes"),
                        read_bytes=read, read_bytes_method=prep.get("read_bytes_method", "parameters and buffers"),
                        bound_ms=bound_ms, x_bound=r["median_ms"] / bound_ms, relative_l2_error_vs_eager=error)
+            timed = run.get("runner", {}).get(f"{r['batch']}/{r['mode']}")
+            ref_timed = runs[REFERENCE].get("runner", {}).get(f"{r['batch']}/{r['mode']}")
+            if timed is not None:
+                row.update(runner_median_ms=timed["median_ms"], runner_x_bound=timed["median_ms"] / bound_ms)
+                if ref_timed is not None:
+                    row["runner_vs_lutham"] = timed["median_ms"] / ref_timed["median_ms"]
+                if "backend_median_ms" in r:
+                    row["runner_backend_median_ms"] = timed["backend_median_ms"]
             if "backend_median_ms" in r:
                 row.update(backend_median_ms=r["backend_median_ms"], backend_x_bound=r["backend_median_ms"] / bound_ms,
                            codebook_bytes=prep["codebook_bytes"])
