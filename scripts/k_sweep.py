@@ -5,6 +5,7 @@ lutham.pte, R^2, accuracy (Fashion-MNIST models), and the compression stage's wa
 
   PYTHONPATH=py_bridge .venv/bin/python scripts/k_sweep.py --models pure_kan,vision_kan,heads \\
       --ks 16,64,256,1024,4096,16384,65536 --out k_sweep.json --markdown k_sweep.md
+  ... --models heads --heads-ks 128 --add --out k_sweep.json   # one more row into the same files
 
 Models: `heads` is the seeded model of `lutham export --backbone none --heads N` (--heads,
 --widths; no data, so no accuracy: the relative L2 error of its outputs on seeded inputs instead);
@@ -28,6 +29,7 @@ import json
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -185,6 +187,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="k_sweep.json")
     ap.add_argument("--markdown", default=None)
+    ap.add_argument("--add", action="store_true",
+                    help="keep the rows already in --out (same seed), replacing those of the same model and K")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.export's pytree notices, one per lowering
@@ -192,6 +196,10 @@ def main(argv: list[str]) -> int:
     ks = [int(k) for k in args.ks.split(",")]
     heads_ks = [int(k) for k in args.heads_ks.split(",")] if args.heads_ks else ks
     result = dict(seed=args.seed, models={})
+    if args.add and Path(args.out).is_file():
+        result = json.loads(Path(args.out).read_text())
+        if result.get("seed") != args.seed:
+            raise SystemExit(f"k_sweep: {args.out} holds seed {result.get('seed')}, not {args.seed}")
     data_cache: dict = {}
 
     def write() -> None:
@@ -203,8 +211,12 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         dense, example, data, info = load_model(name, args, data_cache)
         say(f"{name}: loaded in {time.monotonic() - started:.1f} s")
-        entry = result["models"][name] = dict(info=info, rows=[])
-        for k in heads_ks if name == "heads" else ks:
+        runs = heads_ks if name == "heads" else ks
+        kept = [r for r in result["models"].get(name, {}).get("rows", []) if r["K"] not in runs]
+        if kept and result["models"][name]["info"] != info:
+            raise SystemExit(f"k_sweep: {args.out}'s {name} is another model ({result['models'][name]['info']})")
+        entry = result["models"][name] = dict(info=info, rows=kept)
+        for k in runs:
             say(f"{name}: K = {k} ...")
             row = sweep_row(name, dense, k, args.seed, example, data, args.check_sample)
             entry["rows"].append(row)
