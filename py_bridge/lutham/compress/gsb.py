@@ -34,7 +34,7 @@ ONE_THREAD_KMEANS_WORK = 1 << 30
 
 Progress = Callable[[str, float], None]
 
-# Above this many codewords, exact k-means (every training shape against every codeword, each
+# From this many codewords on (K >= 4096), exact k-means (every training shape against every codeword, each
 # iteration) costs hours on two cores (K = 65,536: ~90 s per iteration per million shapes), so
 # the codebook is trained in two levels instead (faiss.contrib.clustering's scheme): sqrt(K)
 # coarse cells, then within each cell exact k-means for its share of the K codewords. Edges are
