@@ -108,6 +108,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lutham::KernelIsa variants[8];
   const size_t n_variants = std::min<size_t>(8, lutham::kan_isa_variants(variants, 8));
   std::vector<float> first;
+  const char* first_name = "";
   void* scratch = nullptr;
   if (posix_memalign(&scratch, 16, lutham::kan_scratch_bytes(layer, kBatch)) != 0) std::abort();
   for (size_t v = 0; v < n_variants; ++v) {
@@ -116,12 +117,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     lutham::kan_forward(layer, x.data(), kBatch, y.data(), scratch);
     if (first.empty()) {
       first = y;
+      first_name = variants[v].name;
       continue;
     }
     for (size_t j = 0; j < y.size(); ++j) {
       if (std::memcmp(&y[j], &first[j], sizeof(float)) != 0 && !(std::isnan(y[j]) && std::isnan(first[j]))) {
         std::fprintf(stderr, "kernel variant %s differs from %s at output %zu: %.9g vs %.9g\n", variants[v].name,
-                     variants[0].name, j, y[j], first[j]);
+                     first_name, j, y[j], first[j]);
         std::abort();
       }
     }

@@ -247,6 +247,26 @@ bool parse_payload(const void* data, size_t size, ParsedPayload* out, std::strin
 }
 
 bool check_indices(const KanLayerView& layer, std::string* why) {
+  if (layer.group == 4 && layer.in_features % 4 != 0) {
+    // The last group record of each panel pads the inputs past in_features; their value words
+    // must be 0 (the writer's), as the vector loops add those edges in (gain 0 x any table
+    // value) where the portable loops skip them: a nonzero word would make the variants differ.
+    const uint64_t groups = (layer.in_features + 3) / 4;
+    const uint32_t real = layer.in_features % 4;
+    for (uint64_t p = 0; p < layer.panels; ++p) {
+      const uint8_t* rec = layer.edges + (p * groups + groups - 1) * layer.record_bytes;
+      for (uint32_t k = 0; k < layer.word_bytes; ++k)
+        for (uint32_t b = 0; b < 4 * kPanelWidth; ++b) {
+          if (b % 4 < real || rec[4 * kPanelWidth * (1 + k) + b] == 0) continue;
+          char msg[200];
+          std::snprintf(msg, sizeof msg, "edge (output %llu, input %llu) pads the inputs (in_features %u) but its value word is not 0",
+                        static_cast<unsigned long long>(p * kPanelWidth + b / 4),
+                        static_cast<unsigned long long>((groups - 1) * 4 + b % 4), layer.in_features);
+          if (why) *why = msg;
+          return false;
+        }
+    }
+  }
   // Indices of `index_bytes` bytes that cannot reach K need checking; the padding lanes too.
   if (layer.codebook_size >= (1u << (8 * layer.index_bytes))) return true;
   if (layer.group == 4) {

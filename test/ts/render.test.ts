@@ -77,6 +77,9 @@ describe('render: run, bench and eval from their data', () => {
       basis_free: variant.startsWith('matmul-'), export_peak_rss_bytes: null, read_bytes: 2_345_678, read_bytes_method: 'x',
       bound_ms: 0.1, x_bound: 15 * batch,
       ...(variant.startsWith('lutham-') ? { backend_median_ms: 1.2 * batch, backend_x_bound: 12 * batch, codebook_bytes: 2_048 } : {}),
+      // lutham_runner's figures for every .pte (eager has none; LUTHAM also its kernel time).
+      ...(variant === 'eager' ? {} : { runner_median_ms: 0.5 * batch, runner_vs_lutham: 0.8, runner_x_bound: 5 * batch }),
+      ...(variant.startsWith('lutham-') ? { runner_backend_median_ms: 0.4 * batch } : {}),
     });
     const result: Omit<BenchResult, 'markdown'> = {
       model: { heads: 1, widths: [24, 8, 3], grid: 5, order: 3, seed: 0, backbone: 'none' }, batches: [1, 3], modes: ['warm', 'cold'],
@@ -89,8 +92,10 @@ describe('render: run, bench and eval from their data', () => {
     const md = benchMarkdown(result).split('\n');
     assert.match(md[0], /^1 head\(s\) 24 -> 8 -> 3, grid 5, order 3, no backbone; AMD EPYC \(avx2 avx512f\), 2 cores, LLC 33\.55 MB per sysfs/);
     assert.match(md[0], /cold: 536\.9 MB written before every run\.$/);
-    assert.ok(md.includes('| PyTorch eager (efficient-kan) | 1 | warm | 1.500 ms | 1.25x | 2.35 MB | 0.100 ms | 15.00x | 412.3 MB (1.23 MB) | - | 0.00e+00 |'), md.join('\n'));
-    assert.ok(md.includes('| lutham.pte, LuthamBackend int | 3 | cold | 4.500 ms (kernel 3.600 ms) | 1.25x | 2.35 MB | 0.100 ms | 45.00x | 412.3 MB (1.23 MB) | 45.68 kB | 1.23e-05 |'), md.join('\n'));
+    assert.ok(md.includes('| PyTorch eager (efficient-kan) | 1 | warm | 1.500 ms | 1.25x | 2.35 MB | 0.100 ms | 15.00x | - | 412.3 MB (1.23 MB) | - | 0.00e+00 |'), md.join('\n'));
+    assert.ok(md.includes('| folded matmuls alone, XNNPACK int8 (basis for free) | 1 | cold | 1.500 ms | 1.25x | 2.35 MB | 0.100 ms | 15.00x | 0.500 ms, 0.80x, 5.00x | 412.3 MB (1.23 MB) | 45.68 kB | 1.23e-05 |'), md.join('\n'));
+    assert.ok(md.includes('| lutham.pte, LuthamBackend int | 3 | cold | 4.500 ms (kernel 3.600 ms) | 1.25x | 2.35 MB | 0.100 ms | 45.00x | 1.500 ms (kernel 1.200 ms), 0.80x, 15.00x | 412.3 MB (1.23 MB) | 45.68 kB | 1.23e-05 |'), md.join('\n'));
+    assert.ok(md.some((l) => l.startsWith('lutham_runner times each .pte as a C++ app runs it')), md.join('\n'));
     assert.ok(md.some((l) => l.startsWith('Read bandwidth: 25.50 GB/s (median round 24.00 GB/s; lutham_membw, 1.07 GB buffer)')), md.join('\n'));
     assert.ok(md.some((l) => l.includes('get their basis for free')));
     assert.ok(!benchMarkdown({ ...result, rows: result.rows.filter((r) => !r.basis_free) }).includes('basis for free'));

@@ -93,8 +93,9 @@ export function storedDataChecksum(bytes: Uint8Array): number {
 }
 
 /**
- * Validates and fully decodes a payload (values dequantized to float32), checking the CRC-32 and
- * that every index, padding lanes included, is below the codebook size.
+ * Validates and fully decodes a payload (values dequantized to float32), checking the CRC-32,
+ * that every index, padding lanes included, is below the codebook size, and (int8 mode) that the
+ * inputs padding the last group record hold 0 words.
  */
 export function decodePayload(bytes: Uint8Array, what = 'LUTHAM payload'): DecodedLayer {
   const info = readPayload(bytes, what);
@@ -143,6 +144,21 @@ export function decodePayload(bytes: Uint8Array, what = 'LUTHAM payload'): Decod
             if (q >= 2 ** (bits[f] - 1)) q -= 2 ** bits[f];
             values[f][e] = Math.fround(q * scales[f][o]);
             shift += bits[f];
+          }
+        }
+      }
+    }
+    // The inputs that pad the last group record must hold 0 words, as LuthamBackend checks at
+    // init (its vector loops add those edges in; the portable ones skip them).
+    if (info.group === INT8_GROUP && inF % INT8_GROUP !== 0 && !floats) {
+      const groups = Math.ceil(inF / INT8_GROUP), plane = PANEL_WIDTH * INT8_GROUP;
+      for (let p = 0; p < info.panels; p++) {
+        const rec = (p * groups + groups - 1) * recordBytes;
+        for (let b = 0; b < wordBytes; b++) {
+          for (let e = 0; e < plane; e++) {
+            if (e % INT8_GROUP < inF % INT8_GROUP || view.getUint8(rec + plane * (1 + b) + e) === 0) continue;
+            fail(what, `edge (output ${p * PANEL_WIDTH + Math.floor(e / INT8_GROUP)}, input ${(groups - 1) * INT8_GROUP + (e % INT8_GROUP)}) ` +
+              `pads the inputs (in_features ${inF}) but its value word is not 0`);
           }
         }
       }
