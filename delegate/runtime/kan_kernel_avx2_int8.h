@@ -51,7 +51,7 @@ struct FieldAvx2 {
   inline __m256i signed_low(__m256i L) const { return _mm256_sub_epi8(_mm256_xor_si256(_mm256_and_si256(L, lo_mask), sign), sign); }
 };
 
-// The word decoders record_avx2 takes: gain (signed), bias and base (offset binary) of 32
+// The word decoders decode_record takes: gain (signed), bias and base (offset binary) of 32
 // edges from their low and high bytes. WordsAny reads any layout (shift counts and masks in
 // registers); Words<G, B, W> is one layout with immediate shifts and constant masks, which
 // leaves the registers to the lookups (the default 6/4/5 words: 10% fewer instructions, no
@@ -157,24 +157,60 @@ inline __m256i dot4(__m256i acc, __m256i u8, __m256i s8) {
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1)));
 }
 
-// One group record of one panel for one sample: acc[0..5] = gain, bias, base sums of outputs
-// 0-7 and 8-15 (gain lo, gain hi, bias lo, bias hi, base lo, base hi); the bias and base sums
-// are of the offset-binary fields (store_panel_avx2 takes the offsets off). rows: the group's
-// 4 table rows in the pair layout.
-template <uint32_t kStride, typename Dec>
-inline void record_avx2(const Dec& d, const uint8_t* rows, const uint8_t* rec, __m256i bs, __m256i us,
-                        __m256i* acc) {
-  const __m256i I0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec));
-  const __m256i I1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32));
-  __m256i Y01, Y23, V0, V1;
-  to_inputs(I0, I1, Y01, Y23);
-  to_outputs(lookup_pair<kStride>(rows, Y01), lookup_pair<kStride>(rows + 2 * kStride, Y23), V0, V1);
+// The fields of a group record, gain (signed), bias and base (offset binary), of outputs 0-7
+// (h = 0) and 8-15 (h = 1): decoded from the record where they are used (the lane path: the
+// decode after the lookups keeps the registers free for them), or read back from a
+// DecodedRecord (the batch path, which decodes once for all its samples).
+template <typename Dec>
+struct RecordFields {
+  const Dec& d;
+  const uint8_t* rec;
+  inline __m256i low(int h) const { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kI8Plane + 32 * h)); }
+  inline __m256i high(int h) const { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 2 * kI8Plane + 32 * h)); }
+  inline __m256i gain(int h) const { return d.gain(low(h)); }
+  inline __m256i bias(int h) const { return d.bias(low(h), high(h)); }
+  inline __m256i base(int h) const { return d.base(low(h), high(h)); }
+};
+
+struct DecodedRecord {
+  __m256i y01, y23, g[2], b[2], w[2];  // the transposed indices (inputs 0|1, 2|3), the fields
+  inline __m256i gain(int h) const { return g[h]; }
+  inline __m256i bias(int h) const { return b[h]; }
+  inline __m256i base(int h) const { return w[h]; }
+};
+static_assert(sizeof(DecodedRecord) == 4 * 64, "int8_batch_scratch_bytes holds 4 x 64 bytes per decoded record");
+
+inline void record_indices(const uint8_t* rec, __m256i& Y01, __m256i& Y23) {
+  to_inputs(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)),
+            Y01, Y23);
+}
+
+template <typename Dec>
+inline DecodedRecord decode_record(const Dec& d, const uint8_t* rec) {
+  DecodedRecord r;
+  record_indices(rec, r.y01, r.y23);
+  const RecordFields<Dec> f{d, rec};
   for (int h = 0; h < 2; ++h) {
-    const __m256i L = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kI8Plane + 32 * h));
-    const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 2 * kI8Plane + 32 * h));
-    acc[h] = dot4(acc[h], h ? V1 : V0, d.gain(L));
-    acc[2 + h] = dot4(acc[2 + h], bs, d.bias(L, H));
-    acc[4 + h] = dot4(acc[4 + h], us, d.base(L, H));
+    r.g[h] = f.gain(h);
+    r.b[h] = f.bias(h);
+    r.w[h] = f.base(h);
+  }
+  return r;
+}
+
+// One group record for one sample: acc[0..5] = gain, bias, base sums of outputs 0-7 and 8-15
+// (gain lo, gain hi, bias lo, bias hi, base lo, base hi); the bias and base sums are of the
+// offset-binary fields (store_panel_avx2 takes the offsets off). rows: the group's 4 table rows
+// in the pair layout; Y01, Y23: the record's transposed indices; f: its fields.
+template <uint32_t kStride, typename Fields>
+inline void accumulate_record(const uint8_t* rows, __m256i Y01, __m256i Y23, const Fields& f, __m256i bs, __m256i us,
+                              __m256i* acc) {
+  __m256i V[2];
+  to_outputs(lookup_pair<kStride>(rows, Y01), lookup_pair<kStride>(rows + 2 * kStride, Y23), V[0], V[1]);
+  for (int h = 0; h < 2; ++h) {
+    acc[h] = dot4(acc[h], V[h], f.gain(h));
+    acc[2 + h] = dot4(acc[2 + h], bs, f.bias(h));
+    acc[4 + h] = dot4(acc[4 + h], us, f.base(h));
   }
 }
 
@@ -185,7 +221,7 @@ inline uint32_t byte_sum(const uint8_t* v, uint32_t n) {
   return s;
 }
 
-// The three sums of a panel (acc as record_avx2 leaves them) -> its outputs (int8_output).
+// The three sums of a panel (acc as accumulate_record leaves them) -> its outputs (int8_output).
 // bias_off, base_off: the offsets' share of the sums, offset x the sample's bsum8 / silu8 sum
 // (the same for every output), taken off in wrapping uint32 as the sums are.
 inline void store_panel_avx2(const KanLayerView& L, uint32_t p, const int32_t* acc, uint32_t bias_off, uint32_t base_off,
@@ -201,7 +237,7 @@ inline void store_panel_avx2(const KanLayerView& L, uint32_t p, const int32_t* a
 constexpr size_t kAvx2PrefetchAhead = 1024;
 
 // One panel over the groups of inputs [i0, i1) (i0 a multiple of 4); table row i at
-// table + (i - i0) * kStride; acc: 48 int32 (gain 16, bias 16, base 16, as record_avx2 keeps
+// table + (i - i0) * kStride; acc: 48 int32 (gain 16, bias 16, base 16, as accumulate_record keeps
 // them: 0-7 then 8-15 of each).
 template <uint32_t kStride, typename Dec>
 void panel_avx2(const KanLayerView& L, const Dec& d, const uint8_t* table, const uint8_t* bsum8,
@@ -214,8 +250,10 @@ void panel_avx2(const KanLayerView& L, const Dec& d, const uint8_t* table, const
     _mm_prefetch(reinterpret_cast<const char*>(rec + kAvx2PrefetchAhead), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(rec + kAvx2PrefetchAhead + 64), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(rec + kAvx2PrefetchAhead + 128), _MM_HINT_T0);
-    record_avx2<kStride, Dec>(d, table + static_cast<size_t>(g - i0) * kStride, rec, broadcast4_avx2(bsum8 + g),
-                                 broadcast4_avx2(silu8 + g), a);
+    __m256i Y01, Y23;
+    record_indices(rec, Y01, Y23);
+    accumulate_record<kStride>(table + static_cast<size_t>(g - i0) * kStride, Y01, Y23, RecordFields<Dec>{d, rec},
+                               broadcast4_avx2(bsum8 + g), broadcast4_avx2(silu8 + g), a);
   }
   for (int k = 0; k < 6; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 8 * k), a[k]);
 }
@@ -494,40 +532,6 @@ void int8_rows_avx2(const KanLayerView& L, const float* x, size_t r0, size_t r1,
 // the scratch, each group of kInt8BatchPanels panels is decoded once into the scratch (the
 // transposed indices and the three fields of each record: 8 x 32 bytes), and every sample then
 // runs the decoded block with its own table rows: the decode is shared by the samples.
-constexpr uint32_t kDecodedRecordBytes = 256;
-
-template <typename Dec>
-inline void decode_record(const Dec& d, const uint8_t* rec, uint8_t* out) {
-  __m256i Y01, Y23;
-  to_inputs(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)),
-            Y01, Y23);
-  __m256i* o = reinterpret_cast<__m256i*>(out);
-  _mm256_store_si256(o, Y01);
-  _mm256_store_si256(o + 1, Y23);
-  for (int h = 0; h < 2; ++h) {
-    const __m256i L = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kI8Plane + 32 * h));
-    const __m256i H = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 2 * kI8Plane + 32 * h));
-    _mm256_store_si256(o + 2 + h, d.gain(L));
-    _mm256_store_si256(o + 4 + h, d.bias(L, H));
-    _mm256_store_si256(o + 6 + h, d.base(L, H));
-  }
-}
-
-// One decoded record for one sample (record_avx2 after the decode).
-template <uint32_t kStride>
-inline void decoded_record(const uint8_t* rows, const uint8_t* dec, __m256i bs, __m256i us, __m256i* acc) {
-  const __m256i* r = reinterpret_cast<const __m256i*>(dec);
-  __m256i V0, V1;
-  to_outputs(lookup_pair<kStride>(rows, _mm256_load_si256(r)), lookup_pair<kStride>(rows + 2 * kStride, _mm256_load_si256(r + 1)),
-             V0, V1);
-  acc[0] = dot4(acc[0], V0, _mm256_load_si256(r + 2));
-  acc[1] = dot4(acc[1], V1, _mm256_load_si256(r + 3));
-  acc[2] = dot4(acc[2], bs, _mm256_load_si256(r + 4));
-  acc[3] = dot4(acc[3], bs, _mm256_load_si256(r + 5));
-  acc[4] = dot4(acc[4], us, _mm256_load_si256(r + 6));
-  acc[5] = dot4(acc[5], us, _mm256_load_si256(r + 7));
-}
-
 template <uint32_t kStride, typename Dec>
 void batch_avx2_t(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32_t p1, uint8_t* scratch, float* y) {
   const uint32_t in = L.in_features, np = p1 - p0, in4 = int8_padded_inputs(L);
@@ -547,7 +551,7 @@ void batch_avx2_t(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32
       for (uint32_t q = 0; q < nq; ++q) {
         const uint8_t* rec = L.edges + ((p0 + pq + q) * all_groups + i0 / kInt8Group) * kI8GroupBytes;
         for (uint32_t g = 0; g < groups; ++g)
-          decode_record(d, rec + g * kI8GroupBytes, sc.decoded + (q * block_groups + g) * kDecodedRecordBytes);
+          reinterpret_cast<DecodedRecord*>(sc.decoded)[q * block_groups + g] = decode_record(d, rec + g * kI8GroupBytes);
       }
       for (uint32_t s = 0; s < B.samples; ++s) {
         const uint8_t* tables = sc.tables + static_cast<size_t>(s) * kInt8BatchBlock * kStride;
@@ -557,10 +561,10 @@ void batch_avx2_t(const KanLayerView& L, const Int8Batch& B, uint32_t p0, uint32
           int32_t* acc = reinterpret_cast<int32_t*>(sc.acc) + (static_cast<size_t>(s) * np + pq + q) * 48;
           __m256i a[6];
           for (int k = 0; k < 6; ++k) a[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8 * k));
-          const uint8_t* dec = sc.decoded + q * block_groups * kDecodedRecordBytes;
+          const DecodedRecord* dec = reinterpret_cast<const DecodedRecord*>(sc.decoded) + q * block_groups;
           for (uint32_t g = 0; g < groups; ++g)
-            decoded_record<kStride>(tables + static_cast<size_t>(g) * kInt8Group * kStride, dec + g * kDecodedRecordBytes,
-                                    broadcast4_avx2(bsum8 + kInt8Group * g), broadcast4_avx2(silu8 + kInt8Group * g), a);
+            accumulate_record<kStride>(tables + static_cast<size_t>(g) * kInt8Group * kStride, dec[g].y01, dec[g].y23, dec[g],
+                                       broadcast4_avx2(bsum8 + kInt8Group * g), broadcast4_avx2(silu8 + kInt8Group * g), a);
           for (int k = 0; k < 6; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 8 * k), a[k]);
         }
       }
